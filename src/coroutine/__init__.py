@@ -1,0 +1,43 @@
+"""Stackful, typed coroutines with implicit context.
+
+A coroutine is a plain function started with ``New[R, S](fn)``. Anywhere down its call
+stack, ``Yield[R, S](value)`` suspends the whole coroutine and hands `value` to its driver,
+which answers with an `S`. See the README for the tour and the contract.
+"""
+
+from ._async import RunAsync
+from ._context import Context, Current, LoadContext, Yield
+from ._coroutine import Coroutine, New, NewWithReturn
+from ._durable import DURABLE as Durable
+from ._errors import (
+    CoroutineError,
+    CoroutineExit,
+    InvalidStateError,
+    NotDurableError,
+    NotInCoroutineError,
+    ResumeError,
+    YieldTypeError,
+)
+from ._run import Run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Context",
+    "Coroutine",
+    "CoroutineError",
+    "CoroutineExit",
+    "Current",
+    "Durable",
+    "InvalidStateError",
+    "LoadContext",
+    "New",
+    "NewWithReturn",
+    "NotDurableError",
+    "NotInCoroutineError",
+    "ResumeError",
+    "Run",
+    "RunAsync",
+    "Yield",
+    "YieldTypeError",
+]

@@ -1,0 +1,55 @@
+"""`RunAsync`: `Run` for event loops, so synchronous bodies can wait on async work.
+
+The body stays synchronous and runs in its worker greenlet; only the driver awaits. Each
+resume of the body happens inside one step of the awaiting task, and the awaits happen
+between resumes, so the event loop never runs inside a body.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ._coroutine import Coroutine, bad_send
+
+__all__ = ["RunAsync"]
+
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+async def RunAsync(coro: Coroutine[R, S], fn: Callable[[R], S | Awaitable[S]]) -> R | None:
+    """Drive `coro` to its end like `Run`, awaiting `fn(v)` when it returns an awaitable.
+
+    >>> import asyncio
+    >>> from coroutine import NewWithReturn, RunAsync, Yield
+    >>> def body() -> int:
+    ...     return Yield[float, int](0.0) + 1
+    >>> async def sleep_then_answer(delay: float) -> int:
+    ...     await asyncio.sleep(delay)
+    ...     return 41
+    >>> asyncio.run(RunAsync(NewWithReturn[float, int](body), sleep_then_answer))
+    42
+
+    Raises:
+        YieldTypeError: `fn` produced a value that is not an `S`.
+        BaseException: what `fn` raised or what its awaitable raised (cancellation included),
+            after the coroutine was stopped and unwound; or what the body raised.
+    """
+    ctx = coro._ctx
+    if not coro.Next():
+        return ctx._result  # type: ignore[no-any-return]
+    check = ctx._sig.check_s
+    while True:
+        try:
+            sent = fn(ctx._recv)
+            if inspect.isawaitable(sent):
+                sent = await sent
+            if check is not None and not check(sent):
+                raise bad_send(sent, ctx._sig)
+        except BaseException:
+            coro.close()
+            raise
+        if not coro._resume(sent, None):
+            return ctx._result  # type: ignore[no-any-return]

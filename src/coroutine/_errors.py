@@ -1,0 +1,88 @@
+"""Every exception the library raises, each refining the builtin it is closest to.
+
+Errors raised for a caller's mistake say what was wrong and what to do; the parts a program
+may want to inspect (expected types, the offending value, the yield site) are attributes, so
+nobody has to parse a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CoroutineError",
+    "CoroutineExit",
+    "InvalidStateError",
+    "NotDurableError",
+    "NotInCoroutineError",
+    "ResumeError",
+    "YieldTypeError",
+]
+
+
+class CoroutineError(Exception):
+    """Base class of the library's errors (all but `CoroutineExit`)."""
+
+
+class NotInCoroutineError(CoroutineError):
+    """`Yield` or `LoadContext` was called with no coroutine active on this thread.
+
+    Raised also in a thread started from inside a coroutine's body: a coroutine's
+    yields can only be reached from the thread and greenlet that run its body.
+    """
+
+
+class YieldTypeError(CoroutineError, TypeError):
+    """A yield or send does not fit the coroutine's declared types.
+
+    Raised at the yield point when `Yield[R2, S2]` is incompatible with the coroutine's
+    `[R, S]` or the yielded value is not an `R2`; raised in the driver by `Send` (and by
+    `Run`/`send`) when the sent value is not an `S`.
+
+    Attributes:
+        expected: the type form the value had to match (or the coroutine's `(R, S)` pair).
+        got: the offending value, or the yield site's `(R2, S2)` pair.
+        site: ``"file:line"`` of the yield site when known, else ``None``.
+    """
+
+    def __init__(
+        self, message: str, expected: Any = None, got: Any = None, site: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+        self.site = site
+
+
+class ResumeError(CoroutineError, RuntimeError):
+    """A coroutine was driven when it cannot be.
+
+    Raised when resuming a coroutine that is running or ``normal`` (it is itself resuming
+    another), when driving it from a thread other than the one that created it, and by the
+    `Next` during which a stopped coroutine tried to yield again.
+    """
+
+
+class NotDurableError(CoroutineError):
+    """`Marshal`/`Unmarshal` on a volatile coroutine, or `durable=True` with an entry that
+    cannot be recorded (a lambda, a closure, a bound method...)."""
+
+
+class InvalidStateError(CoroutineError, ValueError):
+    """Bytes given to `Unmarshal` cannot be restored, or a replay diverged from its record."""
+
+
+class CoroutineExit(BaseException):
+    """Thrown at the yield point by `Stop`/`close` and by garbage collection, like
+    `GeneratorExit`: it unwinds the body, running its ``finally`` blocks and ``with`` exits.
+
+    A body may catch it to clean up, but must not yield again afterwards.
+    """
+
+
+def internal_error(what: str) -> CoroutineError:
+    """An error that can only come from a bug in this library."""
+    return CoroutineError(
+        f"internal error in coroutine: {what}. This is a bug in the library; please "
+        "report it with this traceback"
+    )
