@@ -281,7 +281,7 @@ def is_subtype(sub: object, sup: object) -> bool | None:
     if sub == sup:
         return True
     sub, sup = _strip(sub), _strip(sup)
-    if sub == sup or (_is_any(sub) and sub is not object) or _is_any(sup):
+    if sub == sup or _is_dynamic(sub) or _is_any(sup):
         return True
     if sub in _BOTTOM:
         return True
@@ -353,9 +353,7 @@ def _args_le(
 
 
 def _equivalent(a: object, b: object) -> bool | None:
-    if (_is_any(_strip(a)) and _strip(a) is not object) or (
-        _is_any(_strip(b)) and _strip(b) is not object
-    ):
+    if _is_dynamic(a) or _is_dynamic(b):
         return True
     return _all([is_subtype(a, b), is_subtype(b, a)])
 
