@@ -119,7 +119,7 @@ class Context(Generic[R, S]):
     _durable: Any
     _coro: Callable[[], Coroutine[Any, Any] | None]
 
-    def __init__(self, *_: object, **__: object) -> None:
+    def __new__(cls, *_: object, **__: object) -> Context[R, S]:
         raise TypeError(
             "Context objects are made by the library: use coro.Context() or "
             "LoadContext[R, S]() inside a coroutine"
@@ -224,10 +224,16 @@ def switch(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
     if ctx._stopping:
         # The body caught CoroutineExit (or a finally yields) while being stopped: end it
         # here and report in the driver, where the body cannot swallow the error.
+        # Like a generator that ignored GeneratorExit, the abandoned body stays suspended
+        # here until its Coroutine is collected; then greenlet kills it and the body sees
+        # CoroutineExit once more.
         ctx._state = DONE
         ctx._exc = ResumeError("cannot yield from a coroutine that has been stopped")
-        driver.switch(None)
-        raise ResumeError("cannot yield from a coroutine that has been stopped")
+        try:
+            driver.switch(None)
+        except GreenletExit:
+            raise CoroutineExit from None
+        raise internal_error("an abandoned coroutine was resumed")
     ctx._state = SUSPENDED
     ctx._sent = NOTHING
     try:

@@ -33,7 +33,7 @@ from greenlet import getcurrent, greenlet
 
 from . import _durable, _worker
 from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context
-from ._errors import CoroutineExit, ResumeError, YieldTypeError
+from ._errors import CoroutineExit, ResumeError, YieldTypeError, internal_error
 from ._signature import Signature, signature
 from ._typecheck import describe
 
@@ -68,14 +68,16 @@ class Coroutine(Generic[R, S]):
 
     # Invariants:
     # _ctx is this coroutine's Context, for life.
-    # _g is the worker greenlet running the body iff the body started and is not done.
+    # _g is the worker greenlet running the body iff the body started and is not done, or
+    #   it is done by yielding while stopped (then _g keeps that body suspended until this
+    #   object is collected, as a generator that ignored GeneratorExit).
     # _fn is the entry function (kept for repr and for durability).
     _ctx: Context[R, S]
     _g: greenlet | None
     _fn: Callable[[], Any]
     _with_return: bool
 
-    def __init__(self, *_: object, **__: object) -> None:
+    def __new__(cls, *_: object, **__: object) -> Coroutine[R, S]:
         raise TypeError("Coroutine objects are made with New[R, S](fn) or NewWithReturn[R, S](fn)")
 
     # -- Go-style driving ------------------------------------------------------------
@@ -296,18 +298,17 @@ class Coroutine(Generic[R, S]):
         """The body ended: recycle its worker and raise what it raised."""
         ctx = self._ctx
         if ctx._state is not DONE:
-            from ._errors import internal_error
-
             raise internal_error(
                 f"the body's greenlet switched to its driver without yielding (got {out!r}); "
                 "another greenlet library switched to this driver"
             )
-        g = self._g
-        self._g = None
-        ctx._gid = 0
         ctx._driver = None
-        if out is _worker.PARKED and g is not None:
-            _worker.release(g)
+        if out is _worker.PARKED:
+            g = self._g
+            self._g = None
+            ctx._gid = 0
+            _worker.release(g)  # type: ignore[arg-type]
+        # else the body yielded while stopping: self._g keeps it suspended until collected.
         exc = ctx._exc
         if exc is not None:
             ctx._exc = None

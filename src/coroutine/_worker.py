@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import greenlet
+from greenlet import getcurrent, greenlet
 
 from ._context import CURRENT, DONE, Context
 from ._errors import CoroutineExit
@@ -45,7 +45,19 @@ def acquire() -> greenlet:
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool:
         return pool.pop()
-    return greenlet(_worker_main)
+    # A worker's parent is where control lands when it dies. The default, the greenlet that
+    # made it, may be another worker that is by then parked or reused: use the thread's root.
+    return greenlet(_worker_main, parent=_root())
+
+
+def _root() -> greenlet:
+    root: greenlet | None = getattr(_local, "root", None)
+    if root is None:
+        root = getcurrent()
+        while root.parent is not None:
+            root = root.parent
+        _local.root = root
+    return root
 
 
 def release(worker: greenlet) -> None:
@@ -63,8 +75,11 @@ def _worker_main(task: Task) -> None:
         driver = _run(*task)
         if driver is None:
             return  # abandoned: this worker dies
+        # While parked, this frame still references `driver` (the switch call is under way).
+        # That only delays the collection of a driver that is itself a worker abandoned by
+        # its coroutine, until this worker is reused or dropped from the pool.
         task = driver.switch(PARKED)
-        del driver  # a parked worker must not keep its last driver alive
+        del driver
 
 
 def _run(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> greenlet | None:
@@ -74,7 +89,9 @@ def _run(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> gr
         result = fn()
     except BaseException as exc:  # the body's exception belongs to its driver
         if ctx._state is DONE:  # abandoned: stopped and yielded, or collected
-            return None
+            if isinstance(exc, CoroutineExit):
+                return None
+            raise  # out of a greenlet being collected: greenlet reports it as unraisable
         ctx._state = DONE
         if not isinstance(exc, CoroutineExit):  # a stop that unwound the body is a quiet end
             # Drop this frame (the worker's) so the traceback starts in the body.

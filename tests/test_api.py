@@ -1,0 +1,84 @@
+"""The public surface: names, exports, exception hierarchy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import coroutine
+from coroutine import (
+    CoroutineError,
+    CoroutineExit,
+    InvalidStateError,
+    NotDurableError,
+    NotInCoroutineError,
+    ResumeError,
+    YieldTypeError,
+)
+
+SPEC_NAMES = {
+    "New", "NewWithReturn", "Yield", "LoadContext", "Run", "RunAsync", "Current", "Durable",
+    "Coroutine", "Context", "CoroutineError", "NotInCoroutineError", "YieldTypeError",
+    "ResumeError", "NotDurableError", "InvalidStateError", "CoroutineExit",
+}  # fmt: skip
+
+
+def test_every_spec_name_is_exported() -> None:
+    assert SPEC_NAMES <= set(coroutine.__all__)
+    for name in coroutine.__all__:
+        assert hasattr(coroutine, name), name
+
+
+def test_every_public_name_is_exported_exactly_once() -> None:
+    assert len(coroutine.__all__) == len(set(coroutine.__all__))
+    init = Path(coroutine.__file__).read_text()
+    imported: list[str] = []
+    for node in ast.walk(ast.parse(init)):
+        if isinstance(node, ast.ImportFrom):
+            imported += [a.asname or a.name for a in node.names]
+    assert sorted(n for n in imported if not n.startswith("_")) == sorted(coroutine.__all__)
+
+
+@pytest.mark.parametrize(
+    ("exc", "bases"),
+    [
+        (CoroutineError, (Exception,)),
+        (NotInCoroutineError, (CoroutineError,)),
+        (YieldTypeError, (CoroutineError, TypeError)),
+        (ResumeError, (CoroutineError, RuntimeError)),
+        (NotDurableError, (CoroutineError,)),
+        (InvalidStateError, (CoroutineError, ValueError)),
+        (CoroutineExit, (BaseException,)),
+    ],
+)
+def test_exception_refines_the_builtins_of_the_spec_table(
+    exc: type[BaseException], bases: tuple[type[BaseException], ...]
+) -> None:
+    for base in bases:
+        assert issubclass(exc, base)
+    assert exc.__doc__
+
+
+def test_coroutine_exit_is_not_an_exception() -> None:
+    assert not issubclass(CoroutineExit, Exception)
+
+
+def test_users_cannot_construct_coroutine_or_context_directly() -> None:
+    with pytest.raises(TypeError, match=r"New\[R, S\]"):
+        coroutine.Coroutine()
+    with pytest.raises(TypeError, match="LoadContext"):
+        coroutine.Context()
+
+
+def test_durable_default_is_off_without_the_environment_variable() -> None:
+    assert coroutine.Durable is False
+
+
+def test_every_public_object_has_a_docstring() -> None:
+    for name in coroutine.__all__:
+        obj = getattr(coroutine, name)
+        if isinstance(obj, bool):
+            continue
+        assert obj.__doc__, name
