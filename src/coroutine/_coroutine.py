@@ -217,6 +217,9 @@ class Coroutine(Generic[R, S]):
         state = self._ctx._state
         if state is DONE:
             return
+        if state is RUNNING:
+            raise self._busy("close")
+        self._check_thread("close")  # before Stop, so that a refused close changes nothing
         self.Stop()
         self.Next()
 

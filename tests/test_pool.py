@@ -1,0 +1,63 @@
+"""Worker greenlets are pooled per thread, so creating a coroutine rarely makes a greenlet."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from coroutine import New, Yield, _worker
+
+
+def one_yield() -> None:
+    Yield[int, Any](1)
+
+
+def test_a_finished_coroutine_worker_runs_the_next_body() -> None:
+    list(New[int, Any](one_yield))
+    pool = _worker._local.pool
+    idle = list(pool)
+    c = New[int, Any](one_yield)
+    c.Next()
+    assert c._g is idle[-1]
+    c.close()
+
+
+def test_the_pool_is_capped() -> None:
+    cs = [New[int, Any](one_yield) for _ in range(_worker.POOL_CAP + 10)]
+    for c in cs:
+        c.Next()
+    for c in cs:
+        c.close()
+    assert len(_worker._local.pool) == _worker.POOL_CAP
+
+
+def test_each_thread_has_its_own_pool() -> None:
+    list(New[int, Any](one_yield))
+    seen: list[object] = []
+
+    def other() -> None:
+        list(New[int, Any](one_yield))
+        seen.append(_worker._local.pool)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert seen[0] is not _worker._local.pool
+
+
+def test_a_worker_abandoned_by_a_yield_after_stop_is_not_reused() -> None:
+    def body() -> None:
+        try:
+            Yield[int, Any](1)
+        finally:
+            Yield[int, Any](2)
+
+    c = New[int, Any](body)
+    c.Next()
+    stuck = c._g
+    c.Stop()
+    try:
+        c.Next()
+    except Exception:
+        pass
+    assert stuck not in _worker._local.pool
