@@ -39,7 +39,7 @@ def test_yield_from_a_sorted_key_function() -> None:
 def test_yield_from_map_and_filter() -> None:
     seen, result = drive(
         lambda: list(filter(lambda x: ask(x) % 2, map(lambda x: ask(x * 10) // 10 + 1, [1, 2, 3])))
-    )  # noqa: E501
+    )
     assert seen == [10, 2, 20, 3, 30, 4]
     assert result == [3]
 

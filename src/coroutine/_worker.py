@@ -73,6 +73,7 @@ def release(worker: greenlet) -> None:
 def _worker_main(task: Task) -> None:
     while True:
         driver = _run(*task)
+        del task  # a parked worker must not keep the finished body's entry or state alive
         if driver is None:
             return  # abandoned: this worker dies
         # While parked, this frame still references `driver` (the switch call is under way).
