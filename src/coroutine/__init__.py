@@ -9,6 +9,7 @@ from ._async import RunAsync
 from ._context import Context, Current, LoadContext, Yield
 from ._coroutine import Coroutine, New, NewWithReturn
 from ._durable import DURABLE as Durable
+from ._durable import SideEffect
 from ._errors import (
     CoroutineError,
     CoroutineExit,
@@ -38,6 +39,7 @@ __all__ = [
     "ResumeError",
     "Run",
     "RunAsync",
+    "SideEffect",
     "Yield",
     "YieldTypeError",
 ]

@@ -1,0 +1,496 @@
+"""The value codec of durable coroutines: a small tagged binary format that runs no code when
+it decodes.
+
+Theory of operation. A value is one tag byte followed by its payload; every encoding is
+self-delimiting, so encodings can be concatenated and read back one after the other
+(`decode_from`). The tags are the builtin types of SPEC §6, plus two escapes:
+
+    N None   T True   F False   i int      f float    s str      b bytes
+    l list   t tuple  d dict    S set      Z frozenset
+    R registered type: name, then the encoding of what the type's `encode` returned
+    P pickled type:    name, then the pickle (only for types registered with `RegisterPickle`)
+
+Lengths and counts are unsigned LEB128 varints; ints are a varint byte count then the
+two's-complement big-endian bytes; floats are IEEE-754 big-endian doubles; strings are UTF-8
+(lone surrogates allowed). Types are matched exactly (``type(v) is int``), never by
+``isinstance``: a subclass would decode as its base, silently, so it must be registered.
+
+Decoding builds only builtin containers and scalars. The only code it runs is what a program
+registered itself: a registered type's `decode`, and `pickle.loads` for a type registered with
+`RegisterPickle`, and only when the name in the bytes is registered in this process. A pickle
+in bytes that name no pickled type is rejected before anything reads it.
+
+The *canonical* form (`canonical`, used for digests) is the same encoding with the items of
+sets, frozensets and dicts sorted by their own encodings, so that equal values have equal
+canonical forms in every process (``str`` hashing, hence set order, changes per process).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import threading
+from collections.abc import Callable
+from hashlib import blake2b
+from typing import Any
+
+__all__ = [
+    "MAX_DEPTH",
+    "DecodeError",
+    "EncodeError",
+    "canonical",
+    "decode",
+    "decode_from",
+    "digest",
+    "encode",
+    "register",
+    "register_pickle",
+]
+
+MAX_DEPTH = 100
+"""How deeply containers may nest, in values encoded and in bytes decoded."""
+
+_F64 = struct.Struct(">d")
+
+
+class EncodeError(TypeError):
+    """A value the codec cannot encode.
+
+    Attributes:
+        value: the offending value (not necessarily the one passed to `encode`).
+        path: where it sits in the value passed, like ``[2]['name']``; empty at the top.
+        reason: what is wrong with it and what to do.
+    """
+
+    def __init__(self, reason: str, value: object, path: str = "") -> None:
+        super().__init__(reason)
+        self.value = value
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        path = self.path if len(self.path) <= 120 else self.path[:117] + "..."
+        where = f" at {path}" if path else ""
+        return f"cannot encode {_short(self.value)}{where}: {self.reason}"
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a valid encoding (the durable layer turns it into InvalidStateError)."""
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+# Invariant: _by_type and _by_name describe the same registrations, one entry per class; a name
+# belongs to one class. Written under _lock, read without it (dict reads are atomic).
+_lock = threading.Lock()
+_by_type: dict[type, tuple[str, Callable[[Any], Any] | None]] = {}  # encode None => pickle
+_by_name: dict[str, tuple[type, Callable[[Any], Any] | None]] = {}  # decode None => pickle
+
+_BUILTIN = (type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset)
+
+
+def _register(cls: type, encode: Any, decode: Any, name: str | None) -> str:
+    if not isinstance(cls, type):
+        raise TypeError(f"Register takes a class, got {cls!r}; pass the class itself")
+    if cls in _BUILTIN:
+        raise TypeError(
+            f"{cls.__name__} is encoded by the codec itself and cannot be registered; "
+            "register your own subclass or wrapper type instead"
+        )
+    if name is None:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a registered type's name must be a non-empty str, got {name!r}")
+    with _lock:
+        owner = _by_name.get(name)
+        if owner is not None and owner[0] is not cls:
+            raise ValueError(
+                f"the name {name!r} is already registered for {owner[0]!r}; pass "
+                f"name='...' to register {cls!r} under another name"
+            )
+        old = _by_type.pop(cls, None)
+        if old is not None:
+            del _by_name[old[0]]
+        _by_type[cls] = (name, encode)
+        _by_name[name] = (cls, decode)
+    return name
+
+
+def register(
+    cls: type, encode: Callable[[Any], Any], decode: Callable[[Any], Any], name: str | None
+) -> str:
+    """Encode instances of exactly `cls` as `encode(obj)`, decoded by `decode`; the name used."""
+    if not callable(encode) or not callable(decode):
+        raise TypeError(
+            "Register(cls, encode, decode) takes two functions: encode(obj) -> an encodable "
+            f"value, decode(value) -> obj; got {encode!r} and {decode!r}"
+        )
+    return _register(cls, encode, decode, name)
+
+
+def register_pickle(cls: type, name: str | None) -> str:
+    """Encode instances of exactly `cls` with pickle (unsafe for untrusted bytes)."""
+    return _register(cls, None, None, name)
+
+
+def unregister(cls: type) -> None:
+    """Forget `cls` (for tests)."""
+    with _lock:
+        old = _by_type.pop(cls, None)
+        if old is not None:
+            del _by_name[old[0]]
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+def _uvarint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _int_bytes(n: int) -> bytes:
+    if -0x80 <= n < 0x80:
+        return b"i\x01" + n.to_bytes(1, "big", signed=True)
+    size = (n + (n < 0)).bit_length() // 8 + 1
+    return b"i" + _uvarint(size) + n.to_bytes(size, "big", signed=True)
+
+
+_SMALL_INTS = {n: _int_bytes(n) for n in range(-128, 128)}
+
+
+class _Encoder:
+    __slots__ = ("canon", "out")
+
+    def __init__(self, canon: bool) -> None:
+        self.canon = canon
+        self.out: list[bytes] = []
+
+    def enc(self, v: Any, depth: int) -> None:
+        t = type(v)
+        out = self.out
+        if t is int:
+            small = _SMALL_INTS.get(v)
+            out.append(small if small is not None else _int_bytes(v))
+        elif t is str:
+            raw = v.encode("utf-8", "surrogatepass")
+            out.append(b"s" + _uvarint(len(raw)))
+            out.append(raw)
+        elif v is None:
+            out.append(b"N")
+        elif t is bool:
+            out.append(b"T" if v else b"F")
+        elif t is float:
+            out.append(b"f" + _F64.pack(v))
+        elif t is bytes:
+            out.append(b"b" + _uvarint(len(v)))
+            out.append(v)
+        elif t is list or t is tuple:
+            _deeper(v, depth)
+            out.append((b"l" if t is list else b"t") + _uvarint(len(v)))
+            for i, item in enumerate(v):
+                try:
+                    self.enc(item, depth + 1)
+                except EncodeError as exc:
+                    exc.path = f"[{i}]{exc.path}"
+                    raise
+        elif t is dict:
+            _deeper(v, depth)
+            out.append(b"d" + _uvarint(len(v)))
+            if self.canon:
+                out.extend(
+                    sorted(self._alone(k, depth) + self._item(k, x, depth) for k, x in v.items())
+                )
+            else:
+                for k, x in v.items():
+                    out.append(self._alone(k, depth))
+                    out.append(self._item(k, x, depth))
+        elif t is set or t is frozenset:
+            _deeper(v, depth)
+            out.append((b"S" if t is set else b"Z") + _uvarint(len(v)))
+            items = [self._alone(x, depth) for x in v]
+            if self.canon:
+                items.sort()
+            out.extend(items)
+        else:
+            self._registered(v, t, depth)
+
+    def _alone(self, v: object, depth: int) -> bytes:
+        sub = _Encoder(self.canon)
+        sub.enc(v, depth + 1)
+        return b"".join(sub.out)
+
+    def _item(self, k: object, v: object, depth: int) -> bytes:
+        try:
+            return self._alone(v, depth)
+        except EncodeError as exc:
+            exc.path = f"[{_short(k)}]{exc.path}"
+            raise
+
+    def _registered(self, v: object, t: type, depth: int) -> None:
+        reg = _by_type.get(t)
+        if reg is None:
+            raise EncodeError(
+                f"its type {t.__module__}.{t.__qualname__} is not encodable: durable state "
+                "holds None, bool, int, float, str, bytes, list, tuple, dict, set and "
+                "frozenset (exactly those types, not subclasses); register the type with "
+                "coroutine.types.Register(cls, encode, decode)",
+                v,
+            )
+        _deeper(v, depth)
+        name, encode = reg
+        raw = name.encode("utf-8", "surrogatepass")
+        if encode is None:
+            try:
+                data = pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                raise EncodeError(f"pickle failed: {exc!r}", v) from exc
+            self.out += [b"P", _uvarint(len(raw)), raw, _uvarint(len(data)), data]
+            return
+        try:
+            inner = encode(v)
+        except Exception as exc:
+            raise EncodeError(
+                f"the encode function registered for {name} raised {exc!r}", v
+            ) from exc
+        if type(inner) is t:
+            raise EncodeError(
+                f"the encode function registered for {name} returned a {t.__qualname__} "
+                "again; it must return builtin values (a tuple or dict of fields, say)",
+                v,
+            )
+        self.out += [b"R", _uvarint(len(raw)), raw]
+        try:
+            self.enc(inner, depth + 1)
+        except EncodeError as exc:
+            exc.path = f"<{name}>{exc.path}"
+            raise
+
+
+def _deeper(v: object, depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise EncodeError(
+            f"containers nest more than {MAX_DEPTH} deep (or a container holds itself); "
+            "flatten the value or register a type that encodes it flat",
+            v,
+        )
+
+
+def _short(v: object) -> str:
+    try:
+        text = repr(v)
+    except Exception:
+        text = f"<{type(v).__qualname__} object>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def encode(value: Any) -> bytes:
+    """`value` as bytes.
+
+    Raises:
+        EncodeError: `value` holds something the codec cannot encode (the message says what
+            and where), or nests deeper than `MAX_DEPTH`.
+    """
+    e = _Encoder(False)
+    e.enc(value, 0)
+    return b"".join(e.out)
+
+
+def canonical(value: Any) -> bytes:
+    """The encoding of `value` with set and dict items sorted: equal values, equal bytes."""
+    e = _Encoder(True)
+    e.enc(value, 0)
+    return b"".join(e.out)
+
+
+def digest(value: Any) -> bytes:
+    """A short, self-delimiting fingerprint of `value`, equal for equal values in any process.
+
+    Small values are their own canonical encoding (a length byte up to 15, then the bytes),
+    so a replay that diverges can show what was recorded; others are ``0xff`` and 8 bytes of
+    BLAKE2b. Raises `EncodeError` as `encode` does.
+    """
+    raw = canonical(value)
+    if len(raw) <= 15:
+        return bytes((len(raw),)) + raw
+    return b"\xff" + blake2b(raw, digest_size=8).digest()
+
+
+def read_digest(buf: bytes, pos: int) -> tuple[bytes, int]:
+    """The digest starting at `buf[pos]` and the position after it; `DecodeError` if cut."""
+    if pos >= len(buf):
+        raise DecodeError("truncated: a digest is missing")
+    n = buf[pos]
+    size = 9 if n == 0xFF else n + 1
+    if n > 15 and n != 0xFF:
+        raise DecodeError(f"bad digest length byte {n:#x}")
+    end = pos + size
+    if end > len(buf):
+        raise DecodeError("truncated inside a digest")
+    return bytes(buf[pos:end]), end
+
+
+def describe_digest(d: bytes) -> str:
+    """What a digest says about its value: the value itself if small and builtin."""
+    if d[:1] != b"\xff":
+        try:
+            return _short(decode(d[1:], registry=False))
+        except DecodeError:
+            pass
+    return f"a value with digest {d.hex()}"
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
+class _Decoder:
+    __slots__ = ("buf", "end", "pos", "registry")
+
+    def __init__(self, buf: bytes, pos: int, registry: bool) -> None:
+        self.buf = buf
+        self.pos = pos
+        self.end = len(buf)
+        self.registry = registry
+
+    def _take(self, n: int) -> bytes:
+        start = self.pos
+        stop = start + n
+        if stop > self.end:
+            raise DecodeError(
+                f"truncated: {n} bytes needed at offset {start}, {self.end - start} left"
+            )
+        self.pos = stop
+        return self.buf[start:stop]
+
+    def _uvarint(self) -> int:
+        n = shift = 0
+        buf = self.buf
+        for _ in range(10):
+            if self.pos >= self.end:
+                raise DecodeError(f"truncated inside a length at offset {self.pos}")
+            b = buf[self.pos]
+            self.pos += 1
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                return n
+            shift += 7
+        raise DecodeError(f"a length at offset {self.pos} is longer than 10 bytes")
+
+    def _count(self) -> int:
+        n = self._uvarint()
+        if n > self.end - self.pos:  # every item takes at least one byte
+            raise DecodeError(f"a count of {n} items at offset {self.pos} exceeds the bytes left")
+        return n
+
+    def _str(self) -> str:
+        raw = self._take(self._count())
+        try:
+            return bytes(raw).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
+
+    def dec(self, depth: int) -> Any:
+        if self.pos >= self.end:
+            raise DecodeError(f"truncated: a value is missing at offset {self.pos}")
+        tag = self.buf[self.pos]
+        self.pos += 1
+        if tag == 0x69:  # i
+            size = self._count()
+            if size == 0:
+                raise DecodeError("an int of zero bytes")
+            return int.from_bytes(self._take(size), "big", signed=True)
+        if tag == 0x73:  # s
+            return self._str()
+        if tag == 0x4E:  # N
+            return None
+        if tag == 0x54:  # T
+            return True
+        if tag == 0x46:  # F
+            return False
+        if tag == 0x66:  # f
+            return _F64.unpack(self._take(8))[0]
+        if tag == 0x62:  # b
+            return bytes(self._take(self._count()))
+        if depth >= MAX_DEPTH:
+            raise DecodeError(f"containers nest more than {MAX_DEPTH} deep")
+        if tag == 0x6C:  # l
+            return [self.dec(depth + 1) for _ in range(self._count())]
+        if tag == 0x74:  # t
+            return tuple([self.dec(depth + 1) for _ in range(self._count())])
+        if tag == 0x64:  # d
+            out: dict[Any, Any] = {}
+            for _ in range(self._count()):
+                key = self.dec(depth + 1)
+                out[self._hashable(key)] = self.dec(depth + 1)
+            return out
+        if tag == 0x53 or tag == 0x5A:  # S Z
+            items = [self._hashable(self.dec(depth + 1)) for _ in range(self._count())]
+            return set(items) if tag == 0x53 else frozenset(items)
+        if tag == 0x52 or tag == 0x50:  # R P
+            return self._registered(tag == 0x50, depth)
+        raise DecodeError(f"unknown tag byte {tag:#04x} at offset {self.pos - 1}")
+
+    def _hashable(self, v: Any) -> Any:
+        try:
+            hash(v)
+        except TypeError:
+            raise DecodeError(f"unhashable {type(v).__name__} as a dict key or set item") from None
+        return v
+
+    def _registered(self, pickled: bool, depth: int) -> Any:
+        name = self._str()
+        reg = _by_name.get(name) if self.registry else None
+        if reg is None or (reg[1] is None) != pickled:
+            kind = "pickled" if pickled else "registered"
+            raise DecodeError(
+                f"the bytes hold a {kind} type {name!r} that is not registered "
+                f"{'with RegisterPickle' if pickled else 'with Register'} in this process"
+            )
+        cls, decode_fn = reg
+        if decode_fn is None:
+            data = self._take(self._count())
+            try:
+                value = pickle.loads(data)
+            except Exception as exc:
+                raise DecodeError(f"cannot unpickle a {name}: {exc!r}") from None
+            if type(value) is not cls:
+                raise DecodeError(f"unpickling a {name} gave a {type(value).__qualname__}")
+            return value
+        inner = self.dec(depth + 1)
+        try:
+            return decode_fn(inner)
+        except Exception as exc:
+            raise DecodeError(
+                f"the decode function registered for {name} failed: {exc!r}"
+            ) from None
+
+
+def decode_from(buf: bytes, pos: int, *, registry: bool = True) -> tuple[Any, int]:
+    """Decode the value starting at `buf[pos]`; return it and the position after it.
+
+    With ``registry=False`` registered and pickled types are refused.
+
+    Raises:
+        DecodeError: the bytes are not a valid encoding (truncated, unknown tag, too deep,
+            unregistered type, or a registered decode function failed).
+    """
+    d = _Decoder(buf, pos, registry)
+    try:
+        value = d.dec(0)
+    except RecursionError:
+        raise DecodeError("containers nest too deeply for the stack") from None
+    return value, d.pos
+
+
+def decode(buf: bytes, *, registry: bool = True) -> Any:
+    """Decode exactly one value filling `buf`; `DecodeError` on anything else."""
+    value, end = decode_from(buf, 0, registry=registry)
+    if end != len(buf):
+        raise DecodeError(f"{len(buf) - end} unexpected bytes after the value")
+    return value
