@@ -1,0 +1,119 @@
+"""The checks made at a call: the types a call returns, and the reachability check at ``New``.
+
+The compatibility rule is the runtime's (SPEC §5): a ``Yield[R2, S2]`` fits a coroutine of
+``[R, S]`` when ``R2`` is a subtype of ``R`` and ``S`` a subtype of ``S2``; ``Any`` fits both
+ways (mypy's `is_subtype` already treats it so).
+"""
+
+from __future__ import annotations
+
+from mypy.errorcodes import ErrorCode
+from mypy.messages import format_type_bare
+from mypy.nodes import Decorator, FuncDef, LambdaExpr, MypyFile, RefExpr, TypeInfo, Var
+from mypy.plugin import FunctionContext
+from mypy.subtypes import is_subtype
+from mypy.types import CallableType, Instance, Type, get_proper_type
+
+from .store import Reached, Store
+from .walk import Facts, assigned_classes, function_facts
+
+YIELD_MISMATCH = ErrorCode(
+    "coroutine-yield",
+    "A Yield reachable from New[R, S](fn) does not fit the coroutine's [R, S]",
+    "coroutine",
+)
+
+
+def pair_of(t: Type) -> tuple[Type, Type] | None:
+    """``[R, S]`` of a ``Coroutine``, ``New``, ``Yield``... instance type."""
+    p = get_proper_type(t)
+    if isinstance(p, Instance) and len(p.args) == 2:
+        return p.args[0], p.args[1]
+    return None
+
+
+def yield_result(ctx: FunctionContext) -> Type:
+    """``Yield[R, S](v)`` is an ``S`` (mypy < 2.2 ignores ``__new__``'s return type)."""
+    pair = pair_of(ctx.default_return_type)
+    p = get_proper_type(ctx.default_return_type)
+    if pair is None or not isinstance(p, Instance) or not p.type.fullname.endswith("Yield"):
+        return ctx.default_return_type
+    return pair[1]
+
+
+def as_generic(ctx: FunctionContext, suffix: str) -> Type:
+    """Make ``New[R, S](fn)`` a ``Coroutine[R, S]`` and ``LoadContext[R, S]()`` a
+    ``Context[R, S]`` on mypy versions that ignore ``__new__``'s return type."""
+    p = get_proper_type(ctx.default_return_type)
+    if not isinstance(p, Instance) or not p.type.fullname.endswith(suffix):
+        return ctx.default_return_type
+    target = "coroutine.Context" if suffix == "LoadContext" else "coroutine.Coroutine"
+    return ctx.api.named_generic_type(target, list(p.args))
+
+
+def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> None:
+    """Report each yield reachable from ``New[R, S](fn)`` that does not fit ``[R, S]``."""
+    pair = pair_of(ctx.default_return_type)
+    if pair is None or not ctx.args or not ctx.args[0]:
+        return
+    entry, found = _reach(ctx, store, tree)
+    for r in found:
+        r2, s2 = store.load_type(r.r), store.load_type(r.s)
+        if is_subtype(r2, pair[0]) and is_subtype(pair[1], s2):
+            continue
+        ctx.api.fail(_message(ctx, pair, entry, r, r2, s2), ctx.context, code=YIELD_MISMATCH)
+
+
+def _reach(
+    ctx: FunctionContext, store: Store, tree: MypyFile | None
+) -> tuple[str, list[Reached]]:
+    """The entry's name and the yield sites reachable from it."""
+    arg = ctx.args[0][0]
+    if isinstance(arg, LambdaExpr):
+        return "<lambda>", store.reach_from("<lambda>", function_facts(arg, _module_vars(tree)))
+    node: FuncDef | Decorator | None = None
+    if isinstance(arg, RefExpr) and isinstance(arg.node, (FuncDef, Decorator)):
+        node = arg.node
+    else:
+        t = get_proper_type(ctx.arg_types[0][0]) if ctx.arg_types[0] else None
+        if isinstance(t, CallableType) and isinstance(t.definition, FuncDef):
+            node = t.definition
+    if node is None:
+        return "", []
+    return node.fullname, _reach_def(node, store, tree)
+
+
+def _reach_def(node: FuncDef | Decorator, store: Store, tree: MypyFile | None) -> list[Reached]:
+    fn = node.func if isinstance(node, Decorator) else node
+    if fn.body.body and tree is not None and _in_module(fn.fullname, tree):
+        # Alive in the module being checked (nested functions are only known here).
+        return store.reach_from(fn.fullname, function_facts(node, _module_vars(tree)))
+    return store.reach_from(fn.fullname)
+
+
+def _in_module(fullname: str, tree: MypyFile) -> bool:
+    return fullname.startswith(tree.fullname + ".")
+
+
+def _module_vars(tree: MypyFile | None) -> dict[Var, TypeInfo]:
+    return assigned_classes(tree.defs) if tree is not None else {}
+
+
+def _message(
+    ctx: FunctionContext, pair: tuple[Type, Type], entry: str, r: Reached, r2: Type, s2: Type
+) -> str:
+    opts = ctx.api.options
+
+    def fmt(t: Type) -> str:
+        return format_type_bare(t, opts)
+
+    where = f'"{r.site}"'
+    path = " -> ".join((entry, *r.path)) if r.path else f"directly in {entry}"
+    return (
+        f"{r.kind}[{fmt(r2)}, {fmt(s2)}] in {where} is reachable from this coroutine of "
+        f"[{fmt(pair[0])}, {fmt(pair[1])}] ({path}), but does not fit it: R must be a subtype "
+        f"of {fmt(pair[0])} and {fmt(pair[1])} a subtype of its S"
+    )
+
+
+__all__ = ["YIELD_MISMATCH", "Facts", "as_generic", "check_new", "pair_of", "yield_result"]

@@ -1,0 +1,119 @@
+"""The mypy plugin for `coroutine`: ``plugins = ["coroutine.mypy"]``.
+
+What it adds to the stubs' checks:
+
+* the reachability check: a ``New[R, S](fn)`` or ``NewWithReturn[R, S](fn)`` from which a
+  ``Yield[R2, S2]`` (or ``LoadContext[R2, S2]``) that does not fit ``[R, S]`` is reachable is
+  an error at the ``New`` call, with code ``coroutine-yield``, naming the yield's function and
+  the path of calls; it follows calls into every module mypy checks (see `_plugin/store.py`
+  for how the facts survive the cache), and reads ``class __coroutine_yields__``
+  declarations in modules whose bodies mypy cannot see (installed packages, stubs);
+* on mypy < 2.2, which ignores ``__new__``'s return type, the types of ``Yield[R, S](v)``,
+  ``LoadContext[R, S]()`` and ``New[R, S](fn)``.
+
+Under ``dmypy`` the reachability check is off (the daemon's fine-grained mode keeps no cache
+the facts could live in); the plugin says so once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from mypy.nodes import MypyFile
+from mypy.options import Options
+from mypy.plugin import FunctionContext, Plugin, ReportConfigContext
+from mypy.types import Type
+
+from ._plugin.check import YIELD_MISMATCH, as_generic, check_new, yield_result
+from ._plugin.store import Store
+
+__all__ = ["YIELD_MISMATCH", "CoroutinePlugin", "plugin"]
+
+__version__ = 1
+"""Bumped on every change of behaviour or of the stored format: it invalidates caches."""
+
+_YIELD = ("coroutine.Yield",)
+_LOAD = ("coroutine.LoadContext",)
+_NEW = ("coroutine.New", "coroutine.NewWithReturn")
+
+
+class CoroutinePlugin(Plugin):
+    """Dispatches on fullnames; the work is in `coroutine._plugin`."""
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self._store: Store | None = None
+        self._touched: MypyFile | None = None
+        self._daemon = options.fine_grained_incremental
+        self._warned = False
+        self._hooks: dict[str, Callable[[FunctionContext], Type]] = {}
+        for name in _YIELD:
+            self._hooks[name] = yield_result
+        for name in _LOAD:
+            self._hooks[name] = partial(as_generic, suffix="LoadContext")
+        for name in _NEW:
+            self._hooks[name] = partial(self._new, suffix=name.rpartition(".")[2])
+
+    # -- hooks ------------------------------------------------------------------------
+
+    def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
+        self._touch()
+        return self._hooks.get(fullname)
+
+    def get_method_hook(self, fullname: str) -> None:
+        self._touch()
+
+    def get_attribute_hook(self, fullname: str) -> None:
+        self._touch()
+
+    def report_config_data(self, ctx: ReportConfigContext) -> Any:
+        if not ctx.is_check:
+            tree = self._modules.get(ctx.id) if self._modules else None
+            if tree is not None:
+                self._summarize(tree)
+        return {"coroutine.mypy": __version__}
+
+    def get_additional_indirect_deps(self, file: MypyFile) -> set[str]:
+        self._summarize(file)  # the last moment the body is alive (legacy mode)
+        return set()
+
+    # -- work -------------------------------------------------------------------------
+
+    def _store_(self) -> Store:
+        if self._store is None or self._store.modules is not self._modules:
+            self._store = Store(self._modules or {})
+        return self._store
+
+    def _summarize(self, tree: MypyFile) -> None:
+        if not self._daemon:
+            self._store_().summarize(tree)
+
+    def _touch(self) -> None:
+        """On mypy 1.x the hooks above come too late: summarise the module being checked."""
+        from mypy.checker_state import checker_state
+
+        checker = checker_state.type_checker
+        tree = getattr(checker, "tree", None)
+        if tree is not None and tree is not self._touched:
+            self._touched = tree
+            self._summarize(tree)
+
+    def _new(self, ctx: FunctionContext, suffix: str) -> Type:
+        if self._daemon:
+            if not self._warned:
+                self._warned = True
+                ctx.api.msg.note(
+                    "coroutine.mypy: the yield reachability check is off under dmypy; run "
+                    "mypy for it",
+                    ctx.context,
+                )
+        else:
+            check_new(ctx, self._store_(), self._touched)
+        return as_generic(ctx, suffix)
+
+
+def plugin(version: str) -> type[CoroutinePlugin]:
+    """mypy's entry point."""
+    return CoroutinePlugin

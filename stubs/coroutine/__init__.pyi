@@ -1,0 +1,123 @@
+"""Type stubs for `coroutine`: what mypy and pyright read for the public API.
+
+`Yield`, `LoadContext`, `New` and `NewWithReturn` are classes at runtime whose
+``__class_getitem__`` returns a specialised function; here they are generic classes whose
+``__new__`` returns the type the call produces, so ``Yield[int, str](v)`` checks `v` against
+``int`` and is a ``str`` in mypy (>= 2.2, or any version with the ``coroutine.mypy`` plugin)
+and in pyright. Type parameters default to ``Any``: ``New(fn)`` is ``New[Any, Any](fn)``.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Literal
+
+from typing_extensions import Self, TypeVar
+
+__version__: str
+
+_R = TypeVar("_R", default=Any)
+_S = TypeVar("_S", default=Any)
+
+_T = TypeVar("_T")
+
+Durable: bool
+"""The default of ``durable=``: True iff COROUTINE_DURABLE=1 was set at import."""
+
+class CoroutineError(Exception): ...
+class NotInCoroutineError(CoroutineError): ...
+
+class YieldTypeError(CoroutineError, TypeError):
+    expected: Any
+    got: Any
+    site: str | None
+    def __init__(
+        self, message: str, expected: Any = None, got: Any = None, site: str | None = None
+    ) -> None: ...
+
+class ResumeError(CoroutineError, RuntimeError): ...
+class NotDurableError(CoroutineError): ...
+class InvalidStateError(CoroutineError, ValueError): ...
+class CoroutineExit(BaseException): ...
+
+class Context(Generic[_R, _S]):
+    """The state of one coroutine; made by the library, never by users."""
+
+    def __new__(cls, *_: object, **__: object) -> Self: ...  # raises TypeError
+    def Yield(self, v: _R, /) -> _S: ...
+    def Marshal(self) -> bytes: ...
+    def Unmarshal(self, b: bytes, /) -> None: ...
+
+_Context = Context
+
+class Coroutine(Generic[_R, _S]):
+    """A body suspended at a `Yield`; made by `New` or `NewWithReturn`, never by users."""
+
+    def __new__(cls, *_: object, **__: object) -> Self: ...  # raises TypeError
+    def Next(self) -> bool: ...
+    def Recv(self) -> _R: ...
+    def Send(self, v: _S, /) -> None: ...
+    def Result(self) -> _R | None: ...
+    def Stop(self) -> None: ...
+    def Done(self) -> bool: ...
+    def Context(self) -> _Context[_R, _S]: ...
+    @property
+    def status(self) -> Literal["created", "suspended", "running", "normal", "done"]: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _R: ...
+    def send(self, value: _S, /) -> _R: ...
+    def throw(self, exc: BaseException | type[BaseException], /) -> _R: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def __del__(self) -> None: ...
+
+class New(Coroutine[_R, _S]):
+    """``New[R, S](fn)``: a coroutine that will run `fn()`; its return value is ignored."""
+
+    def __new__(  # type: ignore[misc]  # the runtime returns a plain Coroutine
+        cls, fn: Callable[[], object], /, *, durable: bool | None = None
+    ) -> Coroutine[_R, _S]: ...
+
+class NewWithReturn(Coroutine[_R, _S]):
+    """``NewWithReturn[R, S](fn)``: like `New`, and `Result()` is `fn`'s return value."""
+
+    def __new__(  # type: ignore[misc]  # the runtime returns a plain Coroutine
+        cls, fn: Callable[[], _R], /, *, durable: bool | None = None
+    ) -> Coroutine[_R, _S]: ...
+
+class Yield(Generic[_R, _S]):
+    """``Yield[R, S](value)``: hand `value` (an `R`) to the driver; return what it sends."""
+
+    def __new__(cls, value: _R, /) -> _S: ...  # type: ignore[misc]  # the call's type is S
+
+class LoadContext(Generic[_R, _S]):
+    """``LoadContext[R, S]()``: the `Context` of the innermost active coroutine."""
+
+    def __new__(cls) -> _Context[_R, _S]: ...  # type: ignore[misc]  # the active Context
+
+def SideEffect(fn: Callable[[], _T], /) -> _T: ...
+def Current() -> Coroutine[Any, Any] | None: ...
+def Run(coro: Coroutine[_R, _S], fn: Callable[[_R], _S]) -> _R | None: ...
+async def RunAsync(
+    coro: Coroutine[_R, _S], fn: Callable[[_R], _S | Awaitable[_S]]
+) -> _R | None: ...
+
+__all__ = [
+    "Context",
+    "Coroutine",
+    "CoroutineError",
+    "CoroutineExit",
+    "Current",
+    "Durable",
+    "InvalidStateError",
+    "LoadContext",
+    "New",
+    "NewWithReturn",
+    "NotDurableError",
+    "NotInCoroutineError",
+    "ResumeError",
+    "Run",
+    "RunAsync",
+    "SideEffect",
+    "Yield",
+    "YieldTypeError",
+]
