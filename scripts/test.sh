@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite, from a clean clone, on every CPython 3.10-3.13 found.
+#
+#   ./scripts/test.sh            all versions found (at least two required)
+#   ./scripts/test.sh 3.12       one version only
+#
+# Each version gets its own virtualenv under .venv-test/ with the package installed
+# editable with its dev extra. The runtime suite runs on every version; the static checks
+# (mypy --strict, ruff, the typing and plugin suites) run once, on the first version found
+# of PRIMARY (3.11 by default), since they do not depend on the interpreter running them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PRIMARY="${PRIMARY:-3.11}"
+wanted=("${@:-3.10 3.11 3.12 3.13}")
+read -r -a wanted <<<"${wanted[*]}"
+
+find_python() {  # print the path of a CPython $1 (e.g. 3.12), or nothing
+    local v="$1" p
+    for p in "python$v" "$HOME/.pyenv/versions/$v".*/bin/python "/root/.pyenv/versions/$v".*/bin/python \
+             "/usr/local/bin/python$v" "/usr/bin/python$v"; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" 2>/dev/null; then
+            command -v "$p"
+            return
+        fi
+    done
+}
+
+declare -A pythons=()
+for v in "${wanted[@]}"; do
+    p="$(find_python "$v" || true)"
+    if [ -n "$p" ]; then pythons[$v]="$p"; else echo "test.sh: CPython $v not found, skipped"; fi
+done
+if [ "$#" -eq 0 ] && [ "${#pythons[@]}" -lt 2 ]; then
+    echo "test.sh: found ${#pythons[@]} of CPython 3.10-3.13; at least two are required" >&2
+    exit 1
+fi
+if [ -z "${pythons[$PRIMARY]:-}" ]; then
+    PRIMARY="$(printf '%s\n' "${!pythons[@]}" | sort -V | head -n1)"
+fi
+
+status=0
+for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
+    venv=".venv-test/$v"
+    echo "=== CPython $v (${pythons[$v]}) ==="
+    if [ ! -x "$venv/bin/python" ]; then
+        "${pythons[$v]}" -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+    if [ "$v" = "$PRIMARY" ]; then
+        echo "--- static checks (CPython $v) ---"
+        "$venv/bin/python" -m mypy || status=1
+        lint_paths=(src tests)
+        for d in examples benchmarks; do [ -d "$d" ] && lint_paths+=("$d"); done
+        "$venv/bin/python" -m ruff check "${lint_paths[@]}" || status=1
+        "$venv/bin/python" -m ruff format --check "${lint_paths[@]}" || status=1
+    fi
+    echo "--- runtime suite (CPython $v) ---"
+    "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1
+    if [ "$v" = "$PRIMARY" ] && [ -d tests/typing ]; then
+        echo "--- typing suite (CPython $v) ---"
+        PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -q tests/typing || status=1
+    fi
+done
+exit "$status"
