@@ -1,0 +1,201 @@
+"""The value codec of durable state: round trips, canonical digests, refusals, fuzzed bytes."""
+
+from __future__ import annotations
+
+import enum
+import pickle
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coroutine import _codec
+from coroutine.types import Register, RegisterPickle
+
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=False) | st.text() | st.binary()
+)  # fmt: skip
+hashables = st.recursive(
+    scalars, lambda c: st.tuples(c, c) | st.frozensets(c, max_size=3), max_leaves=8
+)
+values = st.recursive(
+    scalars,
+    lambda c: st.lists(c, max_size=4) | st.tuples(c, c) | st.dictionaries(hashables, c, max_size=4)
+    | st.sets(hashables, max_size=4) | st.frozensets(hashables, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down (1 == 1.0 == True is not enough)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+@given(values)
+def test_every_builtin_value_round_trips_with_its_exact_types(v: Any) -> None:
+    assert same(_codec.decode(_codec.encode(v)), v)
+
+
+@given(values)
+def test_canonical_form_and_digest_depend_only_on_equality(v: Any) -> None:
+    copy = _codec.decode(_codec.encode(v))
+    assert _codec.canonical(copy) == _codec.canonical(v)
+    assert _codec.digest(copy) == _codec.digest(v)
+
+
+def test_sets_and_dicts_have_one_canonical_form_whatever_their_order() -> None:
+    a = {"b": 1, "a": 2}
+    b = {"a": 2, "b": 1}
+    assert _codec.encode(a) != _codec.encode(b)  # the plain encoding keeps dict order
+    assert _codec.canonical(a) == _codec.canonical(b)
+    assert _codec.digest({"x", "y", "zz"}) == _codec.digest({"zz", "y", "x"})
+
+
+def test_small_digests_hold_the_value_and_large_ones_a_hash() -> None:
+    assert _codec.describe_digest(_codec.digest("Fizz")) == "'Fizz'"
+    big = _codec.digest(list(range(100)))
+    assert len(big) == 9 and big[0] == 0xFF
+    assert _codec.describe_digest(big).startswith("a value with digest ")
+
+
+def test_bools_ints_and_floats_stay_distinct() -> None:
+    assert len({_codec.digest(v) for v in (1, True, 1.0)}) == 3
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Opaque:
+    pass
+
+
+def test_unencodable_values_name_their_type_and_path_and_say_to_register() -> None:
+    match = r"at \[1\]\['k'\]: its type .*Opaque.*Register"
+    with pytest.raises(_codec.EncodeError, match=match) as info:
+        _codec.encode([1, {"k": Opaque()}])
+    assert info.value.path == "[1]['k']"
+    assert isinstance(info.value.value, Opaque)
+
+
+def test_subclasses_of_builtins_are_not_silently_encoded_as_their_base() -> None:
+    with pytest.raises(_codec.EncodeError, match="not subclasses"):
+        _codec.encode(Color.RED)
+
+
+def test_self_containing_values_are_refused_not_overflowing_the_stack() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(_codec.EncodeError, match="nest more than"):
+        _codec.encode(loop)
+
+
+def test_deeply_nested_bytes_are_refused() -> None:
+    deep = b"l\x01" * (_codec.MAX_DEPTH + 1) + b"N"
+    with pytest.raises(_codec.DecodeError, match="nest more than"):
+        _codec.decode(deep)
+
+
+class Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@pytest.fixture
+def point() -> Any:
+    Register(Point, lambda p: (p.x, p.y), lambda t: Point(*t))
+    yield Point
+    _codec.unregister(Point)
+
+
+def test_registered_types_round_trip_inside_containers(point: Any) -> None:
+    v = {"path": [Point(1, 2), Point(3, 4)]}
+    assert _codec.decode(_codec.encode(v)) == v
+
+
+def test_registered_types_are_refused_when_decoding_without_the_registration(point: Any) -> None:
+    b = _codec.encode(Point(1, 2))
+    _codec.unregister(Point)
+    with pytest.raises(_codec.DecodeError, match="not registered"):
+        _codec.decode(b)
+
+
+def test_registering_a_builtin_or_a_taken_name_raises() -> None:
+    with pytest.raises(TypeError, match="encoded by the codec itself"):
+        Register(int, int, int)
+    Register(Opaque, lambda o: None, lambda n: Opaque(), name="opaque")
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            Register(Point, lambda p: None, lambda n: Point(0, 0), name="opaque")
+    finally:
+        _codec.unregister(Opaque)
+
+
+def test_a_failing_registered_decoder_is_a_decode_error(point: Any) -> None:
+    Register(Point, lambda p: (p.x, p.y), lambda t: Point(*t[:1]))
+    with pytest.raises(_codec.DecodeError, match="decode function registered"):
+        _codec.decode(_codec.encode(Point(1, 2)))
+
+
+def test_pickle_is_used_only_for_types_registered_with_register_pickle() -> None:
+    with pytest.raises(_codec.EncodeError):
+        _codec.encode(Fraction(1, 3))
+    RegisterPickle(Fraction)
+    try:
+        assert _codec.decode(_codec.encode([Fraction(1, 3)])) == [Fraction(1, 3)]
+    finally:
+        _codec.unregister(Fraction)
+
+
+class Boom:
+    def __reduce__(self) -> Any:
+        return (_explode, ())
+
+
+EXPLODED: list[int] = []
+
+
+def _explode() -> None:
+    EXPLODED.append(1)
+
+
+def test_a_pickle_payload_in_the_bytes_is_never_executed() -> None:
+    payload = pickle.dumps(Boom())
+    name = b"fractions.Fraction"
+    forged = b"P" + bytes([len(name)]) + name + bytes([len(payload)]) + payload
+    with pytest.raises(_codec.DecodeError, match="not registered with RegisterPickle"):
+        _codec.decode(forged)
+    with pytest.raises(_codec.DecodeError, match="unknown tag"):
+        _codec.decode(payload)
+    assert EXPLODED == []
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=64))
+def test_random_bytes_decode_or_raise_decode_error_only(b: bytes) -> None:
+    try:
+        _codec.decode(b)
+    except _codec.DecodeError:
+        pass
+
+
+@given(values, st.data())
+def test_truncated_encodings_raise_decode_error(v: Any, data: st.DataObject) -> None:
+    b = _codec.encode(v)
+    cut = data.draw(st.integers(0, len(b) - 1))
+    with pytest.raises(_codec.DecodeError):
+        _codec.decode(b[:cut])
