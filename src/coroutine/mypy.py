@@ -110,7 +110,7 @@ class CoroutinePlugin(Plugin):
                     ctx.context,
                 )
         else:
-            check_new(ctx, self._store_(), self._touched)
+            check_new(ctx, self._store_(), self._touched, suffix)
         return as_generic(ctx, suffix)
 
 

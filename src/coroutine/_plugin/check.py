@@ -51,7 +51,7 @@ def as_generic(ctx: FunctionContext, suffix: str) -> Type:
     return ctx.api.named_generic_type(target, list(p.args))
 
 
-def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> None:
+def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None, name: str) -> None:
     """Report each yield reachable from ``New[R, S](fn)`` that does not fit ``[R, S]``."""
     pair = pair_of(ctx.default_return_type)
     if pair is None or not ctx.args or not ctx.args[0]:
@@ -61,12 +61,11 @@ def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> None
         r2, s2 = store.load_type(r.r), store.load_type(r.s)
         if is_subtype(r2, pair[0]) and is_subtype(pair[1], s2):
             continue
-        ctx.api.fail(_message(ctx, pair, entry, r, r2, s2), ctx.context, code=YIELD_MISMATCH)
+        msg = _message(ctx, name, pair, entry, r, r2, s2)
+        ctx.api.fail(msg, ctx.context, code=YIELD_MISMATCH)
 
 
-def _reach(
-    ctx: FunctionContext, store: Store, tree: MypyFile | None
-) -> tuple[str, list[Reached]]:
+def _reach(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> tuple[str, list[Reached]]:
     """The entry's name and the yield sites reachable from it."""
     arg = ctx.args[0][0]
     if isinstance(arg, LambdaExpr):
@@ -85,7 +84,8 @@ def _reach(
 
 def _reach_def(node: FuncDef | Decorator, store: Store, tree: MypyFile | None) -> list[Reached]:
     fn = node.func if isinstance(node, Decorator) else node
-    if fn.body.body and tree is not None and _in_module(fn.fullname, tree):
+    local = "." not in fn.fullname or (tree is not None and _in_module(fn.fullname, tree))
+    if fn.body.body and local:
         # Alive in the module being checked (nested functions are only known here).
         return store.reach_from(fn.fullname, function_facts(node, _module_vars(tree)))
     return store.reach_from(fn.fullname)
@@ -100,19 +100,31 @@ def _module_vars(tree: MypyFile | None) -> dict[Var, TypeInfo]:
 
 
 def _message(
-    ctx: FunctionContext, pair: tuple[Type, Type], entry: str, r: Reached, r2: Type, s2: Type
+    ctx: FunctionContext,
+    name: str,
+    pair: tuple[Type, Type],
+    entry: str,
+    r: Reached,
+    r2: Type,
+    s2: Type,
 ) -> str:
     opts = ctx.api.options
 
     def fmt(t: Type) -> str:
-        return format_type_bare(t, opts)
+        return f'"{format_type_bare(t, opts)}"'
 
-    where = f'"{r.site}"'
-    path = " -> ".join((entry, *r.path)) if r.path else f"directly in {entry}"
+    via = " -> ".join((entry, *r.path)) if r.path else f"directly in {entry}"
+    if not is_subtype(r2, pair[0]):
+        why = f"it yields {fmt(r2)}, which is not a subtype of the coroutine's R {fmt(pair[0])}"
+    else:
+        why = (
+            f"it expects {fmt(s2)} sent back, but the coroutine's S {fmt(pair[1])} is not a "
+            "subtype of it"
+        )
     return (
-        f"{r.kind}[{fmt(r2)}, {fmt(s2)}] in {where} is reachable from this coroutine of "
-        f"[{fmt(pair[0])}, {fmt(pair[1])}] ({path}), but does not fit it: R must be a subtype "
-        f"of {fmt(pair[0])} and {fmt(pair[1])} a subtype of its S"
+        f"{name}[{format_type_bare(pair[0], opts)}, {format_type_bare(pair[1], opts)}] reaches "
+        f'{r.kind}[{format_type_bare(r2, opts)}, {format_type_bare(s2, opts)}] in "{r.site}" '
+        f"({via}): {why}"
     )
 
 

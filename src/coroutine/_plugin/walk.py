@@ -98,11 +98,8 @@ def function_facts(
             _expressions(dec, facts, module_vars, {})
         fn = fn.func
     if isinstance(fn, OverloadedFuncDef):
-        for item in fn.items:
-            facts.edges.add(_fullname(item))
-        if fn.impl is not None:
-            facts.edges.add(_fullname(fn.impl))
-        return facts
+        # The items share the implementation's fullname; only the implementation runs.
+        return function_facts(fn.impl, module_vars) if fn.impl is not None else facts
     local_vars = assigned_classes(fn.body.body) if isinstance(fn, FuncItemTypes) else {}
     _expressions(fn, facts, module_vars, local_vars)
     return facts
@@ -174,6 +171,8 @@ def _receiver_class(
     e: Expression, module_vars: dict[Var, TypeInfo], local_vars: dict[Var, TypeInfo]
 ) -> TypeInfo | None:
     """The class of the object `e` evaluates to, when the AST alone says so."""
+    if isinstance(e, RefExpr) and isinstance(e.node, TypeInfo):
+        return e.node  # Class.method
     if isinstance(e, NameExpr) and isinstance(e.node, Var):
         var = e.node
         if var.type is not None:
