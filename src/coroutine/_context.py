@@ -33,6 +33,7 @@ from ._errors import (
     NotInCoroutineError,
     ResumeError,
     YieldTypeError,
+    internal_error,
 )
 from ._signature import Rule, Signature, signature
 from ._typecheck import describe, is_any_form
