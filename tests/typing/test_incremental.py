@@ -44,16 +44,16 @@ def body() -> None:
 
 c = New[int, None](body)
 """
-ERROR = re.compile(r'main\.py:\d+: error: New\[int, None\] reaches Yield\[str, None\] in "pkg\.leaf\.emit"')
+ERROR = re.compile(
+    r'main\.py:\d+: error: New\[int, None\] reaches Yield\[str, None\] in "pkg\.leaf\.emit"'
+)
 
 
 def _old_mypy() -> list[str]:
     python = OLD_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(OLD_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"mypy=={OLD_MYPY}"], check=True
-        )
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"mypy=={OLD_MYPY}"], check=True)
     return [str(python), "-m", "mypy"]
 
 
@@ -153,7 +153,7 @@ def test_parallel_workers_see_each_others_facts(tmp_path: Path) -> None:
 
 
 def test_the_daemon_says_the_check_is_off(tmp_path: Path) -> None:
-    project = Project(tmp_path, MYPYS["mypy-current"]())
+    Project(tmp_path, MYPYS["mypy-current"]())  # writes the files
     dmypy = [sys.executable, "-m", "mypy.dmypy", "--status-file", str(tmp_path / "dmypy.json")]
     env = dict(os.environ, MYPYPATH=str(ROOT / "stubs"), PYTHONPATH=str(ROOT / "src"))
     try:
