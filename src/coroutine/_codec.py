@@ -146,7 +146,7 @@ def unregister(cls: type) -> None:
 
 def _uvarint(n: int) -> bytes:
     if n < 0x80:
-        return bytes((n,))
+        return _BYTE[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -156,13 +156,43 @@ def _uvarint(n: int) -> bytes:
 
 
 def _int_bytes(n: int) -> bytes:
-    if -0x80 <= n < 0x80:
-        return b"i\x01" + n.to_bytes(1, "big", signed=True)
-    size = (n + (n < 0)).bit_length() // 8 + 1
-    return b"i" + _uvarint(size) + n.to_bytes(size, "big", signed=True)
+    size = ((n + (n < 0)).bit_length() >> 3) + 1  # minimal two's complement
+    head = _INT_HEAD[size] if size < 0x80 else b"i" + _uvarint(size)
+    return head + n.to_bytes(size, "big", signed=True)
 
 
+_BYTE = [bytes((n,)) for n in range(0x100)]
+_INT_HEAD = [b"i" + bytes((size,)) for size in range(0x80)]
+_STR_HEAD = [b"s" + bytes((size,)) for size in range(0x80)]
 _SMALL_INTS = {n: _int_bytes(n) for n in range(-128, 128)}
+
+
+def _str_bytes(v: str) -> bytes:
+    try:
+        raw = v.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        raw = v.encode("utf-8", "surrogatepass")
+    n = len(raw)
+    return (_STR_HEAD[n] if n < 0x80 else b"s" + _uvarint(n)) + raw
+
+
+# Scalars encode alone, without an _Encoder: the common case of a yield.
+_SCALARS: dict[type, Callable[[Any], bytes]] = {
+    int: lambda v: _SMALL_INTS.get(v) or _int_bytes(v),
+    str: _str_bytes,
+    type(None): lambda v: b"N",
+    bool: lambda v: b"T" if v else b"F",
+    float: lambda v: b"f" + _F64.pack(v),
+    bytes: lambda v: b"b" + _uvarint(len(v)) + v,
+}
+_DIGEST_HEAD = [bytes((n,)) for n in range(16)]
+
+
+_NO_KEY: Any = object()
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
 
 
 class _Encoder:
@@ -175,63 +205,69 @@ class _Encoder:
     def enc(self, v: Any, depth: int) -> None:
         t = type(v)
         out = self.out
-        if t is int:
-            small = _SMALL_INTS.get(v)
-            out.append(small if small is not None else _int_bytes(v))
-        elif t is str:
-            raw = v.encode("utf-8", "surrogatepass")
-            out.append(b"s" + _uvarint(len(raw)))
-            out.append(raw)
-        elif v is None:
-            out.append(b"N")
-        elif t is bool:
-            out.append(b"T" if v else b"F")
-        elif t is float:
-            out.append(b"f" + _F64.pack(v))
-        elif t is bytes:
-            out.append(b"b" + _uvarint(len(v)))
-            out.append(v)
-        elif t is list or t is tuple:
-            _deeper(v, depth)
+        scalar = _SCALARS.get(t)
+        if scalar is not None:
+            out.append(scalar(v))
+            return
+        if depth >= MAX_DEPTH:
+            raise _too_deep(v)
+        depth += 1
+        if t is list or t is tuple:
             out.append((b"l" if t is list else b"t") + _uvarint(len(v)))
-            for i, item in enumerate(v):
-                try:
-                    self.enc(item, depth + 1)
-                except EncodeError as exc:
-                    exc.path = f"[{i}]{exc.path}"
-                    raise
+            i = 0
+            try:
+                for i, item in enumerate(v):  # noqa: B007 (read on error)
+                    scalar = _SCALARS.get(type(item))
+                    if scalar is not None:
+                        out.append(scalar(item))
+                    else:
+                        self.enc(item, depth)
+            except EncodeError as exc:
+                exc.path = f"[{i}]{exc.path}"
+                raise
         elif t is dict:
-            _deeper(v, depth)
             out.append(b"d" + _uvarint(len(v)))
-            if self.canon:
-                out.extend(
-                    sorted(self._alone(k, depth) + self._item(k, x, depth) for k, x in v.items())
-                )
-            else:
-                for k, x in v.items():
-                    out.append(self._alone(k, depth))
-                    out.append(self._item(k, x, depth))
+            if not self.canon:
+                pairs = v.items()
+            elif _sortable(v):  # one key type: sort by the keys themselves
+                pairs = sorted(v.items(), key=_first)
+            else:  # mixed key types: sort by encoding
+                items = [self._alone(k, depth) + self._alone(x, depth, k) for k, x in v.items()]
+                out.extend(sorted(items))
+                return
+            k = None
+            try:
+                for k, x in pairs:
+                    self.enc(k, depth)
+                    self.enc(x, depth)
+            except EncodeError as exc:
+                exc.path = f"[{_short(k)}]{exc.path}"
+                raise
         elif t is set or t is frozenset:
-            _deeper(v, depth)
             out.append((b"S" if t is set else b"Z") + _uvarint(len(v)))
-            items = [self._alone(x, depth) for x in v]
-            if self.canon:
-                items.sort()
-            out.extend(items)
+            if self.canon and _sortable(v):
+                out.extend(map(_SCALARS[type(next(iter(v)))], sorted(v)))
+            else:
+                items = [self._alone(x, depth) for x in v]
+                if self.canon:
+                    items.sort()
+                out.extend(items)
         else:
             self._registered(v, t, depth)
 
-    def _alone(self, v: object, depth: int) -> bytes:
+    def _alone(self, v: object, depth: int, key: object = _NO_KEY) -> bytes:
+        """`v` encoded on its own; `key` is its dict key, for the error's path."""
+        scalar = _SCALARS.get(type(v))
+        if scalar is not None:
+            return scalar(v)
         sub = _Encoder(self.canon)
-        sub.enc(v, depth + 1)
-        return b"".join(sub.out)
-
-    def _item(self, k: object, v: object, depth: int) -> bytes:
         try:
-            return self._alone(v, depth)
+            sub.enc(v, depth)
         except EncodeError as exc:
-            exc.path = f"[{_short(k)}]{exc.path}"
+            if key is not _NO_KEY:
+                exc.path = f"[{_short(key)}]{exc.path}"
             raise
+        return b"".join(sub.out)
 
     def _registered(self, v: object, t: type, depth: int) -> None:
         reg = _by_type.get(t)
@@ -243,7 +279,6 @@ class _Encoder:
                 "coroutine.types.Register(cls, encode, decode)",
                 v,
             )
-        _deeper(v, depth)
         name, encode = reg
         raw = name.encode("utf-8", "surrogatepass")
         if encode is None:
@@ -267,19 +302,29 @@ class _Encoder:
             )
         self.out += [b"R", _uvarint(len(raw)), raw]
         try:
-            self.enc(inner, depth + 1)
+            self.enc(inner, depth)
         except EncodeError as exc:
             exc.path = f"<{name}>{exc.path}"
             raise
 
 
-def _deeper(v: object, depth: int) -> None:
-    if depth >= MAX_DEPTH:
-        raise EncodeError(
-            f"containers nest more than {MAX_DEPTH} deep (or a container holds itself); "
-            "flatten the value or register a type that encodes it flat",
-            v,
-        )
+def _sortable(items: Any) -> bool:
+    """Whether `items` (keys or set items) are all ints, all strs or all bytes: then their
+    own order is total and the same in every process."""
+    it = iter(items)
+    first = next(it, None)
+    t = type(first)
+    if t is not int and t is not str and t is not bytes:
+        return False
+    return all(type(x) is t for x in it)
+
+
+def _too_deep(v: object) -> EncodeError:
+    return EncodeError(
+        f"containers nest more than {MAX_DEPTH} deep (or a container holds itself); "
+        "flatten the value or register a type that encodes it flat",
+        v,
+    )
 
 
 def _short(v: object) -> str:
@@ -297,6 +342,9 @@ def encode(value: Any) -> bytes:
         EncodeError: `value` holds something the codec cannot encode (the message says what
             and where), or nests deeper than `MAX_DEPTH`.
     """
+    scalar = _SCALARS.get(type(value))
+    if scalar is not None:
+        return scalar(value)
     e = _Encoder(False)
     e.enc(value, 0)
     return b"".join(e.out)
@@ -304,6 +352,9 @@ def encode(value: Any) -> bytes:
 
 def canonical(value: Any) -> bytes:
     """The encoding of `value` with set and dict items sorted: equal values, equal bytes."""
+    scalar = _SCALARS.get(type(value))
+    if scalar is not None:
+        return scalar(value)
     e = _Encoder(True)
     e.enc(value, 0)
     return b"".join(e.out)
@@ -316,9 +367,10 @@ def digest(value: Any) -> bytes:
     so a replay that diverges can show what was recorded; others are ``0xff`` and 8 bytes of
     BLAKE2b. Raises `EncodeError` as `encode` does.
     """
-    raw = canonical(value)
+    scalar = _SCALARS.get(type(value))
+    raw = scalar(value) if scalar is not None else canonical(value)
     if len(raw) <= 15:
-        return bytes((len(raw),)) + raw
+        return _DIGEST_HEAD[len(raw)] + raw
     return b"\xff" + blake2b(raw, digest_size=8).digest()
 
 
