@@ -251,9 +251,16 @@ def test_the_pair_check_is_cached_per_pair() -> None:
     assert signature(int, Any) in site.rules
 
 
-def test_unhashable_type_forms_still_work() -> None:
+def test_unhashable_type_forms_work_in_new_and_load_context() -> None:
     form = Annotated[int, ["unhashable metadata"]]
-    assert list(New[form, Any](lambda: Yield[form, Any](1))) == [1]
+    c = New[form, Any](lambda: LoadContext[form, Any]().Yield(1))
+    assert list(c) == [1]
+
+
+def test_yield_type_arguments_must_be_hashable() -> None:
+    form = Annotated[int, ["unhashable metadata"]]
+    with pytest.raises(TypeError, match="unhashable"):
+        Yield[form, Any]
 
 
 def test_yield_and_new_need_two_type_arguments() -> None:

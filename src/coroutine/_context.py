@@ -1,18 +1,18 @@
-"""The yield path: how a body finds its coroutine, and the one place it switches out.
+"""The yield path: how a body finds its coroutine, and how it switches out.
 
 Theory of operation. A coroutine's body runs in a worker greenlet whose contextvars context
 holds, in `_CURRENT`, the coroutine's `Context`: the state shared by the driver and the body.
-`Yield` looks that `Context` up, applies the type rule, and calls `switch_out`, which is the
-only function in the library that switches from a body to its driver (``grep -n switch``
-proves it: the driver side switches in from `_coroutine.py`, the worker parks in
-`_worker.py`).
+`Yield` looks that `Context` up, applies the type rule, and switches to the driver. `switch`
+below, and its copy inlined in `_make_yield` for speed, are the only code in the library that
+switches from a body to its driver (``grep -n "[.]switch("`` proves it: the driver side
+switches in from `_coroutine.py` and `_run.py`, and a finished worker parks in `_worker.py`).
 
 Memory invariant. Nothing reachable from a body's frames or from its contextvars context may
 own the `Coroutine` object or the worker greenlet: greenlet cannot collect a suspended
 greenlet that sits in a reference cycle, so such a reference would make an abandoned
 coroutine immortal and its ``finally`` blocks would never run. Hence `Context` holds only a
-weak reference to its `Coroutine`, the greenlet's identity as an integer, and `switch_out`
-drops its reference to the current greenlet before switching.
+weak reference to its `Coroutine` and none to the worker; while suspended, a body's frames
+reference only its driver greenlet (the target of the switch under way).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from contextvars import Context as _VarsContext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from greenlet import GreenletExit, getcurrent
+from greenlet import GreenletExit
+from greenlet import error as greenlet_error
 
 from ._errors import (
     CoroutineExit,
@@ -82,7 +83,6 @@ class Context(Generic[R, S]):
         "_driver",
         "_durable",
         "_exc",
-        "_gid",
         "_recv",
         "_result",
         "_sent",
@@ -97,7 +97,6 @@ class Context(Generic[R, S]):
     # _state is one of CREATED, SUSPENDED, RUNNING, DONE; it only moves forward, except
     #   SUSPENDED <-> RUNNING.
     # _vars is the contextvars copy taken at creation while CREATED, None afterwards.
-    # _gid is id() of the worker greenlet while started and not done, else 0.
     # _driver is the greenlet that last resumed the body (where a yield switches to), or
     #   None before the start. (Not the worker's `parent`: assigning that costs more.)
     # _sent is NOTHING unless a Send is pending; every yield clears it.
@@ -114,7 +113,6 @@ class Context(Generic[R, S]):
     _exc: BaseException | None
     _stopping: bool
     _thread: int
-    _gid: int
     _driver: Any
     _vars: _VarsContext | None
     _durable: Any
@@ -137,7 +135,6 @@ class Context(Generic[R, S]):
         self._exc = None
         self._stopping = False
         self._thread = threading.get_ident()
-        self._gid = 0
         self._driver = None
         self._vars = vars
         self._durable = None
@@ -202,8 +199,8 @@ def _not_durable(op: str) -> NotDurableError:
 def switch_out(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
     """Suspend the running body of `ctx`, handing `value` to its driver; return what it sent.
 
-    The only place a body switches to its driver. Called with the type rule already applied
-    to `value`; applies the "resumed without a value" rule to what comes back.
+    Called with the type rule already applied to `value`; applies the "resumed without a
+    value" rule to what comes back. Handles every case: stopped and durable coroutines too.
     """
     if ctx._state is not RUNNING:
         # Only a body caught in a stop (or collected while its driver was gone) gets here.
@@ -215,12 +212,10 @@ def switch_out(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
 
 
 def switch(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
-    """The switch itself: `switch_out` without the durability hook."""
-    if id(getcurrent()) != ctx._gid:
-        raise NotInCoroutineError(
-            "Yield reached a coroutine's context from outside its body (another thread or "
-            "greenlet running in a copy of its contextvars context); yield from the body itself"
-        )
+    """The switch itself: `switch_out` without the durability hook.
+
+    `Yield`'s closure repeats the common case inline (see `_make_yield`); keep them in step.
+    """
     driver = ctx._driver
     if ctx._stopping:
         # The body caught CoroutineExit (or a finally yields) while being stopped: end it
@@ -240,22 +235,43 @@ def switch(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
     try:
         sent = driver.switch(value)
     except GreenletExit:
-        # The worker is being collected without its Coroutine's help (it was dropped in
-        # another thread): nobody will drive it again, so unwind it as a stop, for good.
-        ctx._state = DONE
-        raise CoroutineExit from None
+        raise _killed(ctx) from None
+    except greenlet_error:
+        raise _foreign_yield(ctx) from None
     if sent is NOTHING:
-        if not rule.none_ok:
-            raise YieldTypeError(
-                f"the coroutine {ctx._sig} resumed without a value, but this yield's send "
-                "type does not admit None; call Send before Next (or declare the yield's S "
-                "as Optional)",
-                expected=ctx._sig.s,
-                got=None,
-                site=_caller_site(3),
-            )
-        return None
+        return _nothing_sent(ctx, rule)
     return sent
+
+
+def _killed(ctx: Context[Any, Any]) -> CoroutineExit:
+    """The worker is being collected without its Coroutine's help (it was dropped in another
+    thread): nobody will drive it again, so it unwinds as a stop, for good."""
+    ctx._state = DONE
+    ctx._stopping = True
+    return CoroutineExit()
+
+
+def _nothing_sent(ctx: Context[Any, Any], rule: Rule) -> None:
+    """A resume with nothing sent: the yield returns None if its S admits it."""
+    if not rule.none_ok:
+        raise YieldTypeError(
+            f"the coroutine {ctx._sig} resumed without a value, but this yield's send type "
+            "does not admit None; call Send before Next (or declare the yield's S as "
+            "Optional)",
+            expected=ctx._sig.s,
+            got=None,
+            site=_caller_site(3),
+        )
+
+
+def _foreign_yield(ctx: Context[Any, Any]) -> NotInCoroutineError:
+    """greenlet refused the switch to the driver: the yield came from another thread running
+    a copy of the body's contextvars context. Nothing switched; the body still runs."""
+    ctx._state = RUNNING
+    return NotInCoroutineError(
+        "Yield reached a coroutine from another thread (running a copy of the body's "
+        "contextvars context); a coroutine can only yield from its own body's thread"
+    )
 
 
 def _caller_site(depth: int = 2) -> str | None:
@@ -289,8 +305,13 @@ def _not_in_coroutine(what: str) -> NotInCoroutineError:
 
 
 def _make_yield(site: Signature) -> Callable[[Any], Any]:
-    """The function `Yield[R2, S2]` stands for, specialised to one site signature."""
+    """The function `Yield[R2, S2]` stands for, specialised to one site signature.
+
+    This is the hot path of the library: it inlines the common case of `switch_out` (a
+    volatile coroutine that is not stopping) to save two calls per yield.
+    """
     self_rule = site.self_rule
+    self_check = self_rule.check
     rules = site.rules
 
     def yield_(value: Any, /) -> Any:
@@ -298,16 +319,31 @@ def _make_yield(site: Signature) -> Callable[[Any], Any]:
         if ctx is None:
             raise _not_in_coroutine("Yield")
         sig = ctx._sig
-        rule = self_rule if sig is site else rules.get(sig) or site.rule_in(sig, _caller_site())
-        if rule.check is not None and not rule.check(value):
+        if sig is site:
+            rule = self_rule
+            check = self_check
+        else:
+            rule = rules.get(sig) or site.rule_in(sig, _caller_site())
+            check = rule.check
+        if check is not None and not check(value):
             raise _bad_value(value, site, sig, _caller_site())
-        return switch_out(ctx, value, rule)
+        if ctx._stopping or ctx._durable is not None:
+            return switch_out(ctx, value, rule)
+        # -- switch(), inlined --
+        ctx._state = SUSPENDED
+        ctx._sent = NOTHING
+        try:
+            sent = ctx._driver.switch(value)
+        except GreenletExit:
+            raise _killed(ctx) from None
+        except greenlet_error:
+            raise _foreign_yield(ctx) from None
+        if sent is NOTHING:
+            return _nothing_sent(ctx, rule)
+        return sent
 
     yield_.__qualname__ = yield_.__name__ = f"Yield{site}"
     return yield_
-
-
-_yields: dict[object, Callable[[Any], Any]] = {}
 
 
 def _params(item: object, name: str) -> tuple[Any, Any]:
@@ -319,7 +355,7 @@ def _params(item: object, name: str) -> tuple[Any, Any]:
     return item[0], item[1]
 
 
-class Yield(Generic[R, S]):
+class _YieldTable(dict[Any, Callable[[Any], Any]]):
     """``Yield[R, S](value)``: suspend the innermost active coroutine, handing it `value`.
 
     Returns what the driver sends back (an `S`). The active coroutine is found through a
@@ -339,21 +375,29 @@ class Yield(Generic[R, S]):
             the coroutine's R, and its S of ours), `value` is not an `R`, or the coroutine was
             resumed with nothing sent and `S` does not admit None.
         CoroutineExit: the driver stopped the coroutine while it was suspended here.
+
+    Type arguments must be hashable (they are, but for ``Annotated`` with unhashable
+    metadata); the lookup is a plain dict subscription, the cheapest Python offers.
     """
 
-    def __class_getitem__(cls, item: Any) -> Any:
-        try:
-            return _yields[item]
-        except KeyError:
-            r, s = _params(item, "Yield")
-            fn = _yields[item] = _make_yield(signature(r, s))
-            return fn
-        except TypeError:  # unhashable type forms
-            r, s = _params(item, "Yield")
-            return _make_yield(signature(r, s))
+    __slots__ = ()
 
-    def __new__(cls, value: Any, /) -> Any:
+    def __missing__(self, item: Any) -> Callable[[Any], Any]:
+        r, s = _params(item, "Yield")
+        fn = self[item] = _make_yield(signature(r, s))
+        return fn
+
+    def __call__(self, value: Any, /) -> Any:
         return _yield_any(value)
+
+    def __repr__(self) -> str:
+        return "coroutine.Yield"
+
+
+# Yield is a dict from type pairs to specialised yield functions, not a class: `Yield[R, S]`
+# runs on every yield, and a dict subscription costs half a `__class_getitem__` call.
+# Type checkers read it as the generic class declared in stubs/.
+Yield = _YieldTable()
 
 
 _yield_any = _make_yield(signature(Any, Any))

@@ -95,9 +95,19 @@ class Coroutine(Generic[R, S]):
                 then done.
         """
         ctx = self._ctx
+        if ctx._state is not SUSPENDED or ctx._stopping:
+            return self._next_not_suspended()
+        # -- _resume(ctx._sent, None), inlined: this is the hot path of Go-style driving --
+        ctx._driver = getcurrent()
+        ctx._state = RUNNING
+        try:
+            out = self._g.switch(ctx._sent)  # type: ignore[union-attr]
+        except greenlet_error:
+            raise self._refused() from None
         if ctx._state is SUSPENDED:
-            return self._resume(ctx._sent, None)
-        return self._next_not_suspended()
+            ctx._recv = out
+            return True
+        return self._ended(out)
 
     def Recv(self) -> R:
         """The value of the last yield; None before the first; kept after the end."""
@@ -161,9 +171,23 @@ class Coroutine(Generic[R, S]):
         return self
 
     def __next__(self) -> R:
-        if self.Next():
-            return self._ctx._recv  # type: ignore[no-any-return]
-        raise StopIteration(self._ctx._result)
+        ctx = self._ctx
+        if ctx._state is not SUSPENDED or ctx._stopping:
+            if self._next_not_suspended():
+                return ctx._recv  # type: ignore[no-any-return]
+            raise StopIteration(ctx._result)
+        # -- Next(), inlined: `for v in coro` is the most common way to drive a coroutine --
+        ctx._driver = getcurrent()
+        ctx._state = RUNNING
+        try:
+            out = self._g.switch(ctx._sent)  # type: ignore[union-attr]
+        except greenlet_error:
+            raise self._refused() from None
+        if ctx._state is SUSPENDED:
+            ctx._recv = out
+            return out  # type: ignore[no-any-return]
+        self._ended(out)
+        raise StopIteration(ctx._result)
 
     def send(self, value: S, /) -> R:
         """Generator protocol: ``Send(value); Next()``; the value yielded, or StopIteration.
@@ -176,10 +200,27 @@ class Coroutine(Generic[R, S]):
             StopIteration: the body ended; its ``value`` is `Result()`.
         """
         ctx = self._ctx
-        if not (value is None and ctx._state is CREATED):
-            self.Send(value)
-        if self.Next():
-            return ctx._recv  # type: ignore[no-any-return]
+        if ctx._state is CREATED:
+            if value is not None:
+                self.Send(value)  # checked, then lost
+            return self.__next__()
+        check = ctx._sig.check_s
+        if check is not None and not check(value):
+            raise bad_send(value, ctx._sig)
+        if ctx._state is not SUSPENDED or ctx._stopping:
+            ctx._sent = value
+            return self.__next__()
+        # -- Send(value) + Next(), inlined --
+        ctx._driver = getcurrent()
+        ctx._state = RUNNING
+        try:
+            out = self._g.switch(value)  # type: ignore[union-attr]
+        except greenlet_error:
+            raise self._refused() from None
+        if ctx._state is SUSPENDED:
+            ctx._recv = out
+            return out  # type: ignore[no-any-return]
+        self._ended(out)
         raise StopIteration(ctx._result)
 
     def throw(self, exc: BaseException | type[BaseException], /) -> R:
@@ -260,20 +301,28 @@ class Coroutine(Generic[R, S]):
             else:
                 out = g.throw(exc if exc is not None else CoroutineExit())  # type: ignore[union-attr]
         except greenlet_error:
-            # Checked after the fact to keep the common path free of a thread lookup:
-            # greenlet refuses to switch across threads before anything runs.
-            ctx._state = SUSPENDED
-            if ctx._thread != get_ident():
-                raise self._wrong_thread() from None
-            raise
+            raise self._refused() from None
         if ctx._state is SUSPENDED:
             ctx._recv = out
             return True
         return self._ended(out)
 
+    def _refused(self) -> BaseException:
+        """greenlet refused a switch in (before anything ran): restore and explain.
+
+        The thread is checked after the fact, so that the common path has no thread lookup.
+        """
+        ctx = self._ctx
+        ctx._state = SUSPENDED
+        if ctx._thread != get_ident():
+            return self._wrong_thread()
+        return internal_error("greenlet refused to resume the body of a suspended coroutine")
+
     def _next_not_suspended(self) -> bool:
         ctx = self._ctx
         state = ctx._state
+        if state is SUSPENDED:  # and stopping
+            return self._resume(NOTHING, None)
         if state is DONE:
             return False
         if state is RUNNING:
@@ -287,7 +336,6 @@ class Coroutine(Generic[R, S]):
         g = _worker.acquire()
         g.gr_context = ctx._vars
         ctx._vars = None
-        ctx._gid = id(g)
         ctx._driver = getcurrent()
         self._g = g
         ctx._state = RUNNING
@@ -309,7 +357,6 @@ class Coroutine(Generic[R, S]):
         if out is _worker.PARKED:
             g = self._g
             self._g = None
-            ctx._gid = 0
             _worker.release(g)  # type: ignore[arg-type]
         # else the body yielded while stopping: self._g keeps it suspended until collected.
         exc = ctx._exc

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from greenlet import getcurrent
+
+from ._context import RUNNING, SUSPENDED
 from ._coroutine import Coroutine, bad_send
 
 __all__ = ["Run"]
@@ -34,10 +37,11 @@ def Run(coro: Coroutine[R, S], fn: Callable[[R], S]) -> R | None:
         ResumeError: see `Coroutine.Next`.
     """
     ctx = coro._ctx
-    if not coro.Next():
+    if not coro.Next():  # checks the thread, and delivers a pending Send
         return ctx._result  # type: ignore[no-any-return]
     check = ctx._sig.check_s
-    resume = coro._resume
+    driver = getcurrent()
+    worker = coro._g
     while True:
         try:
             sent = fn(ctx._recv)
@@ -46,5 +50,17 @@ def Run(coro: Coroutine[R, S], fn: Callable[[R], S]) -> R | None:
         except BaseException:
             coro.close()
             raise
-        if not resume(sent, None):
+        if ctx._state is not SUSPENDED or ctx._stopping:
+            # fn stopped the coroutine, or drove it itself: take the general path.
+            if not coro._resume(sent, None):
+                return ctx._result  # type: ignore[no-any-return]
+            continue
+        # -- Coroutine._resume(sent, None), inlined: the hot path of Run --
+        ctx._driver = driver
+        ctx._state = RUNNING
+        out = worker.switch(sent)  # type: ignore[union-attr]
+        if ctx._state is SUSPENDED:
+            ctx._recv = out
+        else:
+            coro._ended(out)
             return ctx._result  # type: ignore[no-any-return]
