@@ -45,6 +45,8 @@ from contextvars import ContextVar
 from hashlib import blake2b
 from typing import Any, NoReturn, TypeVar
 
+from greenlet import GreenletExit
+
 from . import _codec
 from ._context import CREATED, DONE, NOTHING, SUSPENDED, Context
 from ._errors import (
@@ -420,8 +422,8 @@ class _Recorder:
                 f"was suspended at {_codec.describe_digest(self.pending or b'')}",
             )
         self._end_replay()
-        if ctx._stopping:
-            return switch(ctx, value, rule)  # the body stopped itself: switch ends it
+        if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
+            raise CoroutineExit
         sent = ctx._sent
         ctx._sent = NOTHING
         if sent is NOTHING:
@@ -455,8 +457,11 @@ class _Recorder:
             raise err
         ctx._state = DONE
         ctx._exc = err
-        ctx._driver.switch(None)
-        raise err  # only when the abandoned body is collected
+        try:
+            ctx._driver.switch(None)
+        except GreenletExit:  # the abandoned body is collected: unwind it as a stop
+            raise CoroutineExit from None
+        raise err
 
     def where(self) -> str:
         total = sum(1 for e in self.events or () if e[0] in "YNT") + (self.pending is not None)
