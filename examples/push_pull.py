@@ -23,7 +23,7 @@ from coroutine import New, Yield
 
 
 class Event(NamedTuple):
-    kind: Literal["start", "end", "data"]
+    kind: Literal["start", "end", "data"]  # as with HTMLParser, text may come in pieces
     tag: str  # "" for data
     attrs: dict[str, str | None]
     text: str = ""
