@@ -15,16 +15,7 @@ PRIMARY="${PRIMARY:-3.11}"
 wanted=("${@:-3.10 3.11 3.12 3.13}")
 read -r -a wanted <<<"${wanted[*]}"
 
-find_python() {  # print the path of a CPython $1 (e.g. 3.12), or nothing
-    local v="$1" p
-    for p in "python$v" "$HOME/.pyenv/versions/$v".*/bin/python "/root/.pyenv/versions/$v".*/bin/python \
-             "/usr/local/bin/python$v" "/usr/bin/python$v"; do
-        if command -v "$p" >/dev/null 2>&1 && "$p" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" 2>/dev/null; then
-            command -v "$p"
-            return
-        fi
-    done
-}
+source scripts/_pythons.sh
 
 declare -A pythons=()
 for v in "${wanted[@]}"; do

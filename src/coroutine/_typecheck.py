@@ -121,7 +121,7 @@ def _build(form: object) -> Check:
         return accept  # an object we cannot interpret: accepted, as mypy would report it
     args = get_args(form)
     if origin in _UNION_ORIGINS:
-        return _any_of([checker(a) for a in args])
+        return _any_of(args)
     if origin is _LITERAL:
         return _literal(args)
     if origin is type:
@@ -163,10 +163,31 @@ def _by_name(name: str) -> Check:
     return check
 
 
-def _any_of(checks: list[Check]) -> Check:
+def _any_of(forms: tuple[object, ...]) -> Check:
+    checks = [checker(a) for a in forms]
     if accept in checks:
         return accept
-    return lambda value: any(c(value) for c in checks)
+    classes = tuple(_plain_class(a) for a in forms)
+    if all(classes):  # e.g. int | None: one isinstance() with a tuple
+        return lambda value: isinstance(value, classes)  # type: ignore[arg-type]
+
+    def check(value: object) -> bool:
+        for c in checks:
+            if c(value):
+                return True
+        return False
+
+    return check
+
+
+def _plain_class(form: object) -> type | None:
+    """`form` as a class whose check is exactly isinstance(), else None."""
+    form = _strip(form)
+    if not isinstance(form, type) or get_origin(form) is not None or _is_typeddict(form):
+        return None
+    if getattr(form, "_is_protocol", False):
+        return None
+    return form
 
 
 def _literal(values: tuple[object, ...]) -> Check:
@@ -209,6 +230,12 @@ def _tuple(args: tuple[object, ...]) -> Check:
 def _first_element(origin: type, element: Check) -> Check:
     if element is accept:
         return _instance_of(origin)
+    if origin in (list, tuple):  # the common case, without the slower ABC checks below
+
+        def check_list(value: object) -> bool:
+            return isinstance(value, origin) and (not value or element(value[0]))
+
+        return check_list
     must_be_plain = origin in _ITERABLE_ORIGINS
 
     def check(value: object) -> bool:
@@ -242,9 +269,12 @@ def _typeddict(td: type) -> Check:
     required = frozenset(getattr(td, "__required_keys__", frozenset()))
 
     def check(value: object) -> bool:
-        if not isinstance(value, dict) or not required.issubset(value.keys()):
+        if not isinstance(value, dict) or not required <= value.keys():
             return False
-        return all(c(value[name]) for name, c in fields if name in value)
+        for name, c in fields:
+            if name in value and not c(value[name]):
+                return False
+        return True
 
     return check
 

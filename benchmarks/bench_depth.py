@@ -1,0 +1,56 @@
+"""Round trip through `Run` with the yield deep in the body's call stack, and inside a C
+callback (`sorted(key=...)`): the cost should not depend on depth."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from coroutine import New, Run, Yield
+
+from ._harness import Bench, timed
+
+DEPTHS = (1, 10, 100, 1000)
+
+
+def _descend(depth: int, n: int) -> None:
+    if depth > 1:
+        _descend(depth - 1, n)
+        return
+    y = Yield[int, Any]
+    for i in range(n):
+        y(i)
+
+
+def at_depth(depth: int) -> Bench:
+    def bench(n: int) -> float:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, depth + 500))
+        try:
+            c = New[int, Any](lambda: _descend(depth, n))
+            return timed(lambda: Run(c, _answer))
+        finally:
+            sys.setrecursionlimit(limit)
+
+    return bench
+
+
+def _answer(v: int) -> None:
+    return None
+
+
+def _echo(v: int) -> int:
+    return v
+
+
+def in_sorted_key(n: int) -> float:
+    y = Yield[int, Any]
+    c = New[int, Any](lambda: sorted(range(n), key=y))
+    return timed(lambda: Run(c, _echo))
+
+
+CANDIDATES: dict[str, Bench] = {
+    **{f"depth {d}": at_depth(d) for d in DEPTHS},
+    "inside sorted(key=...)": in_sorted_key,
+}
+BASELINE = "depth 1"
