@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from ._context import SUSPENDED
 from ._coroutine import Coroutine, bad_send
 
 __all__ = ["RunAsync"]
@@ -51,5 +52,5 @@ async def RunAsync(coro: Coroutine[R, S], fn: Callable[[R], S | Awaitable[S]]) -
         except BaseException:
             coro.close()
             raise
-        if not coro._resume(sent, None):
+        if ctx._state is not SUSPENDED or not coro._resume(sent, None):  # fn may end it
             return ctx._result  # type: ignore[no-any-return]

@@ -51,8 +51,9 @@ def Run(coro: Coroutine[R, S], fn: Callable[[R], S]) -> R | None:
             coro.close()
             raise
         if ctx._state is not SUSPENDED or ctx._stopping:
-            # fn stopped the coroutine, or drove it itself: take the general path.
-            if not coro._resume(sent, None):
+            # fn stopped the coroutine, or drove it itself (maybe to its end, or closed it):
+            # take the general path.
+            if ctx._state is not SUSPENDED or not coro._resume(sent, None):
                 return ctx._result  # type: ignore[no-any-return]
             continue
         # -- Coroutine._resume(sent, None), inlined: the hot path of Run --
