@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pytest
 
+import coroutine
+
 HERE = Path(__file__).resolve().parent
 COUNTER = HERE.parent / "examples" / "durable_counter.py"
 WORKFLOW = HERE / "durable_programs" / "crash_workflow.py"
+# The child processes import the same `coroutine` as this one, installed or not.
+PYTHONPATH = os.pathsep.join(
+    [str(Path(coroutine.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+)
 
 
 def run(args: list[str], durable: bool, cwd: Path) -> str:
-    env = {**os.environ, "COROUTINE_DURABLE": "1" if durable else "0"}
+    env = {**os.environ, "COROUTINE_DURABLE": "1" if durable else "0", "PYTHONPATH": PYTHONPATH}
     out = subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
@@ -50,11 +56,14 @@ def test_a_workflow_killed_at_random_points_finishes_with_the_uninterrupted_outp
     rng = random.Random(seed)
     db = str(tmp_path / "crashy.db")
     cmd = [sys.executable, str(WORKFLOW), db, "--delay", "0.01"]
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     kills = 0
     deadline = time.monotonic() + 40
     while True:
         assert time.monotonic() < deadline, f"the workflow never finished (seed {seed})"
-        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         try:
             out, err = proc.communicate(timeout=rng.uniform(0.05, 0.5) if kills < 12 else 30)
         except subprocess.TimeoutExpired:
