@@ -237,16 +237,19 @@ class Coroutine(Generic[R, S]):
             exc = exc()
         ctx = self._ctx
         state = ctx._state
-        if state is SUSPENDED:
-            if self._resume(NOTHING, exc):
-                return ctx._recv  # type: ignore[no-any-return]
-            raise StopIteration(ctx._result)
-        if state is CREATED:
-            self._check_thread("throw into")
-            self._end_unstarted()
-        elif state is RUNNING:
-            raise self._busy("throw into")
-        raise exc
+        try:
+            if state is SUSPENDED:
+                if self._resume(NOTHING, exc):
+                    return ctx._recv  # type: ignore[no-any-return]
+                raise StopIteration(ctx._result)
+            if state is CREATED:
+                self._check_thread("throw into")
+                self._end_unstarted()
+            elif state is RUNNING:
+                raise self._busy("throw into")
+            raise exc
+        finally:
+            del exc  # else exc -> its traceback -> this frame -> exc: a cycle holding self
 
     def close(self) -> None:
         """Stop the coroutine and drive it to its end, running its ``finally`` blocks.
@@ -300,6 +303,7 @@ class Coroutine(Generic[R, S]):
                 out = g.switch(value)  # type: ignore[union-attr]
             else:
                 out = g.throw(exc if exc is not None else CoroutineExit())  # type: ignore[union-attr]
+                exc = None  # _ended may raise it: through this frame, that would be a cycle
         except greenlet_error:
             raise self._refused() from None
         if ctx._state is SUSPENDED:

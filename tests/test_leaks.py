@@ -1,0 +1,71 @@
+"""Leaks: abandoned coroutines are unwound once and freed; memory and refcounts stay flat.
+
+Everything here relies on reference counting alone where the README promises it (no
+`gc.collect()` needed), and checks `gc.garbage` stays empty.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from coroutine import Coroutine, New, Yield
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Reference counting only: a cycle would keep what it holds alive in here."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def body_raising_at_first_yield() -> None:
+    Yield[int, Any](1)
+
+
+def drop_after(make: Callable[[], Coroutine[int, Any]], op: Callable[[Any], object]) -> bool:
+    """Apply `op` to a fresh coroutine, swallow what it raises, drop it: was it freed?"""
+    c = make()
+    try:
+        op(c)
+    except BaseException:
+        pass
+    ref = weakref.ref(c)
+    del c
+    return ref() is None
+
+
+def started() -> Coroutine[int, Any]:
+    c = New[int, Any](body_raising_at_first_yield)
+    c.Next()
+    return c
+
+
+def finished() -> Coroutine[int, Any]:
+    c = New[int, Any](body_raising_at_first_yield)
+    list(c)
+    return c
+
+
+@pytest.mark.parametrize(
+    ("make", "state"),
+    [
+        (lambda: New[int, Any](body_raising_at_first_yield), "created"),
+        (started, "suspended"),
+        (finished, "done"),
+    ],
+)
+def test_a_coroutine_that_threw_is_freed_by_reference_counting(
+    make: Callable[[], Coroutine[int, Any]], state: str
+) -> None:
+    with no_gc():
+        assert drop_after(make, lambda c: c.throw(KeyError("thrown")))
