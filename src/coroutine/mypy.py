@@ -21,10 +21,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from mypy.checker_state import checker_state
 from mypy.nodes import MypyFile
 from mypy.options import Options
 from mypy.plugin import FunctionContext, Plugin, ReportConfigContext
 from mypy.types import Type
+from mypy.version import __version__ as mypy_version
 
 from ._plugin.check import YIELD_MISMATCH, as_generic, check_new, yield_result
 from ._plugin.store import Store
@@ -33,6 +35,9 @@ __all__ = ["YIELD_MISMATCH", "CoroutinePlugin", "plugin"]
 
 __version__ = 1
 """Bumped on every change of behaviour or of the stored format: it invalidates caches."""
+
+# mypy 1.x writes the cache after freeing bodies: summarise while checking instead.
+_LEGACY = int(mypy_version.split(".")[0]) < 2
 
 _YIELD = ("coroutine.Yield",)
 _LOAD = ("coroutine.LoadContext",)
@@ -92,8 +97,8 @@ class CoroutinePlugin(Plugin):
 
     def _touch(self) -> None:
         """On mypy 1.x the hooks above come too late: summarise the module being checked."""
-        from mypy.checker_state import checker_state
-
+        if not _LEGACY:
+            return
         checker = checker_state.type_checker
         tree = getattr(checker, "tree", None)
         if tree is not None and tree is not self._touched:

@@ -53,7 +53,10 @@ def _old_mypy() -> list[str]:
     python = OLD_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(OLD_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"mypy=={OLD_MYPY}"], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"mypy=={OLD_MYPY}", "greenlet"],
+            check=True,
+        )
     return [str(python), "-m", "mypy"]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ from mypy.nodes import (
     GDEF,
     Block,
     ClassDef,
+    Import,
+    ImportAll,
+    ImportFrom,
     MypyFile,
     SymbolTable,
     SymbolTableNode,
@@ -31,8 +35,9 @@ from mypy.nodes import (
 )
 from mypy.types import Instance, Type, deserialize_type
 from mypy.typevars import has_no_typevars
+from mypy.util import correct_relative_import
 
-from .walk import Facts, Site, module_facts
+from .walk import DECLARATIONS, Facts, Site, declared_sites, module_facts
 
 HIDDEN = "__coroutine_reach__"
 KEY = "coroutine"
@@ -78,21 +83,53 @@ class Store:
         self.modules = modules
         # Facts of modules whose AST is alive, keyed by module id; valid for that tree.
         self._facts: dict[str, tuple[MypyFile, dict[str, Facts]]] = {}
+        # The trees `summarize` has handled (or is handling), by module id.
+        self._done: dict[str, MypyFile] = {}
+        self._pending: set[str] = set()
+        self._module_cache: dict[str, MypyFile | None] = {}
+        self._declared_cache: dict[str, dict[str, list[Site]]] = {}
 
     # -- writing -----------------------------------------------------------------------
 
     def summarize(self, tree: MypyFile) -> None:
         """Compute the closures of `tree`'s functions and keep them in its symbol table."""
+        if self._done.get(tree.fullname) is tree:
+            return
+        self._done[tree.fullname] = tree
         if HIDDEN in tree.names or not tree.defs or tree.is_stub:
             return
-        facts = self.facts(tree)
-        closures: dict[str, list[list[Any]]] = {}
-        for fullname in sorted(facts):
-            found = self.reach_from(fullname)
-            if found:
-                closures[fullname] = [r.to_json() for r in found]
+        self._pending.add(tree.fullname)
+        try:
+            if not self._needs(tree):
+                return
+            facts = self.facts(tree)
+            closures: dict[str, list[list[Any]]] = {}
+            for fullname in sorted(facts):
+                found = self.reach_from(fullname)
+                if found:
+                    closures[fullname] = [r.to_json() for r in found]
+        finally:
+            self._pending.discard(tree.fullname)
         if closures:
             self._attach(tree, {"format": FORMAT, "closures": closures})
+
+    def _needs(self, tree: MypyFile) -> bool:
+        """Whether a function of `tree` can reach a yield at all: only if the module imports
+        `coroutine`, or a module whose functions reach yields or that declares some. This
+        spares the walk of every module of a project that has nothing to do with us."""
+        for name in _imported(tree):
+            if name == "coroutine" or name.startswith("coroutine."):
+                return True
+            other = self.modules.get(name)
+            if other is None or other is tree:
+                continue
+            if name in self._pending:
+                return True  # same import cycle, being summarised: assume it may yield
+            if self._done.get(name) is not other and other.defs and not other.is_stub:
+                self.summarize(other)  # same import cycle, not summarised yet
+            if HIDDEN in other.names or DECLARATIONS in other.names:
+                return True
+        return False
 
     def facts(self, tree: MypyFile) -> dict[str, Facts]:
         known = self._facts.get(tree.fullname)
@@ -155,19 +192,27 @@ class Store:
         return list(found.values())
 
     def _module_of(self, fullname: str) -> MypyFile | None:
+        try:
+            return self._module_cache[fullname]
+        except KeyError:
+            pass
+        found = None
         mod = fullname
         while "." in mod:
             mod = mod.rpartition(".")[0]
-            tree = self.modules.get(mod)
-            if tree is not None:
-                return tree
-        return None
+            found = self.modules.get(mod)
+            if found is not None:
+                break
+        self._module_cache[fullname] = found
+        return found
 
     def _local(self, fullname: str) -> Facts | None:
         """Facts of a function whose module's AST is alive and not yet summarised."""
         tree = self._module_of(fullname)
         if tree is None or HIDDEN in tree.names or not tree.defs or tree.is_stub:
             return None
+        if self._done.get(tree.fullname) is tree and tree.fullname not in self._pending:
+            return None  # summarised: nothing reachable (or it would have HIDDEN)
         return self.facts(tree).get(fullname, Facts())
 
     def _stored(self, fullname: str) -> list[Reached]:
@@ -185,11 +230,29 @@ class Store:
     def _declared_only(self, tree: MypyFile, fullname: str) -> list[Reached]:
         """A module never summarised here (a stub, or an installed package on mypy 1.x):
         only its ``__coroutine_yields__`` declarations are known."""
-        from .walk import declared_sites
-
-        return reached_sites(declared_sites(tree).get(fullname, []), fullname)
+        declared = self._declared_cache.get(tree.fullname)
+        if declared is None:
+            declared = self._declared_cache[tree.fullname] = declared_sites(tree)
+        return reached_sites(declared.get(fullname, []), fullname)
 
     def load_type(self, data: str) -> Type:
         t = deserialize_type(json.loads(data))
         t.accept(TypeFixer(self.modules, allow_missing=True))
         return t
+
+
+def _imported(tree: MypyFile) -> Iterator[str]:
+    """Ids of the modules `tree` imports (anywhere in it), relative imports resolved."""
+    is_init = tree.path.endswith(("__init__.py", "__init__.pyi"))
+    for imp in tree.imports:
+        if isinstance(imp, Import):
+            for name, _ in imp.ids:
+                yield name
+            continue
+        if not isinstance(imp, (ImportFrom, ImportAll)):
+            continue
+        base, _ = correct_relative_import(tree.fullname, imp.relative, imp.id, is_init)
+        yield base
+        if isinstance(imp, ImportFrom):
+            for name, _ in imp.names:
+                yield f"{base}.{name}"
