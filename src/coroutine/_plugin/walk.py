@@ -38,6 +38,7 @@ from mypy.nodes import (
     OverloadedFuncDef,
     RefExpr,
     Statement,
+    TypeAlias,
     TypeApplication,
     TypeInfo,
     Var,
@@ -124,6 +125,8 @@ def _expressions(
             site = _site(e.analyzed)
             if site is not None:
                 facts.sites.append(site)
+        elif isinstance(e, RefExpr) and isinstance(e.node, TypeAlias):
+            facts.sites.extend(_declared_pairs(e.node.target))  # Ask = Yield[str, int]
         elif isinstance(e, RefExpr):
             _ref_edges(e, facts.edges, module_vars, local_vars)
         elif isinstance(e, CallExpr) and isinstance(e.callee, RefExpr):
