@@ -66,8 +66,10 @@ def _check_both(python: Path, project: Path) -> None:
     (project / "user.py").write_text(USER_FILE)
     (project / "pyrightconfig.json").write_text("{}")
     mypy = subprocess.run(
-        [sys.executable, "-m", "mypy", "--python-executable", str(python), "--no-incremental"]
-        + ["--config-file", "/dev/null", "user.py"],
+        [
+            *(sys.executable, "-m", "mypy", "--python-executable", str(python)),
+            *("--no-incremental", "--config-file", "/dev/null", "user.py"),
+        ],
         cwd=project,
         capture_output=True,
         text=True,
