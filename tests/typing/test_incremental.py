@@ -171,3 +171,29 @@ def test_the_daemon_says_the_check_is_off(tmp_path: Path) -> None:
     finally:
         subprocess.run([*dmypy, "stop"], cwd=tmp_path, env=env, capture_output=True)
     assert "reachability check is off under dmypy" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_plugin_types_calls_on_mypy_before_2_2(tmp_path: Path) -> None:
+    # mypy < 2.2 ignores the stubs' __new__ return types; the plugin supplies them.
+    project = Project(tmp_path, MYPYS["mypy-1.19"]())
+    project.write(
+        "main.py",
+        "from coroutine import LoadContext, New, NewWithReturn, Yield\n"
+        "def body() -> int:\n"
+        "    reveal_type(Yield[int, str](1))\n"
+        "    reveal_type(LoadContext[int, str]())\n"
+        "    return 1\n"
+        "reveal_type(New[int, str](body))\n"
+        "reveal_type(NewWithReturn[int, str](body))\n",
+    )
+    out = project.check()
+    assert 'main.py:3: note: Revealed type is "builtins.str"' in out, out
+    assert (
+        'main.py:4: note: Revealed type is "coroutine.Context[builtins.int, builtins.str]"' in out
+    )
+    assert (
+        'main.py:6: note: Revealed type is "coroutine.Coroutine[builtins.int, builtins.str]"' in out
+    )
+    assert (
+        'main.py:7: note: Revealed type is "coroutine.Coroutine[builtins.int, builtins.str]"' in out
+    )
