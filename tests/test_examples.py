@@ -338,12 +338,6 @@ def body():
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: at interpreter exit Coroutine.__del__ calls greenlet.getcurrent(), "
-    "which raises 'greenlet is being finalized'; the finally block never runs and the error "
-    "is printed as 'Exception ignored in Coroutine.__del__' (a generator runs its finally)",
-)
 def test_a_coroutine_kept_alive_by_an_uncaught_exception_is_unwound_quietly_at_exit() -> None:
     how = "def main():\n    c = New[int, None](body)\n    c.Next()\n    raise ValueError\nmain()"
     out = subprocess.run(
@@ -353,11 +347,6 @@ def test_a_coroutine_kept_alive_by_an_uncaught_exception_is_unwound_quietly_at_e
     assert out.stdout == "finally ran\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime gap: a coroutine suspended in a module global at interpreter exit is never "
-    "unwound (its finally block does not run), where a generator's would",
-)
 def test_a_coroutine_suspended_in_a_global_at_exit_runs_its_finally_like_a_generator() -> None:
     how = "c = New[int, None](body)\nc.Next()"
     out = subprocess.run(

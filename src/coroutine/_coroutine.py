@@ -21,8 +21,12 @@ the coroutine's own thread.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
+import sys
 import threading
+import traceback
 from _thread import get_ident
 from collections.abc import Callable
 from contextvars import copy_context
@@ -287,7 +291,10 @@ class Coroutine(Generic[R, S]):
         ctx = self._ctx
         if ctx._state is not SUSPENDED or ctx._thread != get_ident():
             return  # greenlet unwinds it when its own thread next switches (see README)
-        self.close()
+        try:
+            self.close()
+        except greenlet_error:
+            pass  # greenlet itself is being finalized: nothing can run any more
 
     # -- the driver's side of a switch -----------------------------------------------
 
@@ -395,6 +402,27 @@ class Coroutine(Generic[R, S]):
         return ResumeError(
             f"cannot {op} {self!r}: {why}; a coroutine can only be resumed while suspended"
         )
+
+
+@atexit.register
+def _unwind_survivors() -> None:
+    """At interpreter exit, unwind the suspended coroutines of this (the main) thread that are
+    still alive, as finalization unwinds a suspended generator held by a global.
+
+    Runs once, at exit, so a scan of the heap is affordable. Errors raised while unwinding
+    are reported on stderr like other exceptions ignored at exit.
+    """
+    me = get_ident()
+    for obj in gc.get_objects():
+        if type(obj) is not Coroutine or obj._g is None:
+            continue
+        ctx = obj._ctx
+        if ctx._state is SUSPENDED and ctx._thread == me:
+            try:
+                obj.close()
+            except BaseException as exc:  # reported, as __del__ would report it
+                print(f"Exception ignored while unwinding {obj!r} at exit:", file=sys.stderr)
+                traceback.print_exception(exc, file=sys.stderr)
 
 
 def _thread_name(ident: int) -> str:
