@@ -537,3 +537,71 @@ def test_unmarshal_names_foreign_bytes_and_other_versions() -> None:
         make_count().Context().Unmarshal(b[:10])
     with pytest.raises(TypeError, match="bytes Marshal returned"):
         make_count().Context().Unmarshal("text")  # type: ignore[arg-type]
+
+
+# -- stops, nesting, drivers -----------------------------------------------------------------
+
+FINALLY: list[str] = []
+
+
+def guarded() -> None:
+    try:
+        while True:
+            Yield[int, Any](1)
+    finally:
+        FINALLY.append("finally")
+
+
+def test_a_stopped_durable_coroutine_unwinds_and_marshals_as_done() -> None:
+    FINALLY.clear()
+    c = New[int, Any](guarded, durable=True)
+    c.Next()
+    c.Stop()
+    assert not c.Next() and FINALLY == ["finally"]
+    r = hop(c, lambda: New[int, Any](guarded, durable=True))
+    assert r.Done() and FINALLY == ["finally"]
+
+
+def inner_with_effect() -> None:
+    Yield[int, Any](SideEffect(lambda: CALLS.append("inner") or len(CALLS)))
+    Yield[int, Any](-1)
+
+
+def outer_of_durable() -> None:
+    inner = New[int, Any](inner_with_effect, durable=True)
+    while inner.Next():
+        Yield[int, Any](inner.Recv())
+
+
+def test_a_side_effect_in_a_durable_coroutine_nested_in_another_runs_once() -> None:
+    CALLS.clear()
+    make = lambda: New[int, Any](outer_of_durable, durable=True)  # noqa: E731
+    c = make()
+    assert c.Next() and c.Recv() == 1
+    r = hop(c, make)
+    assert r.Next() and r.Recv() == -1
+    assert CALLS == ["inner"]
+    r.close()
+    c.close()
+
+
+def test_run_drives_a_restored_coroutine_to_its_end() -> None:
+    make = lambda: NewWithReturn[int, int](echo, durable=True)  # noqa: E731
+    c = make()
+    c.Next()
+    c.Send(5)
+    r = hop(c, make)
+    assert coroutine.Run(r, lambda v: v + 1) == 5 + 6 + 12
+    c.close()
+
+
+def test_an_abandoned_restored_coroutine_is_simply_freed() -> None:
+    import weakref
+
+    c = make_count()
+    c.Next()
+    r = hop(c, make_count)
+    ref = weakref.ref(r)
+    del r
+    assert ref() is None
+    c.close()

@@ -60,9 +60,10 @@ def RegisterPickle(cls: type, *, name: str | None = None) -> None:
     that unmarshals; with no such registration, a pickle in the bytes is refused
     (`InvalidStateError`) without being read.
 
-    >>> from fractions import Fraction
     >>> from coroutine.types import RegisterPickle
-    >>> RegisterPickle(Fraction)
+    >>> class Session:  # say, a third-party object with no field-wise encoding
+    ...     pass
+    >>> RegisterPickle(Session, name="example.Session")
 
     Raises:
         TypeError: `cls` is not a class or is a builtin the codec already encodes.
