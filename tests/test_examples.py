@@ -46,9 +46,10 @@ def example(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
         yield importlib.import_module(name)
     finally:
         sys.path.remove(str(EXAMPLES))
+        sys.modules.pop(name, None)  # tests may patch module globals (`trace`, `log`)
 
 
-def uses(name: str) -> Any:
+def uses(name: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("example", [name], indirect=True)
 
 
@@ -74,7 +75,7 @@ def test_retrofit_example_is_lazy_and_agrees_with_the_generator_version() -> Non
 
 
 @uses("retrofit")
-def test_retrofit_visitor_is_paused_after_each_name(example: ModuleType) -> None:
+def test_retrofit_visitor_is_paused_after_each_name(example: Any) -> None:
     names = example.functions_in("def a():\n    def b(): pass\ndef c(): pass\n")
     assert next(names) == "a"
     assert next(names) == "b"
@@ -83,7 +84,7 @@ def test_retrofit_visitor_is_paused_after_each_name(example: ModuleType) -> None
 
 @uses("retrofit")
 def test_retrofit_finds_what_a_regular_expression_finds_in_a_stdlib_module(
-    example: ModuleType,
+    example: Any,
 ) -> None:
     import inspect
     import textwrap
@@ -106,7 +107,7 @@ def test_push_pull_example_reads_one_chunk_for_the_first_links() -> None:
 
 
 @uses("push_pull")
-def test_push_pull_events_equal_those_a_collecting_parser_records(example: ModuleType) -> None:
+def test_push_pull_events_equal_those_a_collecting_parser_records(example: Any) -> None:
     from html.parser import HTMLParser
 
     class Collector(HTMLParser):  # the push-style reference: the whole document in a list
@@ -133,7 +134,7 @@ def test_push_pull_events_equal_those_a_collecting_parser_records(example: Modul
 
 
 @uses("push_pull")
-def test_push_pull_stops_reading_when_the_consumer_stops(example: ModuleType) -> None:
+def test_push_pull_stops_reading_when_the_consumer_stops(example: Any) -> None:
     stream = example.CountingReader(example.sample_page(5000))
     events = example.html_events(stream, chunk_size=100)
     assert next(events).tag == "html"
@@ -155,19 +156,19 @@ def test_same_fringe_example_prints_the_verdicts_and_stops_at_the_first_differen
     ]
 
 
-def _random_tree(mod: ModuleType, leaves: list[int], rng: random.Random) -> Any:
+def _random_tree(mod: Any, leaves: list[int], rng: random.Random) -> Any:
     if len(leaves) == 1:
         return leaves[0]
     cut = rng.randrange(1, len(leaves))
     return mod.Tree(_random_tree(mod, leaves[:cut], rng), _random_tree(mod, leaves[cut:], rng))
 
 
-def _leaves(mod: ModuleType, t: Any) -> list[int]:
+def _leaves(mod: Any, t: Any) -> list[int]:
     return _leaves(mod, t.left) + _leaves(mod, t.right) if isinstance(t, mod.Tree) else [t]
 
 
 @uses("same_fringe")
-def test_same_fringe_agrees_with_comparing_flattened_lists(example: ModuleType) -> None:
+def test_same_fringe_agrees_with_comparing_flattened_lists(example: Any) -> None:
     rng = random.Random(1958)
     for _ in range(300):
         a = [rng.randrange(3) for _ in range(rng.randrange(1, 8))]
@@ -192,7 +193,7 @@ def test_conway_example_reads_each_card_only_after_the_previous_statement_ran() 
 
 
 @uses("conway")
-def test_conway_compiles_random_programs_to_what_python_computes(example: ModuleType) -> None:
+def test_conway_compiles_random_programs_to_what_python_computes(example: Any) -> None:
     rng = random.Random(1958)
 
     def expr(depth: int, names: list[str]) -> str:
@@ -203,7 +204,9 @@ def test_conway_compiles_random_programs_to_what_python_computes(example: Module
 
     example.trace = lambda _: None
     for _ in range(50):
-        cards, names, env = [], [], {}
+        cards: list[str] = []
+        names: list[str] = []
+        env: dict[str, int] = {}
         for name in "abcd":
             cards.append(f"{name} = {expr(4, names)}")
             env[name] = eval(cards[-1].split(" = ", 1)[1], {}, dict(env))
@@ -214,7 +217,7 @@ def test_conway_compiles_random_programs_to_what_python_computes(example: Module
 
 
 @uses("conway")
-def test_conway_reports_a_syntax_error_with_its_card(example: ModuleType) -> None:
+def test_conway_reports_a_syntax_error_with_its_card(example: Any) -> None:
     example.trace = lambda _: None
     with pytest.raises(SyntaxError, match=r"card 2: expected '\)'"):
         example.run(["a = 1", "b = (a + 2", "print b"])
@@ -235,7 +238,7 @@ def test_producer_consumer_example_consumes_everything_within_capacity() -> None
 
 @uses("producer_consumer")
 def test_producers_wait_when_the_queue_is_full_and_consumers_start_before_they_finish(
-    example: ModuleType, capsys: pytest.CaptureFixture[str]
+    example: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     consumed = example.main(["--trace"])
     trace = capsys.readouterr().out.splitlines()
@@ -247,7 +250,7 @@ def test_producers_wait_when_the_queue_is_full_and_consumers_start_before_they_f
 
 
 @uses("producer_consumer")
-def test_a_scheduler_whose_tasks_all_wait_reports_a_deadlock(example: ModuleType) -> None:
+def test_a_scheduler_whose_tasks_all_wait_reports_a_deadlock(example: Any) -> None:
     example.log = lambda _: None
     queue = example.BoundedQueue(capacity=1)
     with pytest.raises(RuntimeError, match=r"deadlock: every task waits: getter \(queue not"):
@@ -266,7 +269,7 @@ def test_echo_server_serves_100_concurrent_clients_from_one_thread() -> None:
 
 
 @uses("echo_server")
-def test_echo_loop_times_out_and_unwinds_a_task_that_waits_forever(example: ModuleType) -> None:
+def test_echo_loop_times_out_and_unwinds_a_task_that_waits_forever(example: Any) -> None:
     import socket
 
     a, b = socket.socketpair()
@@ -289,17 +292,13 @@ def test_echo_loop_times_out_and_unwinds_a_task_that_waits_forever(example: Modu
 # -- 7. async bridge ------------------------------------------------------------------
 
 
-def test_async_bridge_example_renders_with_lookups_in_flight_together() -> None:
+@uses("async_bridge")
+def test_async_bridge_example_renders_with_lookups_in_flight_together(example: Any) -> None:
     lines = run_example("async_bridge.py").splitlines()
     from_dict = {}
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import async_bridge
-    finally:
-        sys.path.remove(str(EXAMPLES))
     for c in "123":
-        fields = {k.split(".")[1]: v for k, v in async_bridge.RECORDS.items() if k[0] == c}
-        from_dict[c] = Template(async_bridge.LETTER.template).substitute(fields)
+        fields = {k.split(".")[1]: v for k, v in example.RECORDS.items() if k[0] == c}
+        from_dict[c] = Template(example.LETTER.template).substitute(fields)
     assert lines[:3] == [f"letter {c}: {from_dict[c]}" for c in "123"]
     took, alone = map(
         float, re.findall(r"took ([\d.]+) s \(one at a time: ([\d.]+) s\)", lines[3])[0]
