@@ -233,7 +233,10 @@ def test_a_done_coroutine_restores_as_done_with_its_result() -> None:
 def test_a_created_coroutine_restores_as_created_and_runs_from_the_start() -> None:
     r = hop(make_count(), make_count)
     assert r.status == "created"
-    assert list(r) == [0, 1, 2]
+    assert r.Next() and r.Recv() == 0
+    r = hop(r, make_count)
+    assert r.status == "suspended"
+    assert list(r) == [1, 2]
 
 
 def test_a_send_pending_at_marshal_is_delivered_after_unmarshal() -> None:

@@ -348,6 +348,9 @@ class _Recorder:
         self.started = True
         self.cursor = 0
         self.replaying = self.events is not None and bool(self.events or self.pending)
+        if not self.replaying:  # nothing to replay (restored from a created state)
+            self.restored = None
+            self.events = None
 
     def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
         if self.replaying:
