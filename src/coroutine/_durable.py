@@ -381,7 +381,7 @@ class _Recorder:
             self._append_exc(b"T" + d, exc, "thrown at yield")
             raise
         else:
-            self._append_value(b"Y" + d, sent, f"the value sent to yield {self.nyield - 1}")
+            self._append_value(b"Y" + d, sent, self.nyield - 1)
             return sent
         finally:
             self.pending = None
@@ -434,7 +434,7 @@ class _Recorder:
                 self._append(b"N" + d)
                 raise _nothing_sent(ctx)
             sent = None
-        self._append_value(b"Y" + d, sent, f"the value sent to yield {n}")
+        self._append_value(b"Y" + d, sent, n)
         return sent
 
     def _maybe_done(self) -> None:
@@ -476,12 +476,15 @@ class _Recorder:
         self.log += event
         self.nevents += 1
 
-    def _append_value(self, head: bytes, value: object, what: str) -> None:
+    def _append_value(self, head: bytes, value: object, index: int) -> None:
+        """Log the value sent to yield `index` (or a side effect's result if -1)."""
         if self.broken is not None:
             return
         try:
-            self._append(head + _codec.encode(value))
+            self.log += head + _codec.encode(value)
+            self.nevents += 1
         except _codec.EncodeError as exc:
+            what = f"the value sent to yield {index}" if index >= 0 else "a SideEffect's result"
             self._break(f"{what}: {exc}")
 
     def _append_exc(self, head: bytes, exc: BaseException, what: str) -> None:
@@ -521,7 +524,7 @@ class _Recorder:
         if raised:
             self._append_exc(b"X", value, "raised by a SideEffect")
         else:
-            self._append_value(b"E", value, "a SideEffect's result")
+            self._append_value(b"E", value, -1)
 
     # -- the state -------------------------------------------------------------------------
 
