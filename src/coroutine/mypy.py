@@ -115,7 +115,8 @@ class CoroutinePlugin(Plugin):
                     ctx.context,
                 )
         else:
-            check_new(ctx, self._store_(), self._touched, suffix)
+            tree = getattr(ctx.api, "tree", None)  # the TypeChecker's module
+            check_new(ctx, self._store_(), tree if isinstance(tree, MypyFile) else None, suffix)
         return as_generic(ctx, suffix)
 
 
