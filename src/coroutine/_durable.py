@@ -255,6 +255,9 @@ class _Refused:
     def before_start(self, ctx: Context[Any, Any]) -> None:
         pass
 
+    def replays_stop(self) -> bool:
+        return False
+
 
 # -- the recorder ----------------------------------------------------------------------------
 
@@ -343,6 +346,11 @@ class _Recorder:
 
     def before_start(self, ctx: Context[Any, Any]) -> None:
         pass  # the wrapped body starts the replay (`start`), in the body's own context
+
+    def replays_stop(self) -> bool:
+        """Whether a `Stop` before the first `Next` must still replay the body, to unwind it
+        from the restored yield (not yet asked by the core: see docs/durable.md, Limits)."""
+        return self.restored == _K_SUSPENDED and not self.started
 
     def start(self) -> None:
         self.started = True
