@@ -566,6 +566,21 @@ def test_a_stopped_durable_coroutine_unwinds_and_marshals_as_done() -> None:
     assert r.Done() and FINALLY == ["finally"]
 
 
+def test_stopping_a_restored_coroutine_before_next_replays_and_runs_its_finally() -> None:
+    FINALLY.clear()
+    c = New[int, Any](guarded, durable=True)
+    c.Next()
+    state = c.Context().Marshal()
+    c.close()
+    FINALLY.clear()
+    r = New[int, Any](guarded, durable=True)
+    r.Context().Unmarshal(state)
+    r.Stop()
+    assert r.Next() is False
+    assert r.Done()
+    assert FINALLY == ["finally"]
+
+
 def inner_with_effect() -> None:
     Yield[int, Any](SideEffect(lambda: CALLS.append("inner") or len(CALLS)))
     Yield[int, Any](-1)

@@ -288,9 +288,9 @@ def _bad_value(
     expected = coro.r if is_any_form(site.r) else site.r
     loc = f" at {where}" if where else ""
     return YieldTypeError(
-        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which is not a "
-        f"{describe(expected)} (the coroutine is {coro}); yield a {describe(expected)} or "
-        "widen the declared types",
+        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which does not "
+        f"match {describe(expected)} (the coroutine is {coro}); yield a value of type "
+        f"{describe(expected)}, or widen the declared types",
         expected=expected,
         got=value,
         site=where,

@@ -278,9 +278,10 @@ class Coroutine(Generic[R, S]):
         self.close()
 
     def __repr__(self) -> str:
-        name = getattr(self._fn, "__qualname__", None) or repr(self._fn)
-        module = getattr(self._fn, "__module__", None)
-        entry = f"{module}.{name}" if module else name
+        fn = self._fn
+        name = getattr(fn, "__qualname__", None)
+        module = getattr(fn, "__module__", None)
+        entry = f"{module}.{name}" if name and module else repr(fn)
         return f"<Coroutine{self._ctx._sig} {entry} status={self.status!r}>"
 
     def __del__(self) -> None:
@@ -339,7 +340,7 @@ class Coroutine(Generic[R, S]):
         if state is RUNNING:
             raise self._busy("resume")
         self._check_thread("start")
-        if ctx._stopping:
+        if ctx._stopping and (ctx._durable is None or not ctx._durable.replays_stop()):
             self._end_unstarted()
             return False
         if ctx._durable is not None:
