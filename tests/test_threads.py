@@ -102,3 +102,24 @@ def test_sixteen_threads_drive_their_own_coroutines_at_once() -> None:
     for t in threads:
         t.join()
     assert results == {k: [190 * k, 19] * 50 for k in range(16)}
+
+
+def test_yield_from_a_greenlet_sharing_the_body_context_raises_not_in_coroutine() -> None:
+    # greenback and SQLAlchemy's asyncio layer give their greenlets the caller's context.
+    import greenlet
+
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        helper = greenlet.greenlet(lambda: Yield[int, Any](1))
+        helper.gr_context = greenlet.getcurrent().gr_context
+        try:
+            helper.switch()
+        except NotInCoroutineError as e:
+            errors.append(e)
+        Yield[int, Any](2)
+
+    c = New[int, Any](body)
+    assert c.Next() and c.Recv() == 2
+    assert len(errors) == 1
+    c.close()

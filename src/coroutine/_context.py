@@ -11,8 +11,8 @@ Memory invariant. Nothing reachable from a body's frames or from its contextvars
 own the `Coroutine` object or the worker greenlet: greenlet cannot collect a suspended
 greenlet that sits in a reference cycle, so such a reference would make an abandoned
 coroutine immortal and its ``finally`` blocks would never run. Hence `Context` holds only a
-weak reference to its `Coroutine` and none to the worker; while suspended, a body's frames
-reference only its driver greenlet (the target of the switch under way).
+weak reference to its `Coroutine`, and knows its worker only by `id()`; while suspended, a
+body's frames reference only its driver greenlet (the target of the switch under way).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from contextvars import Context as _VarsContext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from greenlet import GreenletExit
-from greenlet import error as greenlet_error
+from greenlet import GreenletExit, getcurrent
 
 from ._errors import (
     CoroutineExit,
@@ -83,6 +82,7 @@ class Context(Generic[R, S]):
         "_driver",
         "_durable",
         "_exc",
+        "_gid",
         "_recv",
         "_result",
         "_sent",
@@ -97,6 +97,9 @@ class Context(Generic[R, S]):
     # _state is one of CREATED, SUSPENDED, RUNNING, DONE; it only moves forward, except
     #   SUSPENDED <-> RUNNING.
     # _vars is the contextvars copy taken at creation while CREATED, None afterwards.
+    # _gid is id() of the worker greenlet while it runs this body (from the start until it is
+    #   released to the pool), else 0: an int, as a reference to the worker would form a cycle
+    #   through the worker's contextvars context.
     # _driver is the greenlet that last resumed the body (where a yield switches to), or
     #   None before the start. (Not the worker's `parent`: assigning that costs more.)
     # _sent is NOTHING unless a Send is pending; every yield clears it.
@@ -114,6 +117,7 @@ class Context(Generic[R, S]):
     _stopping: bool
     _thread: int
     _driver: Any
+    _gid: int
     _vars: _VarsContext | None
     _durable: Any
     _coro: Callable[[], Coroutine[Any, Any] | None]
@@ -136,6 +140,7 @@ class Context(Generic[R, S]):
         self._stopping = False
         self._thread = threading.get_ident()
         self._driver = None
+        self._gid = 0
         self._vars = vars
         self._durable = None
         self._coro = weakref.ref(coro)
@@ -216,6 +221,8 @@ def switch(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
 
     `Yield`'s closure repeats the common case inline (see `_make_yield`); keep them in step.
     """
+    if id(getcurrent()) != ctx._gid:
+        raise _foreign_yield(ctx)
     driver = ctx._driver
     if ctx._stopping:
         # The body caught CoroutineExit (or a finally yields) while being stopped: end it
@@ -236,8 +243,6 @@ def switch(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
         sent = driver.switch(value)
     except GreenletExit:
         raise _killed(ctx) from None
-    except greenlet_error:
-        raise _foreign_yield(ctx) from None
     if sent is NOTHING:
         return _nothing_sent(ctx, rule)
     return sent
@@ -265,12 +270,14 @@ def _nothing_sent(ctx: Context[Any, Any], rule: Rule) -> None:
 
 
 def _foreign_yield(ctx: Context[Any, Any]) -> NotInCoroutineError:
-    """greenlet refused the switch to the driver: the yield came from another thread running
-    a copy of the body's contextvars context. Nothing switched; the body still runs."""
+    """The yield runs in a greenlet other than the body's (another thread, or a greenlet that
+    shares the body's contextvars context, as greenback and SQLAlchemy's asyncio layer make
+    them). Nothing switched; the body's state is as it was."""
     ctx._state = RUNNING
     return NotInCoroutineError(
-        "Yield reached a coroutine from another thread (running a copy of the body's "
-        "contextvars context); a coroutine can only yield from its own body's thread"
+        "Yield reached a coroutine from outside its body: from another thread or greenlet "
+        "running in (a copy of) the body's contextvars context; a coroutine can only yield "
+        "from the greenlet that runs its body"
     )
 
 
@@ -330,14 +337,14 @@ def _make_yield(site: Signature) -> Callable[[Any], Any]:
         if ctx._stopping or ctx._durable is not None:
             return switch_out(ctx, value, rule)
         # -- switch(), inlined --
+        if id(getcurrent()) != ctx._gid:
+            raise _foreign_yield(ctx)
         ctx._state = SUSPENDED
         ctx._sent = NOTHING
         try:
             sent = ctx._driver.switch(value)
         except GreenletExit:
             raise _killed(ctx) from None
-        except greenlet_error:
-            raise _foreign_yield(ctx) from None
         if sent is NOTHING:
             return _nothing_sent(ctx, rule)
         return sent

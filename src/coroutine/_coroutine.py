@@ -348,6 +348,7 @@ class Coroutine(Generic[R, S]):
         g = _worker.acquire()
         g.gr_context = ctx._vars
         ctx._vars = None
+        ctx._gid = id(g)
         ctx._driver = getcurrent()
         self._g = g
         ctx._state = RUNNING
@@ -369,6 +370,7 @@ class Coroutine(Generic[R, S]):
         if out is _worker.PARKED:
             g = self._g
             self._g = None
+            ctx._gid = 0
             _worker.release(g)  # type: ignore[arg-type]
         # else the body yielded while stopping: self._g keeps it suspended until collected.
         exc = ctx._exc
