@@ -15,8 +15,8 @@ from coroutine import New, Run, Yield
 from ._harness import Bench, timed
 
 
-def raw_greenlet(n: int) -> float:
-    """A raw greenlet switch pair: the floor every stackful library is measured against."""
+def _raw_counter() -> greenlet.greenlet:
+    """A raw greenlet that answers each int with the next one."""
 
     def body(x: int) -> None:
         driver = greenlet.getcurrent().parent
@@ -24,7 +24,12 @@ def raw_greenlet(n: int) -> float:
         while True:
             x = driver.switch(x + 1)
 
-    g = greenlet.greenlet(body)
+    return greenlet.greenlet(body)
+
+
+def raw_greenlet(n: int) -> float:
+    """A raw greenlet switch pair: the floor every stackful library is measured against."""
+    g = _raw_counter()
 
     def drive() -> None:
         x = 0
@@ -134,14 +139,7 @@ def via_for_loop(n: int) -> float:
 
 def raw_greenlet_with_callback(n: int) -> float:
     """Raw greenlet with the same per-value callback `Run` makes: Run's fair floor."""
-
-    def body(x: int) -> None:
-        driver = greenlet.getcurrent().parent
-        assert driver is not None
-        while True:
-            x = driver.switch(x + 1)
-
-    g = greenlet.greenlet(body)
+    g = _raw_counter()
 
     def drive() -> None:
         x = 0
