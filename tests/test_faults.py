@@ -11,14 +11,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from coroutine import (
-    Coroutine,
-    CoroutineExit,
-    New,
     NewWithReturn,
-    ResumeError,
     Run,
     RunAsync,
     Yield,

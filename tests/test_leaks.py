@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from coroutine import Coroutine, New, Yield
+from coroutine import Coroutine, CoroutineExit, New, ResumeError, Yield
 
 
 @contextmanager
@@ -69,3 +69,29 @@ def test_a_coroutine_that_threw_is_freed_by_reference_counting(
 ) -> None:
     with no_gc():
         assert drop_after(make, lambda c: c.throw(KeyError("thrown")))
+
+
+def test_a_body_that_yielded_while_stopping_is_unwound_when_its_coroutine_goes() -> None:
+    # README: its frames stay suspended until the coroutine is collected, then unwound.
+    # Here the body's worker is also the last driver of a finished inner coroutine, whose
+    # parked worker must not keep it suspended past its coroutine's collection.
+    log: list[str] = []
+
+    def outer() -> None:
+        list(New[int, Any](lambda: Yield[int, Any](0)))
+        try:
+            Yield[int, Any](1)
+        except CoroutineExit:
+            try:
+                Yield[int, Any](2)  # yields while stopping
+            finally:
+                log.append("finally")
+
+    c = New[int, Any](outer)
+    c.Next()
+    with pytest.raises(ResumeError, match="stopped"):
+        c.close()
+    assert log == [] and c.Done()
+    with no_gc():
+        del c
+        assert log == ["finally"]

@@ -290,12 +290,21 @@ class Coroutine(Generic[R, S]):
         if self._g is None:  # created or done: nothing to unwind (the common, fast case)
             return
         ctx = self._ctx
-        if ctx._state is not SUSPENDED or ctx._thread != get_ident():
+        if ctx._thread != get_ident():
             return  # greenlet unwinds it when its own thread next switches (see README)
         try:
-            self.close()
+            if ctx._state is SUSPENDED:
+                self.close()
         except greenlet_error:
             pass  # greenlet itself is being finalized: nothing can run any more
+        finally:
+            if ctx._state is DONE and self._g is not None:
+                # The body yielded while stopping: unwind it now, not whenever its greenlet
+                # goes (a parked worker it once drove may hold that greenlet until reused).
+                g = self._g
+                self._g = None
+                g.parent = getcurrent()  # where what the dying body raises goes
+                g.throw()  # GreenletExit: the yield raises CoroutineExit, for good
 
     # -- the driver's side of a switch -----------------------------------------------
 
