@@ -222,12 +222,6 @@ def headroom_in_a_body() -> int:
     return out[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug, reported: a worker's recursion depth is fixed when it first starts; "
-    "workers started inside bodies are pooled, so nested coroutines whose workers die "
-    "(zombies, pool cap) make later bodies start deeper and deeper",
-)
 def test_pooled_workers_do_not_accumulate_recursion_depth() -> None:
     def zombie() -> None:
         try:

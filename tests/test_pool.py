@@ -61,3 +61,21 @@ def test_a_worker_abandoned_by_a_yield_after_stop_is_not_reused() -> None:
     except Exception:
         pass
     assert stuck not in _worker._local.pool
+
+
+def test_a_worker_first_started_inside_a_body_is_not_pooled() -> None:
+    # greenlet fixes a greenlet's recursion depth at its first switch: such a worker would
+    # carry the outer body's depth into every later body.
+    _worker._local.__dict__.pop("pool", None)
+    inner_workers: list[object] = []
+
+    def outer() -> None:
+        inner = New[int, Any](one_yield)
+        inner.Next()
+        inner_workers.append(inner._g)
+        inner.close()
+
+    New[int, Any](outer).Next()
+    pool = _worker._local.pool
+    assert inner_workers and inner_workers[0] not in pool
+    assert len(pool) == 1  # the outer's worker, first started by this test's frame

@@ -5,6 +5,12 @@ chunk), against about 1 µs to wake a parked one. So a worker that finishes a bo
 die: it parks, switching `PARKED` to its driver, and waits in its thread's pool for the next
 body. The pool is capped; a worker beyond the cap is dropped, which kills it.
 
+Only workers first started outside any body are pooled. greenlet fixes a greenlet's
+recursion depth at its first switch, to its starter's: a worker first started by a driver
+that is itself a body would carry that body's depth to every later body it ran, and workers
+made inside those would start deeper still (SPEC §4 line 17). Such a worker runs its one
+body and dies; a body that creates coroutines still reuses the pooled, shallow workers.
+
 A worker holds no reference to the `Coroutine` object (see `_context`'s memory invariant):
 its task is the body's `Context`, the entry function, and whether to keep the result.
 """
@@ -40,6 +46,13 @@ PARKED: Any = _Parked()
 _local = threading.local()
 
 
+class _Worker(greenlet):
+    """A worker greenlet. `poolable` is False for one first started inside a body."""
+
+    __slots__ = ("poolable",)
+    poolable: bool
+
+
 def acquire() -> greenlet:
     """An idle worker of this thread, woken or newly made."""
     pool: list[greenlet] | None = getattr(_local, "pool", None)
@@ -47,7 +60,9 @@ def acquire() -> greenlet:
         return pool.pop()
     # A worker's parent is where control lands when it dies. The default, the greenlet that
     # made it, may be another worker that is by then parked or reused: use the thread's root.
-    return greenlet(_worker_main, parent=_root())
+    worker = _Worker(_worker_main, parent=_root())
+    worker.poolable = CURRENT.get() is None
+    return worker
 
 
 def _root() -> greenlet:
@@ -61,8 +76,11 @@ def _root() -> greenlet:
 
 
 def release(worker: greenlet) -> None:
-    """Return a parked worker to this thread's pool, or let it die if the pool is full."""
+    """Return a parked worker to this thread's pool, or let it die if the pool is full or the
+    worker is not poolable (see the module docstring)."""
     worker.gr_context = None  # drop the finished body's contextvars
+    if not worker.poolable:  # type: ignore[attr-defined]
+        return
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool is None:
         pool = _local.pool = []
