@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import types
 import typing
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, ForwardRef, Union, get_args, get_origin
 
 __all__ = ["accept", "admits_none", "checker", "describe", "is_any_form", "is_subtype"]
@@ -129,7 +129,7 @@ def _build(form: object) -> Check:
     if origin is cabc.Callable:
         return callable
     if origin is tuple:
-        return _tuple(args)
+        return _tuple(args, bare=form is tuple)
     if not isinstance(origin, type):
         return accept
     if origin in _MAPPING_ORIGINS and len(args) == 2:
@@ -212,10 +212,11 @@ def _subclass_of(bound: object) -> Check:
     return lambda value: isinstance(value, type) and issubclass(value, target)
 
 
-def _tuple(args: tuple[object, ...]) -> Check:
-    if not args or args == ((),):  # tuple, or tuple[()]
-        empty = args == ((),)
-        return lambda value: isinstance(value, tuple) and (not empty or not value)
+def _tuple(args: tuple[object, ...], bare: bool) -> Check:
+    if bare:  # typing.Tuple: any tuple
+        return _instance_of(tuple)
+    if not args or args == ((),):  # tuple[()], spelled () by 3.11+ and ((),) by 3.10
+        return lambda value: isinstance(value, tuple) and not value
     if len(args) == 2 and args[1] is Ellipsis:
         return _first_element(tuple, checker(args[0]))
     checks = [checker(a) for a in args]
@@ -350,10 +351,10 @@ def _generic_le(sub: object, sup: object) -> bool | None:
     sub_origin, sup_origin = get_origin(sub) or sub, get_origin(sup) or sup
     if sub_origin is type and sup_origin is type:
         return _args_le(get_args(sub) or (Any,), get_args(sup) or (Any,), covariant=True)
-    if sub_origin is cabc.Callable or sup_origin is cabc.Callable:
-        if sup_origin is not cabc.Callable:
-            return False
-        return True if not get_args(sup) else (True if sub == sup else None)
+    if sup_origin is cabc.Callable:
+        return _callable_le(sub, sup)
+    if sub_origin is cabc.Callable:
+        return False
     ok = _class_le(sub_origin, sup_origin)
     if not ok:
         return ok
@@ -365,6 +366,31 @@ def _generic_le(sub: object, sup: object) -> bool | None:
     if sub_origin is not sup_origin and len(sub_args) != len(sup_args):
         return None
     return _args_le(sub_args, sup_args, covariant=sup_origin not in _INVARIANT)
+
+
+def _callable_le(sub: object, sup: object) -> bool | None:
+    """Callables: parameters contravariant, return covariant; `...` accepts any parameters."""
+    if get_origin(sub) is not cabc.Callable:
+        # A class whose instances are not callable is not a Callable; one with __call__ is,
+        # but its signature is not compared.
+        if not isinstance(sub, type) or not issubclass(sub, cabc.Callable):  # type: ignore[arg-type]
+            return False
+        return True if not get_args(sup) else None
+    if not get_args(sup) or not get_args(sub):
+        return True
+    (sub_params, sub_ret), (sup_params, sup_ret) = _signature(sub), _signature(sup)
+    answers = [is_subtype(sub_ret, sup_ret)]
+    if sup_params is not Ellipsis and sub_params is not Ellipsis:  # `...` fits both ways
+        if len(sub_params) != len(sup_params):  # type: ignore[arg-type]
+            return None
+        pairs = zip(sub_params, sup_params, strict=True)  # type: ignore[call-overload]
+        answers += [is_subtype(b, a) for a, b in pairs]
+    return _all(answers)
+
+
+def _signature(form: object) -> tuple[object, object]:
+    args = get_args(form)
+    return (args[0], args[1]) if len(args) == 2 else (Ellipsis, args[-1])
 
 
 def _args_le(
@@ -407,14 +433,3 @@ def describe(form: object) -> str:
     if isinstance(form, str):
         return repr(form)
     return repr(form).replace("typing.", "")
-
-
-def is_hashable(form: object) -> bool:
-    """True if `form` can key a cache."""
-    if not isinstance(form, Hashable):
-        return False
-    try:
-        hash(form)
-    except TypeError:
-        return False
-    return True
