@@ -46,9 +46,9 @@ def table(runs: list[dict[str, Any]], group: str) -> list[str]:
             row = next((x for x in run["groups"][group] if x["name"] == name), None)
             cells.append(_cell(row, group) if row else "")
         budget = BUDGETS.get((group, name))
-        lines.append(
-            f"| {name} | " + " | ".join(cells) + f" | {f'<= {budget}x' if budget else ''} |"
-        )
+        limit = f"<= {budget}x" if budget else ""
+        label = name.replace("|", "\\|")  # a type like `int | None` inside a table cell
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {limit} |")
     return lines
 
 
