@@ -82,3 +82,27 @@ def test_every_public_object_has_a_docstring() -> None:
         if isinstance(obj, bool):
             continue
         assert obj.__doc__, name
+
+
+def test_unsubscripted_yield_and_load_context_mean_any() -> None:
+    seen: list[object] = []
+
+    def body() -> None:
+        seen.append(coroutine.LoadContext())
+        seen.append(coroutine.Yield("anything"))
+
+    c = coroutine.NewWithReturn(body)
+    assert c.Next() and c.Recv() == "anything"
+    c.Send(1)
+    assert not c.Next()
+    assert seen == [c.Context(), 1]
+
+
+def test_yield_reprs_as_its_public_name() -> None:
+    assert repr(coroutine.Yield) == "coroutine.Yield"
+
+
+@pytest.mark.parametrize("make", [coroutine.New, coroutine.NewWithReturn])
+def test_new_refuses_a_body_that_is_not_callable(make: type) -> None:
+    with pytest.raises(TypeError, match="function of no arguments, got 42"):
+        make(42)

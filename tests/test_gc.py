@@ -160,3 +160,21 @@ def test_many_abandoned_coroutines_do_not_accumulate() -> None:
         del c
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+def test_the_exit_hook_unwinds_suspended_coroutines_of_this_thread() -> None:
+    from coroutine._coroutine import _unwind_survivors
+
+    unwound: list[str] = []
+
+    def body() -> None:
+        try:
+            Yield[int, Any](1)
+        finally:
+            unwound.append("finally")
+
+    c = New[int, Any](body)
+    c.Next()
+    _unwind_survivors()
+    assert c.Done()
+    assert unwound == ["finally"]

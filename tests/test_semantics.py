@@ -781,3 +781,10 @@ def test_recursion_error_in_a_body_reaches_the_driver_and_the_thread_stays_usabl
 
 def recurse_plain(depth: int) -> int:
     return 1 if depth == 0 else recurse_plain(depth - 1) + 1
+
+
+def test_context_yield_checks_the_value_against_r() -> None:
+    c = New[int, Any](lambda: LoadContext[int, Any]().Yield("not an int"))
+    with pytest.raises(YieldTypeError, match="does not match int"):
+        c.Next()
+    assert c.Done()

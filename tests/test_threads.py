@@ -123,3 +123,12 @@ def test_yield_from_a_greenlet_sharing_the_body_context_raises_not_in_coroutine(
     assert c.Next() and c.Recv() == 2
     assert len(errors) == 1
     c.close()
+
+
+def test_the_wrong_thread_error_names_a_creator_thread_that_has_exited() -> None:
+    made: list[Any] = []
+    t = threading.Thread(target=lambda: made.append(New[int, Any](lambda: count_to(1))))
+    t.start()
+    t.join()
+    with pytest.raises(ResumeError, match="exited thread"):
+        made[0].Next()
