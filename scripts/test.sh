@@ -49,14 +49,21 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
         "$venv/bin/python" -m ruff format --check "${lint_paths[@]}" || status=1
     fi
     echo "--- runtime suite (CPython $v) ---"
+    core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
+    core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
+    core="$core,*/coroutine/_async.py,*/coroutine/_errors.py"
     if [ "$v" = "$PRIMARY" ]; then
         # Once, with greenlet-aware branch coverage of the core runtime (see .coveragerc).
         "$venv/bin/python" -m coverage erase
         "$venv/bin/python" -m coverage run -m pytest -q --ignore=tests/typing || status=1
-        core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
-        core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
-        core="$core,*/coroutine/_async.py,*/coroutine/_errors.py"
         "$venv/bin/python" -m coverage report --skip-covered --include="$core" || status=1
+    elif [ "$v" = "3.12" ]; then
+        # Once, line coverage through sys.monitoring, exact across greenlet switches.
+        export COVERAGE_CORE=sysmon COVERAGE_RCFILE=.coveragerc.lines
+        "$venv/bin/python" -m coverage erase
+        "$venv/bin/python" -m coverage run -m pytest -q --ignore=tests/typing || status=1
+        "$venv/bin/python" -m coverage report --skip-covered --include="$core" || status=1
+        unset COVERAGE_CORE COVERAGE_RCFILE
     else
         "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1
     fi
