@@ -235,9 +235,9 @@ class _Refused:
         self.reason = reason
 
     def _refuse(self, op: str) -> NotDurableError:
+        why = self.reason
         return NotDurableError(
-            f"{op}: this coroutine is volatile although COROUTINE_DURABLE=1, because "
-            f"{self.reason}"
+            f"{op}: this coroutine is volatile although COROUTINE_DURABLE=1, because {why}"
         )
 
     def marshal(self, ctx: Context[Any, Any]) -> bytes:
