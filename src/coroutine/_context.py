@@ -41,7 +41,16 @@ from ._typecheck import describe, is_any_form
 if TYPE_CHECKING:
     from ._coroutine import Coroutine
 
-__all__ = ["CURRENT", "Context", "Current", "LoadContext", "Yield", "switch", "switch_out"]
+__all__ = [
+    "CURRENT",
+    "Context",
+    "Current",
+    "LoadContext",
+    "Yield",
+    "switch",
+    "switch_out",
+    "type_params",
+]
 
 R = TypeVar("R")
 S = TypeVar("S")
@@ -353,7 +362,8 @@ def _make_yield(site: Signature) -> Callable[[Any], Any]:
     return yield_
 
 
-def _params(item: object, name: str) -> tuple[Any, Any]:
+def type_params(item: object, name: str) -> tuple[Any, Any]:
+    """The `(R, S)` of a subscription `name[R, S]`; TypeError saying how to write it."""
     if not isinstance(item, tuple) or len(item) != 2:
         raise TypeError(
             f"{name} takes two type arguments, the yielded and the sent type: "
@@ -390,7 +400,7 @@ class _YieldTable(dict[Any, Callable[[Any], Any]]):
     __slots__ = ()
 
     def __missing__(self, item: Any) -> Callable[[Any], Any]:
-        r, s = _params(item, "Yield")
+        r, s = type_params(item, "Yield")
         fn = self[item] = _make_yield(signature(r, s))
         return fn
 
@@ -422,7 +432,7 @@ class LoadContext(Generic[R, S]):
     """
 
     def __class_getitem__(cls, item: Any) -> Any:
-        r, s = _params(item, "LoadContext")
+        r, s = type_params(item, "LoadContext")
         site = signature(r, s)
 
         def load() -> Context[Any, Any]:

@@ -22,6 +22,7 @@ the coroutine's own thread.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import gc
 import sys
@@ -36,7 +37,7 @@ from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
 
 from . import _durable, _worker
-from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context
+from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context, type_params
 from ._errors import CoroutineExit, ResumeError, YieldTypeError, internal_error
 from ._signature import Signature, signature
 from ._typecheck import describe
@@ -485,20 +486,12 @@ _factories: dict[tuple[object, bool], Callable[..., Coroutine[Any, Any]]] = {}
 def _factory(item: Any, with_return: bool, name: str) -> Callable[..., Coroutine[Any, Any]]:
     try:
         return _factories[item, with_return]
-    except KeyError:
+    except (KeyError, TypeError):
         pass
-    except TypeError:  # unhashable type forms
-        return functools.partial(_create, signature(*_params(item, name)), with_return)
-    made = _factories[item, with_return] = functools.partial(
-        _create, signature(*_params(item, name)), with_return
-    )
+    made = functools.partial(_create, signature(*type_params(item, name)), with_return)
+    with contextlib.suppress(TypeError):  # unhashable type forms are not cached
+        _factories[item, with_return] = made
     return made
-
-
-def _params(item: Any, name: str) -> tuple[Any, Any]:
-    from ._context import _params as params
-
-    return params(item, name)
 
 
 class New(Coroutine[R, S]):
