@@ -17,9 +17,10 @@ from . import _replay
 from ._context import Context
 from ._entry import Refusal, entry
 from ._errors import InvalidStateError, NotDurableError
+from ._log import E, P, X
 from ._replay import CHAIN, LIVE, REPLAYING, Recorder
 from ._signature import Rule
-from ._state import FORMAT_VERSION, E, P, X, rebuild
+from ._state import FORMAT_VERSION
 
 __all__ = ["DURABLE", "FORMAT_VERSION", "Patched", "SideEffect", "attach"]
 
@@ -139,7 +140,7 @@ def SideEffect(fn: Callable[[], T], /) -> T:
     outcome: tuple[bool, Any] | None = None  # (raised, what fn returned or raised)
     for rec in _replaying(chain):
         kind, _, payload = rec.next_event(bytes((E, X)), "called SideEffect")
-        got = (False, payload) if kind == E else (True, rebuild(payload))
+        got = (kind == X, payload)  # the value returned, or the exception rebuilt
         outcome = outcome or got
     if outcome is None:
         for rec in chain:
