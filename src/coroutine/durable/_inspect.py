@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _codec, _state
+from .._errors import InvalidStateError
 
 __all__ = ["StateInfo", "configure", "inspect"]
 
@@ -72,7 +73,10 @@ def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
         raise TypeError(f"inspect takes the bytes Marshal returned, got {type(b).__name__}")
     b = bytes(b)
     budget = _codec.budget_for(len(b))
-    snap = _state.read(b, _state.key_for(key), budget)
+    try:
+        snap = _state.read(b, _state.key_for(key), budget)
+    except InvalidStateError as exc:
+        raise InvalidStateError(str(exc).replace("cannot Unmarshal", "cannot inspect", 1)) from None
     pending, note = None, None
     if snap.pending_value is not None:
         try:
