@@ -150,7 +150,7 @@ def test_version_must_be_a_str() -> None:
         New[int, Any](patched_twice, durable=True, version=3)  # type: ignore[arg-type]
 
 
-# -- continue as new --------------------------------------------------------------------------------
+# -- continue as new ------------------------------------------------------------------------------
 
 
 def account(balance: int = 0, rounds: int = 0) -> int:
@@ -182,7 +182,7 @@ def test_continue_as_new_outside_a_durable_body_raises() -> None:
         ContinueAsNew(1)
 
 
-# -- determinism aid --------------------------------------------------------------------------------
+# -- determinism aid ------------------------------------------------------------------------------
 
 
 def tour() -> None:
