@@ -68,8 +68,13 @@ class Events:
 
     def _next(self) -> Event | None:
         buf, pos, end = self.buf, self.pos, self.end
-        while pos < end and (buf[pos] == S or buf[pos] == D):
-            pos = _skip_record(buf, pos, end)
+        while pos < end and (buf[pos] == S or buf[pos] == D):  # a delta's head, a frame's tail
+            if buf[pos] == D:
+                pos += 1 + _PREV
+            elif pos + 1 < end and buf[pos + 1] < 0x80:  # the common, short tail
+                pos += 2 + buf[pos + 1] + 4 + 16
+            else:
+                pos = _skip_record(buf, pos, end)
         if pos >= end:
             self.pos = pos
             if self.count != self.nevents:
@@ -118,6 +123,9 @@ class Events:
     def _value(self, pos: int) -> Any:
         buf = self.buf
         tag = buf[pos]
+        if tag == 0x4E:  # None
+            self.pos = pos + 1
+            return None
         if tag == 0x69 and pos + 2 < self.end and 0 < buf[pos + 1] <= 8:  # a small int
             stop = pos + 2 + buf[pos + 1]
             if stop <= self.end:

@@ -25,8 +25,6 @@ Only `_durable_core` touches the core's `Context` internals; this module reads a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any, NoReturn
 
 from . import _codec, _log, _state
@@ -45,52 +43,11 @@ from ._log import E, N, P, T, X, Y
 from ._signature import Rule
 from ._state import K_CREATED, K_DONE, K_RUNNING, K_SUSPENDED
 
-__all__ = ["CHAIN", "Recorder", "wrap"]
+__all__ = ["BROKEN", "DIVERGED", "FRESH", "LIVE", "REPLAYING", "RESTORED", "Recorder"]
 
 FRESH, RESTORED, REPLAYING, LIVE, BROKEN, DIVERGED = (
     "fresh", "restored", "replaying", "live", "broken", "diverged"
 )  # fmt: skip
-
-# The durable recorders whose bodies enclose the running code, outermost first. Set by each
-# durable body in its own contextvars context; inner coroutines inherit it, so a side effect
-# in a volatile coroutine nested in a durable body is recorded by that body.
-CHAIN: ContextVar[tuple[Recorder, ...]] = ContextVar("coroutine.durable_chain", default=())
-
-
-# -- the body ----------------------------------------------------------------------------------
-
-
-def wrap(fn: Callable[[], Any], rec: Recorder) -> Callable[[], Any]:
-    """The body a durable coroutine really runs: `fn` with the recorder around it."""
-
-    def body() -> Any:
-        CHAIN.set((*CHAIN.get(), rec))
-        rec.start()
-        try:
-            result = fn()
-        except Exception as exc:
-            phase = rec.phase
-            if phase is DIVERGED and isinstance(exc, InvalidStateError):
-                raise
-            if phase is REPLAYING or phase is DIVERGED:
-                raise InvalidStateError(
-                    f"replay diverged: the body raised {_codec._short(exc)} after {rec.nyield} "
-                    f"yields, before reaching the recorded position ({rec.where()}); the body "
-                    "is not deterministic given what it receives"
-                ) from exc
-            raise
-        if rec.phase is REPLAYING:
-            raise InvalidStateError(
-                f"replay diverged: the body returned after {rec.nyield} yields, before "
-                f"reaching the recorded position ({rec.where()}); the body is not "
-                "deterministic given what it receives"
-            )
-        return result
-
-    body.__qualname__ = getattr(fn, "__qualname__", None) or repr(fn)
-    body.__module__ = getattr(fn, "__module__", None) or ""
-    body.__wrapped__ = fn  # type: ignore[attr-defined]
-    return body
 
 
 class Recorder:
@@ -119,33 +76,20 @@ class Recorder:
     # patches maps each change-id Patched decided in this run to its answer.
     # origin/resumes: the tag of the state this run was restored from and how many restores
     #   its history went through (both as loaded until the replay passes the boundary).
-    sig: str
-    entry: Entry
-    version: str | None
-    phase: str
     base: tuple[bytes, int, int] | None
-    log: bytearray
-    nevents: int
-    nyields: int
-    saved: int
     chain: _state.Chain | None
     pending: bytes | None
     pending_raw: bytes | None
     events: _log.Events | None
     ahead: _log.Event | None
-    kind: int
     broken: str | None
-    in_effect: int
-    nyield: int
     patches: dict[str, bool]
-    origin: bytes
-    resumes: int
 
     def __init__(self, sig: str, entry: Entry, version: str | None) -> None:
         self.sig = sig
         self.entry = entry
         self.version = version
-        self.phase = FRESH
+        self.phase: str = FRESH
         self.log = bytearray()
         self.base = self.chain = self.pending = self.pending_raw = self.broken = None
         self.events = self.ahead = None
@@ -223,10 +167,14 @@ class Recorder:
             d = _codec.digest(value)
         except _codec.EncodeError as exc:
             self._diverge(ctx, f"yield {n} yielded a value that the recorded run did not: {exc}")
-        try:
-            event = self._take()
-        except InvalidStateError as err:
-            end_from_body(ctx, err)
+        event = self.ahead  # `peek()` and consume, inlined: this is the replay's hot path
+        if event is None and self.events is not None:
+            try:
+                event = self.events.next()
+            except InvalidStateError as err:
+                self.phase = DIVERGED
+                end_from_body(ctx, err)
+        self.ahead = None
         if event is not None:
             kind, recorded, payload = event
             if recorded != d:
@@ -275,11 +223,6 @@ class Recorder:
                 self.phase = DIVERGED
                 raise
         return self.ahead
-
-    def _take(self) -> _log.Event | None:
-        event = self.peek()
-        self.ahead = None
-        return event
 
     def next_event(self, kinds: bytes, what: str) -> _log.Event:
         """The recorded event the replaying body must meet now, one of `kinds`; else the
@@ -413,7 +356,7 @@ class Recorder:
     def unmarshal(self, ctx: Context[Any, Any], b: bytes) -> None:
         if not isinstance(b, (bytes, bytearray, memoryview)):
             raise TypeError(f"Unmarshal takes the bytes Marshal returned, got {type(b).__name__}")
-        if ctx._state is not CREATED or self.phase is not FRESH or self.chain is not None:
+        if ctx._state is not CREATED or self.phase is not FRESH:
             raise ResumeError(
                 "Unmarshal restores state into a coroutine that has not started; this one "
                 f"is {ctx._state}: create a new one with New(..., durable=True) for the state"
