@@ -6,7 +6,7 @@ which answers with an `S`. See the README for the tour and the contract.
 """
 
 from ._async import RunAsync
-from ._context import Context, Current, LoadContext, Yield
+from ._context import Context
 from ._coroutine import Coroutine, New, NewWithReturn
 from ._durable import DURABLE as Durable
 from ._durable import SideEffect
@@ -20,6 +20,7 @@ from ._errors import (
     YieldTypeError,
 )
 from ._run import Run
+from ._yield import Current, LoadContext, Yield
 
 __version__ = "0.1.0"
 

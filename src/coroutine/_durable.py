@@ -45,10 +45,19 @@ from contextvars import ContextVar
 from hashlib import blake2b
 from typing import Any, NoReturn, TypeVar
 
-from greenlet import GreenletExit
-
 from . import _codec
-from ._context import CREATED, DONE, NOTHING, SUSPENDED, Context
+from ._context import (
+    CREATED,
+    DONE,
+    NOTHING,
+    SUSPENDED,
+    Context,
+    Durability,
+    end_from_body,
+    restore,
+    switch_out,
+    user_site,
+)
 from ._errors import (
     CoroutineExit,
     InvalidStateError,
@@ -170,14 +179,14 @@ def fingerprint(fn: types.FunctionType) -> bytes:
 # -- attaching -------------------------------------------------------------------------------
 
 
-def attach(coro: Any, explicit: bool) -> None:
-    """Make `coro` durable; refuse (explicit) or leave it volatile (default) otherwise.
+def attach(
+    fn: Callable[[], Any], sig: Any, *, explicit: bool, version: str | None = None
+) -> tuple[Durability, Callable[[], Any]]:
+    """The durability of a coroutine with entry `fn`, and the body it runs.
 
     Raises:
         NotDurableError: `explicit` and the entry cannot be recorded.
     """
-    ctx: Context[Any, Any] = coro._ctx
-    fn = coro._fn
     try:
         ref, desc, code_fn = _entry(fn)
     except _Refusal as why:
@@ -187,11 +196,9 @@ def attach(coro: Any, explicit: bool) -> None:
         )
         if explicit:
             raise NotDurableError(f"New(..., durable=True): {reason}") from None
-        ctx._durable = _Refused(reason)
-        return
-    rec = _Recorder(repr(ctx._sig), ref, desc, fingerprint(code_fn))
-    ctx._durable = rec
-    coro._fn = _wrap(fn, rec)
+        return _Refused(reason), fn
+    rec = _Recorder(repr(sig), ref, desc, fingerprint(code_fn))
+    return rec, _wrap(fn, rec)
 
 
 def _wrap(fn: Callable[[], Any], rec: _Recorder) -> Callable[[], Any]:
@@ -205,6 +212,8 @@ def _wrap(fn: Callable[[], Any], rec: _Recorder) -> Callable[[], Any]:
         except Exception as exc:
             if rec.failed and isinstance(exc, InvalidStateError):
                 raise
+            if isinstance(exc, (MemoryError, RecursionError)):
+                raise  # a fault of this process, not a divergence of the body
             if rec.replaying or rec.failed:
                 raise InvalidStateError(
                     f"replay diverged: the body raised {exc!r} after {rec.nyield} yields, "
@@ -246,14 +255,14 @@ class _Refused:
     def unmarshal(self, ctx: Context[Any, Any], b: bytes) -> None:
         raise self._refuse("Unmarshal")
 
-    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
-        return switch(ctx, value, rule)
+    def marshal_delta(self, ctx: Context[Any, Any]) -> bytes:
+        raise self._refuse("MarshalDelta")
+
+    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
+        return switch_out(ctx, value, rule)
 
     def status(self, state: str) -> str:
         return state
-
-    def before_start(self, ctx: Context[Any, Any]) -> None:
-        pass
 
     def replays_stop(self) -> bool:
         return False
@@ -344,9 +353,6 @@ class _Recorder:
             return SUSPENDED
         return state
 
-    def before_start(self, ctx: Context[Any, Any]) -> None:
-        pass  # the wrapped body starts the replay (`start`), in the body's own context
-
     def replays_stop(self) -> bool:
         """Whether a `Stop` before the first `Next` must still replay the body, to unwind it
         from the restored yield (not yet asked by the core: see docs/durable.md, Limits)."""
@@ -360,9 +366,9 @@ class _Recorder:
             self.restored = None
             self.events = None
 
-    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
+    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
         if self.replaying:
-            return self._replay_yield(ctx, value, rule, switch)
+            return self._replay_yield(ctx, value, rule)
         if self.in_effect:
             raise NotDurableError(
                 "Yield inside a SideEffect function: the side effect's result is recorded, "
@@ -370,16 +376,16 @@ class _Recorder:
                 "before or after SideEffect(fn) instead"
             )
         if self.broken is not None or ctx._stopping or self.failed:
-            return switch(ctx, value, rule)  # nothing to record (or switch refuses)
+            return switch_out(ctx, value, rule)  # nothing to record (or it refuses)
         try:
             d = _codec.digest(value)
         except _codec.EncodeError as exc:
             self._break(f"yield {self.nyield} yielded a value that {exc}")
-            return switch(ctx, value, rule)
+            return switch_out(ctx, value, rule)
         self.nyield += 1
         self.pending = d
         try:
-            sent = switch(ctx, value, rule)
+            sent = switch_out(ctx, value, rule)
         except YieldTypeError:  # resumed with nothing sent, and S does not admit None
             self._append(b"N" + d)
             raise
@@ -394,7 +400,7 @@ class _Recorder:
         finally:
             self.pending = None
 
-    def _replay_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
+    def _replay_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
         n = self.nyield
         self.nyield += 1
         try:
@@ -435,8 +441,7 @@ class _Recorder:
         self._end_replay()
         if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
             raise CoroutineExit
-        sent = ctx._sent
-        ctx._sent = NOTHING
+        sent = ctx._sent  # the next live yield clears it
         if sent is NOTHING:
             if not rule.none_ok:
                 self._append(b"N" + d)
@@ -466,13 +471,7 @@ class _Recorder:
         )
         if ctx._driver is None or ctx._state is DONE:
             raise err
-        ctx._state = DONE
-        ctx._exc = err
-        try:
-            ctx._driver.switch(None)
-        except GreenletExit:  # the abandoned body is collected: unwind it as a stop
-            raise CoroutineExit from None
-        raise err
+        end_from_body(ctx, err)
 
     def where(self) -> str:
         total = sum(1 for e in self.events or () if e[0] in "YNT") + (self.pending is not None)
@@ -536,6 +535,9 @@ class _Recorder:
 
     # -- the state -------------------------------------------------------------------------
 
+    def marshal_delta(self, ctx: Context[Any, Any]) -> bytes:
+        raise NotDurableError("MarshalDelta is not available in this format version: use Marshal")
+
     def marshal(self, ctx: Context[Any, Any]) -> bytes:
         if self.broken is not None:
             raise NotDurableError(
@@ -589,13 +591,8 @@ class _Recorder:
         self.pending = pending
         self.restored = kind
         self.nyield = 0
-        ctx._recv = None
-        ctx._sent = NOTHING if sent is _NONE else sent
+        restore(ctx, done=kind == _K_DONE, sent=NOTHING if sent is _NONE else sent, result=result)
         if kind == _K_DONE:
-            coro = ctx._coro()
-            ctx._result = result if coro is not None and coro._with_return else None
-            ctx._state = DONE
-            ctx._vars = None
             self.restored = None
             self.events = None
 
@@ -733,6 +730,7 @@ def _nothing_sent(ctx: Context[Any, Any]) -> YieldTypeError:
         "not admit None; call Send before Next (or declare the yield's S as Optional)",
         expected=ctx._sig.s,
         got=None,
+        site=user_site(),
     )
 
 
