@@ -57,7 +57,7 @@ async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]
         except Exception as exc:
             if ctx._state is not SUSPENDED:
                 raise
-            going = resume(coro, NOTHING, exc)
+            going = resume(coro, NOTHING, exc, None)
         except BaseException:
             coro.close()
             raise

@@ -417,12 +417,21 @@ def start(coro: Coroutine[Any, Any, Any], task: _worker.Task) -> bool:
     return ended(coro, out)
 
 
-def resume(coro: Coroutine[Any, Any, Any], value: Any, exc: BaseException | None = None) -> bool:
+def resume(
+    coro: Coroutine[Any, Any, Any],
+    value: Any,
+    exc: BaseException | None,
+    driver: greenlet | None,
+) -> bool:
     """Resume the suspended body of `coro` with `value`, or raising `exc` at its yield
-    (D1-D3): True if it yielded again, False if it ended (raising what it raised)."""
+    (D1-D3): True if it yielded again, False if it ended (raising what it raised).
+
+    `driver`, if not None, is the current greenlet (a loop such as `Run` looks it up once).
+    Callers pass every argument: a call without defaults is the cheapest Python has."""
     ctx = coro._ctx
     g: greenlet = coro._g  # type: ignore[assignment]
-    driver = getcurrent()
+    if driver is None:
+        driver = getcurrent()
     if driver is not ctx._driver:
         adopt(coro, g, driver)
     try:

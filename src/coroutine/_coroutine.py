@@ -100,7 +100,7 @@ class Coroutine(Generic[R, S, T]):
         """
         ctx = self._ctx
         if ctx._state is SUSPENDED and not ctx._stopping:
-            return resume(self, ctx._sent)
+            return resume(self, ctx._sent, None, None)
         return self._advance("Next", NOTHING)
 
     def Recv(self) -> R:
@@ -167,7 +167,7 @@ class Coroutine(Generic[R, S, T]):
     def __next__(self) -> R:
         ctx = self._ctx
         if ctx._state is SUSPENDED and not ctx._stopping:
-            if resume(self, ctx._sent):
+            if resume(self, ctx._sent, None, None):
                 return ctx._recv  # type: ignore[no-any-return]
         elif self._advance("next", NOTHING):
             return ctx._recv  # type: ignore[no-any-return]
@@ -190,7 +190,7 @@ class Coroutine(Generic[R, S, T]):
         if check is not None and not check(value):
             raise bad_send(value, ctx._sig)
         if ctx._state is SUSPENDED and not ctx._stopping:
-            if resume(self, value):
+            if resume(self, value, None, None):
                 return ctx._recv  # type: ignore[no-any-return]
         elif self._advance("send", value):
             return ctx._recv  # type: ignore[no-any-return]
@@ -288,13 +288,13 @@ class Coroutine(Generic[R, S, T]):
                 raise self._refusal(op, wrong_thread=True)
             if state is SUSPENDED:
                 if op == "throw":
-                    return resume(self, NOTHING, value)
+                    return resume(self, NOTHING, value, None)
                 if op == "close":
                     ctx._stopping = True
                 if ctx._stopping:
                     ctx._exit = CoroutineExit()
-                    return resume(self, NOTHING, ctx._exit)
-                return resume(self, value)
+                    return resume(self, NOTHING, ctx._exit, None)
+                return resume(self, value, None, None)
             # created
             if op in ("throw", "close"):
                 ctx._stopping = True

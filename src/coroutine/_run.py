@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from greenlet import getcurrent
+
 from ._context import NOTHING, SUSPENDED, resume
 from ._coroutine import Coroutine, bad_send
 
@@ -47,6 +49,7 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
     if not coro.Next():  # checks the thread, and delivers a pending Send
         return ctx._result  # type: ignore[no-any-return]
     check = ctx._sig.check_s
+    driver = getcurrent()
     while True:
         try:
             sent = fn(ctx._recv)
@@ -55,13 +58,13 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
         except Exception as exc:
             if ctx._state is not SUSPENDED:  # fn drove the coroutine itself
                 raise
-            going = resume(coro, NOTHING, exc)
+            going = resume(coro, NOTHING, exc, None)
         except BaseException:
             coro.close()
             raise
         else:
             if ctx._state is SUSPENDED and not ctx._stopping:
-                going = resume(coro, sent)
+                going = resume(coro, sent, None, driver)
             else:  # fn stopped the coroutine, or drove it (maybe to its end) itself
                 going = ctx._state is SUSPENDED and coro._advance("Next", sent)
         if not going:
