@@ -31,7 +31,7 @@ def body() -> int:
     return len(got)
 
 c = NewWithReturn[int, str](body)
-reveal_type(c)  # reveal: Coroutine[int, str]
+reveal_type(c)  # reveal: Coroutine[int, str, int]
 reveal_type(c.Recv())  # reveal: int
 reveal_type(Run(c, lambda v: str(v)))  # reveal: int | None
 Run(c, lambda v: v)  # error
