@@ -105,7 +105,7 @@ def test_checkers_read_the_stubs_of_the_installed_wheel(tmp_path: Path) -> None:
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
         check=True,
     )
-    (wheel,) = dist.glob("coroutine-*.whl")
+    (wheel,) = dist.glob("stackful_coroutines-*.whl")
     python = _venv(tmp_path / "venv")
     _pip(python, str(wheel))
     site = subprocess.run(
