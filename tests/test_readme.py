@@ -167,3 +167,11 @@ def test_a_failing_block_reports_its_readme_line() -> None:
     with pytest.raises(ZeroDivisionError) as info:
         run_python(Block("python", 40, "x = 1\n1 / 0\n"), {})
     assert info.traceback[-1].lineno + 1 == 41
+
+
+def test_the_readme_is_a_front_page_that_opens_with_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "the reference belongs in docs/, not the README"
+    first = next(b for s in parse(text) for b in s.blocks)
+    assert first.lang == "sh" and first.code.startswith("./scripts/demo.sh")
+    assert "\n./scripts/test.sh" in first.code
