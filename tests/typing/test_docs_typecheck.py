@@ -140,6 +140,8 @@ def test_the_docs_and_examples_type_check_under_pyright(project: Project) -> Non
         for d in report["generalDiagnostics"]
     )
     assert got == project.errors, _explain(project, got, project.errors, messages)
+    # What pyright prints names no private stub name (a `_Context` alias, a `_R` type variable).
+    assert not re.search(r"\b_[A-Z]\w*", messages), messages
 
 
 def test_the_marked_mistakes_are_there_to_be_caught(project: Project) -> None:
