@@ -14,10 +14,11 @@ makes and ``NewWithReturn[R, S](fn)`` is a ``Coroutine[R, S, T]`` with ``T`` rea
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Literal
 
-from coroutine._typevars import R, S, T
 from typing_extensions import Self, TypeVar
 
 import coroutine
+
+from ._typevars import R, S, T
 
 __version__: str
 
@@ -116,6 +117,7 @@ class LoadContext(Generic[_R, _S]):
 def SideEffect(fn: Callable[[], _T], /) -> _T: ...
 def Patched(change_id: str, /) -> bool: ...
 def Current() -> Coroutine[Any, Any, Any] | None: ...
+
 # R, S, T here too, so that checkers print "R@Run" in their messages.
 def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None: ...
 async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -> T | None: ...
