@@ -2,7 +2,7 @@
 
 A coroutine is a plain function started with ``New[R, S](fn)``. Anywhere down its call
 stack, ``Yield[R, S](value)`` suspends the whole coroutine and hands `value` to its driver,
-which answers with an `S`. See the README for the tour and the contract.
+which answers with an `S`. See the README for the tour, and docs/ for the reference.
 """
 
 from ._async import RunAsync

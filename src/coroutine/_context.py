@@ -376,11 +376,12 @@ def _as_reported(ctx: Context[Any, Any], exc: BaseException) -> BaseException | 
 def _swallowed_exit(exit: CoroutineExit | None, exc: BaseException) -> bool:
     """Whether C code swallowed the stop's `exit` and raised `exc` instead.
 
-    sqlite3's user functions do this: the exit propagates to the Python function sqlite3
-    called, and sqlite3 raises its own OperationalError, unchained, in the frame that called
-    sqlite3. So: the exit's outermost frame was called (through C) by the frame `exc` was
-    raised in. An error raised by a ``finally`` or ``except`` while the exit propagates is
-    not this: it is chained to the exit, and it propagates.
+    sqlite3's user functions do this: the exit propagates out of the Python function that
+    sqlite3 called, and sqlite3 raises its own OperationalError, unchained, in the frame that
+    called sqlite3. So: `exc` is unchained, and the frame it was raised in is a strict
+    ancestor of the last frame the exit reached (a frame that caught the exit in Python is
+    that last frame itself). An error raised by a ``finally`` or ``except`` while the exit
+    propagates is chained to it, and propagates (SPEC §4.8).
     """
     if exit is None or exit.__traceback__ is None or exc.__traceback__ is None:
         return False
@@ -389,7 +390,12 @@ def _swallowed_exit(exit: CoroutineExit | None, exc: BaseException) -> bool:
     tb = exc.__traceback__
     while tb.tb_next is not None:
         tb = tb.tb_next
-    return exit.__traceback__.tb_frame.f_back is tb.tb_frame
+    frame = exit.__traceback__.tb_frame.f_back
+    while frame is not None:
+        if frame is tb.tb_frame:
+            return True
+        frame = frame.f_back
+    return False
 
 
 # -- the driver's side ----------------------------------------------------------------------

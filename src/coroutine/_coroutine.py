@@ -255,7 +255,7 @@ class Coroutine(Generic[R, S, T]):
             return
         ctx = self._ctx
         if ctx._thread != get_ident():
-            return  # greenlet unwinds it when its own thread next switches (see README)
+            return  # greenlet unwinds it when its own thread next switches (see docs/decisions.md)
         try:
             if ctx._state is SUSPENDED:
                 self.close()
@@ -304,7 +304,10 @@ class Coroutine(Generic[R, S, T]):
                 if op == "throw":
                     raise value
                 return False
-            return start(self, (ctx, self._body, self._with_return))
+            went = start(self, (ctx, self._body, self._with_return))
+            if op == "throw":  # a restored body was replayed to be unwound; then, as created
+                raise value
+            return went
         finally:
             del value  # an exception thrown may come back through this frame: no cycle
 

@@ -103,7 +103,7 @@ TABLE: dict[str, dict[str, Move]] = {
         "Next": Move("replays to the recorded yield, then runs live", "True", "suspended"),
         "Send": Move("delivered to the recorded yield", "None", "suspended"),
         "Stop": Move("marks it; the next resume replays, then unwinds", "None", "suspended"),
-        "throw": Move("ends it unrun, raises the exception", "KeyError", "done"),
+        "throw": Move("replays and unwinds it, then raises the exception", "KeyError", "done"),
         "close": Move("replays, then unwinds it", "None", "done"),
         "send": Move("replays and resumes with the value", "2", "suspended"),
         "next": Move("replays, then runs to the next yield", "2", "suspended"),
