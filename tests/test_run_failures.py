@@ -54,7 +54,7 @@ def test_a_keyboard_interrupt_from_the_callback_stops_and_unwinds_the_body() -> 
     def body() -> None:
         try:
             Yield[str, int]("x")
-        except BaseException as exc:  # noqa: BLE001 - what arrives at the yield
+        except BaseException as exc:
             log.append(type(exc).__name__)
             raise
 
