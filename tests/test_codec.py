@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-import sys
 import pickle
+import sys
 from fractions import Fraction
 from typing import Any
 
