@@ -13,8 +13,9 @@ For an n-step coroutine (one yield per step, the driver answering each), side by
 - state: the bytes `Unmarshal` reads to resume at the last step (full + deltas, or the last
   full state).
 - unmarshal, replay, live: `Unmarshal` of that state; the first `Next` after it, which replays
-  n-1 steps and runs the last one live; and the same n steps run live in a volatile coroutine.
-  Best of `--repeat` runs each. replay/live is live time over replay time (1.0: as fast).
+  n-1 steps and runs the last one live; and the same n steps run live, in a volatile
+  coroutine ("live") and in a durable one, recording but not saving ("live durable"). Best of
+  `--repeat` runs each. replay/live is live time over replay time (1.0: as fast).
 
 The bodies: "int" yields ints and is sent ints; "dict" yields a small dict, is sent None.
 """
@@ -105,8 +106,8 @@ def measure(name: str, n: int, repeat: int) -> dict[str, Any]:
         r.Next()  # replays n-1 steps, delivers the pending answer, runs to the end
         return time.perf_counter() - t
 
-    def live() -> float:
-        c = make(False)
+    def live(durable: bool = False) -> float:
+        c = make(durable)
         t = time.perf_counter()
         while c.Next():
             c.Send(answer(c.Recv()))
@@ -123,6 +124,7 @@ def measure(name: str, n: int, repeat: int) -> dict[str, Any]:
         "unmarshal": best(unmarshal, repeat),
         "replay": best(replay, repeat),
         "live": best(live, repeat),
+        "live_durable": best(lambda: live(True), repeat),
     }
 
 
@@ -137,16 +139,17 @@ def _size(n: float) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| body | steps | written in all | saving | state | unmarshal | replay | live "
-        "| replay/live | unmarshal/replay |"
+        "| live durable | replay/live | replay/live durable | unmarshal/replay |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         approx = "~" if r["sampled"] else ""
         lines.append(
             f"| {r['body']} | {r['steps']:,} | {approx}{_size(r['written'])} "
             f"| {approx}{r['save_s']:.2f} s | {_size(r['state'])} | {r['unmarshal'] * 1e3:.1f} ms "
             f"| {r['replay'] * 1e3:.1f} ms | {r['live'] * 1e3:.1f} ms "
-            f"| {r['live'] / r['replay']:.2f}x | {r['unmarshal'] / r['replay']:.2f} |"
+            f"| {r['live_durable'] * 1e3:.1f} ms | {r['live'] / r['replay']:.2f}x "
+            f"| {r['live_durable'] / r['replay']:.2f}x | {r['unmarshal'] / r['replay']:.2f} |"
         )
     return "\n".join(lines)
 
