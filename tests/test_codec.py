@@ -50,7 +50,8 @@ def test_every_builtin_value_round_trips_with_its_exact_types(v: Any) -> None:
 def test_canonical_form_and_digest_depend_only_on_equality(v: Any) -> None:
     copy = _codec.decode(_codec.encode(v))
     assert _codec.canonical(copy) == _codec.canonical(v)
-    assert _codec.digest(copy) == _codec.digest(v)
+    assert _codec.matches(copy, _codec.digest(v))
+    assert _codec.digest(copy)[-8:] == _codec.digest(v)[-8:]
 
 
 def test_sets_and_dicts_have_one_canonical_form_whatever_their_order() -> None:
@@ -58,13 +59,24 @@ def test_sets_and_dicts_have_one_canonical_form_whatever_their_order() -> None:
     b = {"a": 2, "b": 1}
     assert _codec.encode(a) != _codec.encode(b)  # the plain encoding keeps dict order
     assert _codec.canonical(a) == _codec.canonical(b)
-    assert _codec.digest({"x", "y", "zz"}) == _codec.digest({"zz", "y", "x"})
+    assert _codec.matches({"zz", "y", "x"}, _codec.digest({"x", "y", "zz"}))
+
+
+def test_a_reordered_container_matches_its_digest_and_another_value_does_not() -> None:
+    recorded = _codec.digest({"a": 1, "b": [1, 2]})
+    assert _codec.matches({"a": 1, "b": [1, 2]}, recorded)  # the quick sum
+    assert _codec.matches({"b": [1, 2], "a": 1}, recorded)  # another order: the canonical part
+    assert not _codec.matches({"a": 1, "b": [1, 3]}, recorded)
+    assert not _codec.matches({"a": True, "b": [1, 2]}, recorded)
+    assert not _codec.matches(("a", 1), recorded)
 
 
 def test_small_digests_hold_the_value_and_large_ones_a_hash() -> None:
     assert _codec.describe_digest(_codec.digest("Fizz")) == "'Fizz'"
+    long = _codec.digest("Fizz" * 10)
+    assert len(long) == 9 and long[0] == 0xFF
     big = _codec.digest(list(range(100)))
-    assert len(big) == 9 and big[0] == 0xFF
+    assert len(big) == 17 and big[0] == 0xFE
     assert _codec.describe_digest(big).startswith("a value with digest ")
 
 

@@ -624,3 +624,27 @@ def test_an_abandoned_restored_coroutine_is_simply_freed() -> None:
     del r
     assert ref() is None
     c.close()
+
+
+def reordered() -> None:
+    keys = ["a", "b", "c"] if not MODE["flip"] else ["c", "b", "a"]
+    Yield[dict[str, int], Any]({k: 1 for k in keys})
+    Yield[dict[str, int], Any]({"end": 1})
+    Yield[dict[str, int], Any]({"end": 2})
+
+
+def test_a_yielded_dict_equal_but_built_in_another_order_replays() -> None:
+    make = lambda: New[dict[str, int], Any](reordered, durable=True)  # noqa: E731
+    c = make()
+    c.Next()
+    c.Next()
+    state = c.Context().Marshal()
+    c.close()
+    MODE["flip"] = True
+    try:
+        r = make()
+        r.Context().Unmarshal(state)
+        assert r.Next() and r.Recv() == {"end": 2}
+        r.close()
+    finally:
+        MODE["flip"] = False

@@ -27,9 +27,11 @@ canonical forms in every process (``str`` hashing, hence set order, changes per 
 
 from __future__ import annotations
 
+import marshal
 import pickle
 import struct
 import threading
+import zlib
 from collections.abc import Callable
 from hashlib import blake2b
 from typing import Any
@@ -427,45 +429,82 @@ def _fast(v: Any, depth: int) -> bytes | None:
 
 
 def digest(value: Any) -> bytes:
-    """A short, self-delimiting fingerprint of `value`, equal for equal values in any process.
+    """A short, self-delimiting fingerprint of `value`, that equal values match in any
+    process (`matches`; the bytes themselves may differ in the order-dependent part).
 
-    Small values are their own canonical encoding (a length byte up to 15, then the bytes),
-    so a replay that diverges can show what was recorded; others are ``0xff`` and 8 bytes of
-    BLAKE2b. Raises `EncodeError` as `encode` does.
+    Small scalars are their own canonical encoding (a length byte up to 15, then the bytes),
+    so a replay that diverges can show what was recorded; other scalars are ``0xff`` and 8
+    bytes of BLAKE2b of it. A container is ``0xfe``, 8 bytes summing its `marshal` form
+    (fast to compute, but not canonical: it depends on dict and set order), then those 8
+    bytes of BLAKE2b of its canonical encoding (`matches` uses the first when it can); or
+    ``0xff`` and the hash alone if `marshal` refuses it. Raises `EncodeError` as `encode`
+    does.
     """
-    scalar = _SCALARS.get(type(value))
-    raw = scalar(value) if scalar is not None else _fast(value, 0) or canonical(value)
-    if len(raw) <= 15:
-        return _DIGEST_HEAD[len(raw)] + raw
-    return b"\xff" + blake2b(raw, digest_size=8).digest()
+    return digest_and_canonical(value)[0]
+
+
+_CONTAINER_TYPES = frozenset((dict, list, tuple, set, frozenset))
+
+
+def _quick(value: Any) -> bytes | None:
+    """8 bytes summing the `marshal` form of a container; None if marshal refuses it."""
+    try:
+        m = marshal.dumps(value, 2)
+    except Exception:  # a type marshal does not know (a subclass, a registered type), or deep
+        return None
+    return zlib.crc32(m).to_bytes(4, "big") + zlib.adler32(m).to_bytes(4, "big")
 
 
 def digest_and_canonical(value: Any) -> tuple[bytes, bytes]:
     """`digest(value)` and the canonical encoding it was computed from."""
-    scalar = _SCALARS.get(type(value))
+    t = type(value)
+    scalar = _SCALARS.get(t)
     raw = scalar(value) if scalar is not None else _fast(value, 0) or canonical(value)
+    quick = _quick(value) if t in _CONTAINER_TYPES else None
+    if quick is not None:
+        return b"\xfe" + quick + blake2b(raw, digest_size=8).digest(), raw
     if len(raw) <= 15:
         return _DIGEST_HEAD[len(raw)] + raw, raw
     return b"\xff" + blake2b(raw, digest_size=8).digest(), raw
+
+
+def matches(value: Any, recorded: bytes) -> bool:
+    """Whether `value` has the digest `recorded`, computed no further than needed: a
+    container whose `marshal` form sums as recorded is the value recorded (marshal encodes
+    exact types), without its canonical encoding. Raises `EncodeError` as `encode` does."""
+    if recorded[:1] == b"\xfe" and type(value) in _CONTAINER_TYPES:
+        if _quick(value) == recorded[1:9]:
+            return True
+        d = digest(value)  # equal values in another order, or another value
+        return d[:1] == b"\xfe" and d[9:] == recorded[9:]
+    return digest(value) == recorded
 
 
 def read_digest(buf: bytes, pos: int) -> tuple[bytes, int]:
     """The digest starting at `buf[pos]` and the position after it; `DecodeError` if cut."""
     if pos >= len(buf):
         raise DecodeError("truncated: a digest is missing")
-    n = buf[pos]
-    size = 9 if n == 0xFF else n + 1
-    if n > 15 and n != 0xFF:
-        raise DecodeError(f"bad digest length byte {n:#x}")
+    size = digest_size(buf[pos])
     end = pos + size
     if end > len(buf):
         raise DecodeError("truncated inside a digest")
     return bytes(buf[pos:end]), end
 
 
+def digest_size(head: int) -> int:
+    """The size of a digest whose first byte is `head`; `DecodeError` if none has it."""
+    if head <= 15:
+        return head + 1
+    if head == 0xFF:
+        return 9
+    if head == 0xFE:
+        return 17
+    raise DecodeError(f"bad digest length byte {head:#x}")
+
+
 def describe_digest(d: bytes) -> str:
     """What a digest says about its value: the value itself if small and builtin."""
-    if d[:1] != b"\xff":
+    if d[:1] != b"\xff" and d[:1] != b"\xfe":
         try:
             return _short(decode(d[1:], registry=False))
         except DecodeError:

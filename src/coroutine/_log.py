@@ -88,9 +88,7 @@ class Events:
         digest = None
         if k == Y or k == N or k == T:
             n = buf[pos + 1] if pos + 1 < end else 0
-            if n > 15 and n != 0xFF:
-                raise _codec.DecodeError(f"bad digest length byte {n:#x}")
-            stop = pos + 2 + (8 if n == 0xFF else n)
+            stop = pos + 2 + n if n <= 15 else pos + 1 + _codec.digest_size(n)
             if stop > end:
                 raise _codec.DecodeError("truncated inside a digest")
             digest = buf[pos + 1 : stop]

@@ -160,10 +160,6 @@ class Recorder:
     def _replay_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
         n = self.nyield
         self.nyield = n + 1
-        try:
-            d = _codec.digest(value)
-        except _codec.EncodeError as exc:
-            self._diverge(ctx, f"yield {n} yielded a value that the recorded run did not: {exc}")
         event = self.ahead  # `peek()` and consume, inlined: this is the replay's hot path
         if event is None and self.events is not None:
             try:
@@ -174,7 +170,7 @@ class Recorder:
         self.ahead = None
         if event is not None:
             kind, recorded, payload = event
-            if recorded != d:
+            if recorded is None or not self._matches(ctx, n, value, recorded):
                 if kind == Y or kind == N or kind == T:
                     self._diverge(
                         ctx,
@@ -191,7 +187,7 @@ class Recorder:
                 raise _nothing_sent(ctx)
             raise payload
         # The boundary: the yield the marshalled coroutine was suspended at.
-        if self.pending != d:
+        if not self._matches(ctx, n, value, self.pending or b"\0"):
             self._diverge(
                 ctx,
                 f"yield {n} differs: the body yielded {_codec._short(value)}, the recorded run "
@@ -200,6 +196,7 @@ class Recorder:
         self._end_replay()
         if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
             raise CoroutineExit
+        d = _codec.digest(value)
         sent = pending_send(ctx)
         if sent is NOTHING:
             if not rule.none_ok:
@@ -208,6 +205,12 @@ class Recorder:
             sent = None
         self.append_value(b"Y" + d, sent, f"the value sent to yield {n}", 1)
         return sent
+
+    def _matches(self, ctx: Context[Any, Any], n: int, value: object, recorded: bytes) -> bool:
+        try:
+            return _codec.matches(value, recorded)
+        except _codec.EncodeError as exc:
+            self._diverge(ctx, f"yield {n} yielded a value that the recorded run did not: {exc}")
 
     def peek(self) -> _log.Event | None:
         """The next recorded event to replay, without replaying it; None past the last.
