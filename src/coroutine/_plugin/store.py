@@ -10,14 +10,25 @@ a hidden class that the plugin adds to the module's symbol table: mypy serialise
 module and hashes it into the module's interface, so importers are re-checked exactly when a
 closure changes. The JSON holds fullnames and types, never line numbers, so a cosmetic edit
 changes nothing an importer sees.
+
+Dynamic dispatch. A closure also lists the *dispatches* reachable from the function (calls of
+``Base.render`` through an object declared as a ``Base``), unexpanded: the overrides that may
+answer live in modules that can see ``Base``, often importers not summarised yet. Each module
+keeps an *override index*: for every ``Base.render``, the methods of its import closure that
+override it and reach something (a yield or a further dispatch). A module's index includes its
+imports' indexes, so adding or removing an override changes the stored index of every module
+above it, and mypy re-checks exactly those. At a ``New`` site, `expand` answers each dispatch
+with the overrides in the index of the ``New``'s module, and follows their closures in turn.
+Methods of classes from stubs (``list.append``) are not dispatches: overriding them to yield
+is not worth storing a dispatch for every call to them.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mypy.fixup import TypeFixer
@@ -25,6 +36,8 @@ from mypy.nodes import (
     GDEF,
     Block,
     ClassDef,
+    Decorator,
+    FuncBase,
     Import,
     ImportAll,
     ImportFrom,
@@ -37,11 +50,11 @@ from mypy.types import Instance, Type, deserialize_type
 from mypy.typevars import has_no_typevars
 from mypy.util import correct_relative_import
 
-from .walk import DECLARATIONS, Facts, Site, declared_sites, module_facts
+from .walk import Facts, Site, declared_sites, module_facts
 
 HIDDEN = "__coroutine_reach__"
 KEY = "coroutine"
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,42 @@ class Reached:
     def from_json(data: list[Any]) -> Reached:
         kind, r, s, site, path = data
         return Reached(kind, r, s, site, tuple(path))
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A call of `method` (``"pkg.mod.Base.render"``) through an object declared as that class,
+    reachable from a function; `path` is the calls from the function to the caller."""
+
+    method: str
+    path: tuple[str, ...]
+
+
+@dataclass
+class Closure:
+    """What a function can reach: yield sites and dispatches, each once, shortest path first."""
+
+    yields: dict[tuple[str, str, str, str], Reached] = field(default_factory=dict)
+    dispatches: dict[str, Dispatch] = field(default_factory=dict)
+
+    def add(self, other: Closure, prefix: tuple[str, ...] = ()) -> None:
+        """Add what `other`, the closure of the function reached by `prefix`, reaches."""
+        for key, r in other.yields.items():
+            if key not in self.yields:
+                self.yields[key] = replace(r, path=(*prefix, *r.path))
+        for method, d in other.dispatches.items():
+            if method not in self.dispatches:
+                self.dispatches[method] = Dispatch(method, (*prefix, *d.path))
+
+    def add_facts(self, facts: Facts, here: str, path: tuple[str, ...]) -> None:
+        """Add the sites and dispatches of function `here`, reached by `path`."""
+        for r in reached_sites(facts.sites, here):
+            self.yields.setdefault((r.kind, r.r, r.s, r.site), replace(r, path=path))
+        for method in sorted(facts.dispatches):
+            self.dispatches.setdefault(method, Dispatch(method, path))
+
+    def __bool__(self) -> bool:
+        return bool(self.yields or self.dispatches)
 
 
 def _ser(t: Type) -> str:
@@ -88,6 +137,8 @@ class Store:
         self._pending: set[str] = set()
         self._module_cache: dict[str, MypyFile | None] = {}
         self._declared_cache: dict[str, dict[str, list[Site]]] = {}
+        # Override indexes of live trees (see `overrides`), by module id; valid for that tree.
+        self._indexes: dict[str, tuple[MypyFile, dict[str, list[str]]]] = {}
 
     # -- writing -----------------------------------------------------------------------
 
@@ -100,44 +151,78 @@ class Store:
             return
         self._pending.add(tree.fullname)
         try:
-            if not self._needs(tree):
-                return
-            facts = self.facts(tree)
-            closures: dict[str, list[list[Any]]] = {}
-            for fullname in sorted(facts):
-                found = self.reach_from(fullname)
-                if found:
-                    closures[fullname] = [r.to_json() for r in found]
+            closures = {name: self.reach_from(name) for name in sorted(self.facts(tree))}
+            closures = {name: c for name, c in closures.items() if c}
+            index = self.overrides(tree, lambda name: name in closures)
         finally:
             self._pending.discard(tree.fullname)
-        if closures:
-            self._attach(tree, {"format": FORMAT, "closures": closures})
-
-    def _needs(self, tree: MypyFile) -> bool:
-        """Whether a function of `tree` can reach a yield at all: only if the module imports
-        `coroutine`, or a module whose functions reach yields or that declares some. This
-        spares the walk of every module of a project that has nothing to do with us."""
-        for name in _imported(tree):
-            if name == "coroutine" or name.startswith("coroutine."):
-                return True
-            other = self.modules.get(name)
-            if other is None or other is tree:
-                continue
-            if name in self._pending:
-                return True  # same import cycle, being summarised: assume it may yield
-            if self._done.get(name) is not other and other.defs and not other.is_stub:
-                self.summarize(other)  # same import cycle, not summarised yet
-            if HIDDEN in other.names or DECLARATIONS in other.names:
-                return True
-        return False
+        if closures or index:
+            self._attach(tree, _to_json(closures, index))
 
     def facts(self, tree: MypyFile) -> dict[str, Facts]:
         known = self._facts.get(tree.fullname)
         if known is not None and known[0] is tree:
             return known[1]
         facts = module_facts(tree)
+        for f in facts.values():
+            f.dispatches = {m for m in f.dispatches if not self._in_stub(m)}
         self._facts[tree.fullname] = (tree, facts)
         return facts
+
+    def _in_stub(self, fullname: str) -> bool:
+        tree = self._module_of(fullname)
+        return tree is None or tree.is_stub
+
+    def overrides(
+        self, tree: MypyFile, reaches: Callable[[str], bool] | None = None
+    ) -> dict[str, list[str]]:
+        """The override index of `tree`: for each ``"pkg.Base.render"``, the methods of
+        `tree`'s import closure that override it and reach something. `reaches` says whether a
+        method of `tree` reaches something (computed when not given)."""
+        if HIDDEN in tree.names:
+            return dict(self._data(tree).get("overrides", {}))
+        known = self._indexes.get(tree.fullname)
+        if known is not None and known[0] is tree:
+            return known[1]
+        if self._done.get(tree.fullname) is tree and tree.fullname not in self._pending:
+            return {}  # summarised with nothing to store
+        if not tree.defs:
+            return {}  # from the cache, where it stored nothing
+        index: dict[str, set[str]] = {}
+        for base, method in self._own_overrides(tree, reaches):
+            index.setdefault(base, set()).add(method)
+        # Own overrides first: a module of the same import cycle asking meanwhile sees them.
+        self._indexes[tree.fullname] = (tree, _sorted(index))
+        for name in _imported(tree):
+            other = self.modules.get(name)
+            if other is not None and other is not tree:
+                for base, methods in self.overrides(other).items():
+                    index.setdefault(base, set()).update(methods)
+        result = _sorted(index)
+        self._indexes[tree.fullname] = (tree, result)
+        return result
+
+    def _own_overrides(
+        self, tree: MypyFile, reaches: Callable[[str], bool] | None
+    ) -> Iterator[tuple[str, str]]:
+        """``("pkg.Base.render", "mod.Loud.render")`` for each method of a class of `tree` that
+        reaches something, for each class above it (outside stubs) that also has the method.
+        Constructors are left out: they are called by name, never dispatched."""
+        for info in _classes(tree.names, tree.fullname):
+            for name, sym in info.names.items():
+                if name in ("__init__", "__new__") or not isinstance(
+                    sym.node, (FuncBase, Decorator)
+                ):
+                    continue
+                bases = [
+                    b
+                    for b in info.mro[1:]
+                    if b.get(name) is not None and not self._in_stub(b.fullname)
+                ]
+                method = sym.node.fullname
+                if bases and (reaches(method) if reaches else self.reach_from(method)):
+                    for base in bases:
+                        yield f"{base.fullname}.{name}", method
 
     def _attach(self, tree: MypyFile, data: dict[str, Any]) -> None:
         builtins = self.modules.get("builtins")
@@ -155,41 +240,52 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
 
-    def reach_from(self, start: str, facts: Facts | None = None) -> list[Reached]:
-        """Every yield site reachable from function `start` (or from `facts`), shortest path
-        first, one entry per (pair, site)."""
-        found: dict[tuple[str, str, str, str], Reached] = {}
-
-        def add(r: Reached) -> None:
-            found.setdefault((r.kind, r.r, r.s, r.site), r)
-
+    def reach_from(self, start: str, facts: Facts | None = None) -> Closure:
+        """Every yield site and dispatch reachable from function `start` (or from `facts`)
+        through direct calls, shortest path first."""
+        found = Closure()
         first = facts if facts is not None else self._local(start)
+        if first is None:
+            found.add(self._stored(start))
+            return found
+        found.add_facts(first, start, ())
         queue: deque[tuple[str, tuple[str, ...]]] = deque()
         seen = {start}
-        if first is not None:
-            for r in reached_sites(first.sites, start):
-                add(r)
-            for e in sorted(first.edges):
+
+        def follow(edges: set[str], path: tuple[str, ...]) -> None:
+            for e in sorted(edges):
                 if e not in seen:
                     seen.add(e)
-                    queue.append((e, (e,)))
-        else:
-            for r in self._stored(start):
-                add(r)
+                    queue.append((e, (*path, e)))
+
+        follow(first.edges, ())
         while queue:
             name, path = queue.popleft()
             local = self._local(name)
             if local is None:
-                for r in self._stored(name):
-                    add(Reached(r.kind, r.r, r.s, r.site, (*path[:-1], name, *r.path)))
-                continue
-            for r in reached_sites(local.sites, name):
-                add(Reached(r.kind, r.r, r.s, r.site, path))
-            for e in sorted(local.edges):
-                if e not in seen:
-                    seen.add(e)
-                    queue.append((e, (*path, e)))
-        return list(found.values())
+                found.add(self._stored(name), path)
+            else:
+                found.add_facts(local, name, path)
+                follow(local.edges, path)
+        return found
+
+    def expand(self, found: Closure, tree: MypyFile | None) -> list[Reached]:
+        """The yields of `found` and those reachable through its dispatches: each may run any
+        override in the index of `tree`, the module of the ``New`` being checked."""
+        index = self.overrides(tree) if tree is not None else {}
+        queue = deque(found.dispatches.values())
+        seen: set[str] = set()
+        while queue:
+            d = queue.popleft()
+            for method in index.get(d.method, ()):
+                if method in seen:
+                    continue
+                seen.add(method)
+                more = Closure()
+                more.add(self.reach_from(method), (*d.path, method))
+                found.add(more)
+                queue.extend(more.dispatches.values())
+        return list(found.yields.values())
 
     def _module_of(self, fullname: str) -> MypyFile | None:
         try:
@@ -215,30 +311,70 @@ class Store:
             return None  # summarised: nothing reachable (or it would have HIDDEN)
         return self.facts(tree).get(fullname, Facts())
 
-    def _stored(self, fullname: str) -> list[Reached]:
-        tree = self._module_of(fullname)
-        if tree is None:
-            return []
+    def _data(self, tree: MypyFile) -> dict[str, Any]:
         sym = tree.names.get(HIDDEN)
         if sym is None or not isinstance(sym.node, TypeInfo):
-            return self._declared_only(tree, fullname)
-        data = sym.node.metadata.get(KEY, {})
-        if data.get("format") != FORMAT:
-            return []
-        return [Reached.from_json(x) for x in data["closures"].get(fullname, ())]
+            return {}
+        data: dict[str, Any] = sym.node.metadata.get(KEY, {})
+        return data if data.get("format") == FORMAT else {}
 
-    def _declared_only(self, tree: MypyFile, fullname: str) -> list[Reached]:
+    def _stored(self, fullname: str) -> Closure:
+        found = Closure()
+        tree = self._module_of(fullname)
+        if tree is None:
+            return found
+        if HIDDEN not in tree.names:
+            found.add_facts(Facts(sites=self._declared_only(tree, fullname)), fullname, ())
+            return found
+        data = self._data(tree)
+        for x in data.get("closures", {}).get(fullname, ()):
+            r = Reached.from_json(x)
+            found.yields.setdefault((r.kind, r.r, r.s, r.site), r)
+        for method, path in data.get("dispatches", {}).get(fullname, ()):
+            found.dispatches.setdefault(method, Dispatch(method, tuple(path)))
+        return found
+
+    def _declared_only(self, tree: MypyFile, fullname: str) -> list[Site]:
         """A module never summarised here (a stub, or an installed package on mypy 1.x):
         only its ``__coroutine_yields__`` declarations are known."""
         declared = self._declared_cache.get(tree.fullname)
         if declared is None:
             declared = self._declared_cache[tree.fullname] = declared_sites(tree)
-        return reached_sites(declared.get(fullname, []), fullname)
+        return declared.get(fullname, [])
 
     def load_type(self, data: str) -> Type:
         t = deserialize_type(json.loads(data))
         t.accept(TypeFixer(self.modules, allow_missing=True))
         return t
+
+
+def _to_json(closures: dict[str, Closure], index: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "closures": {
+            name: [r.to_json() for r in c.yields.values()]
+            for name, c in closures.items()
+            if c.yields
+        },
+        "dispatches": {
+            name: [[d.method, list(d.path)] for d in c.dispatches.values()]
+            for name, c in closures.items()
+            if c.dispatches
+        },
+        "overrides": index,
+    }
+
+
+def _sorted(index: dict[str, set[str]]) -> dict[str, list[str]]:
+    return {base: sorted(methods) for base, methods in sorted(index.items())}
+
+
+def _classes(names: SymbolTable, prefix: str) -> Iterator[TypeInfo]:
+    """The classes defined (not imported) in a module or class, nested ones included."""
+    for name, sym in names.items():
+        if isinstance(sym.node, TypeInfo) and sym.node.fullname == f"{prefix}.{name}":
+            yield sym.node
+            yield from _classes(sym.node.names, sym.node.fullname)
 
 
 def _imported(tree: MypyFile) -> Iterator[str]:
