@@ -147,7 +147,9 @@ class Store:
         if self._done.get(tree.fullname) is tree:
             return
         self._done[tree.fullname] = tree
-        if HIDDEN in tree.names or not tree.defs or tree.is_stub:
+        # Without `defs` (mypy 1.x frees them first when no hook saw the module: it has no
+        # code to summarise) the override index of its imports still goes on.
+        if HIDDEN in tree.names or tree.is_stub:
             return
         self._pending.add(tree.fullname)
         try:
@@ -184,10 +186,10 @@ class Store:
         known = self._indexes.get(tree.fullname)
         if known is not None and known[0] is tree:
             return known[1]
-        if self._done.get(tree.fullname) is tree and tree.fullname not in self._pending:
-            return {}  # summarised with nothing to store
-        if not tree.defs:
-            return {}  # from the cache, where it stored nothing
+        if tree.fullname not in self._pending and (
+            not tree.defs or self._done.get(tree.fullname) is tree
+        ):
+            return {}  # from the cache or summarised, with nothing stored
         index: dict[str, set[str]] = {}
         for base, method in self._own_overrides(tree, reaches):
             index.setdefault(base, set()).add(method)
