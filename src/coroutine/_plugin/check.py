@@ -14,7 +14,8 @@ from mypy.plugin import FunctionContext
 from mypy.subtypes import is_subtype
 from mypy.types import CallableType, Instance, Type, get_proper_type
 
-from .store import Closure, Reached, Store
+from .closure import Closure, Reached
+from .store import Store
 from .walk import Facts, Known, function_facts, known_classes
 
 YIELD_MISMATCH = ErrorCode(

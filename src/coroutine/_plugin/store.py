@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mypy.fixup import TypeFixer
@@ -47,82 +46,13 @@ from mypy.nodes import (
     TypeInfo,
 )
 from mypy.types import Instance, Type, deserialize_type
-from mypy.typevars import has_no_typevars
 from mypy.util import correct_relative_import
 
+from .closure import FORMAT, Closure, Dispatch, Reached, to_json
 from .walk import Facts, Site, declared_sites, module_facts
 
 HIDDEN = "__coroutine_reach__"
 KEY = "coroutine"
-FORMAT = 2
-
-
-@dataclass(frozen=True)
-class Reached:
-    """A yield site reachable from a function: the pair, where it is, and how we got there."""
-
-    kind: str
-    r: str  # the type, as mypy's JSON serialisation
-    s: str
-    site: str  # fullname of the function that contains the yield
-    path: tuple[str, ...]  # the calls from the function to `site`, `site` included
-
-    def to_json(self) -> list[Any]:
-        return [self.kind, self.r, self.s, self.site, list(self.path)]
-
-    @staticmethod
-    def from_json(data: list[Any]) -> Reached:
-        kind, r, s, site, path = data
-        return Reached(kind, r, s, site, tuple(path))
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """A call of `method` (``"pkg.mod.Base.render"``) through an object declared as that class,
-    reachable from a function; `path` is the calls from the function to the caller."""
-
-    method: str
-    path: tuple[str, ...]
-
-
-@dataclass
-class Closure:
-    """What a function can reach: yield sites and dispatches, each once, shortest path first."""
-
-    yields: dict[tuple[str, str, str, str], Reached] = field(default_factory=dict)
-    dispatches: dict[str, Dispatch] = field(default_factory=dict)
-
-    def add(self, other: Closure, prefix: tuple[str, ...] = ()) -> None:
-        """Add what `other`, the closure of the function reached by `prefix`, reaches."""
-        for key, r in other.yields.items():
-            if key not in self.yields:
-                self.yields[key] = replace(r, path=(*prefix, *r.path))
-        for method, d in other.dispatches.items():
-            if method not in self.dispatches:
-                self.dispatches[method] = Dispatch(method, (*prefix, *d.path))
-
-    def add_facts(self, facts: Facts, here: str, path: tuple[str, ...]) -> None:
-        """Add the sites and dispatches of function `here`, reached by `path`."""
-        for r in reached_sites(facts.sites, here):
-            self.yields.setdefault((r.kind, r.r, r.s, r.site), replace(r, path=path))
-        for method in sorted(facts.dispatches):
-            self.dispatches.setdefault(method, Dispatch(method, path))
-
-    def __bool__(self) -> bool:
-        return bool(self.yields or self.dispatches)
-
-
-def _ser(t: Type) -> str:
-    return json.dumps(t.serialize(), sort_keys=True)
-
-
-def reached_sites(sites: list[Site], here: str) -> list[Reached]:
-    """The direct sites of function `here`; generic ones (``Yield[T, T]``) are left out."""
-    return [
-        Reached(s.kind, _ser(s.r), _ser(s.s), here, ())
-        for s in sites
-        if has_no_typevars(s.r) and has_no_typevars(s.s)
-    ]
 
 
 class Store:
@@ -159,7 +89,7 @@ class Store:
         finally:
             self._pending.discard(tree.fullname)
         if closures or index:
-            self._attach(tree, _to_json(closures, index))
+            self._attach(tree, to_json(closures, index))
 
     def facts(self, tree: MypyFile) -> dict[str, Facts]:
         known = self._facts.get(tree.fullname)
@@ -348,23 +278,6 @@ class Store:
         t = deserialize_type(json.loads(data))
         t.accept(TypeFixer(self.modules, allow_missing=True))
         return t
-
-
-def _to_json(closures: dict[str, Closure], index: dict[str, list[str]]) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "closures": {
-            name: [r.to_json() for r in c.yields.values()]
-            for name, c in closures.items()
-            if c.yields
-        },
-        "dispatches": {
-            name: [[d.method, list(d.path)] for d in c.dispatches.values()]
-            for name, c in closures.items()
-            if c.dispatches
-        },
-        "overrides": index,
-    }
 
 
 def _sorted(index: dict[str, set[str]]) -> dict[str, list[str]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mypy.maptype import map_instance_to_supertype
 from mypy.nodes import (
     AssignmentStmt,
     Block,
@@ -250,6 +249,9 @@ def known_classes(defs: list[Statement]) -> Known:
 
 def _item_class(e: Expression) -> TypeInfo | None:
     """The class of the items of `e`, when `e` is declared as an ``Iterable[C]``."""
+    # Not at the top: compiled mypy's mypy.maptype cannot be imported before mypy.types.
+    from mypy.maptype import map_instance_to_supertype
+
     if not isinstance(e, RefExpr) or not isinstance(e.node, Var) or e.node.type is None:
         return None
     p = get_proper_type(e.node.type)
