@@ -19,6 +19,8 @@ override it and reach something (a yield or a further dispatch). A module's inde
 imports' indexes, so adding or removing an override changes the stored index of every module
 above it, and mypy re-checks exactly those. At a ``New`` site, `expand` answers each dispatch
 with the overrides in the index of the ``New``'s module, and follows their closures in turn.
+So every module with code is summarised, not only those that import ``coroutine``: a
+framework that never imports it still calls methods that its users override to yield.
 Methods of classes from stubs (``list.append``) are not dispatches: overriding them to yield
 is not worth storing a dispatch for every call to them.
 """

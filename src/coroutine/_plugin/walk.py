@@ -10,6 +10,14 @@ annotated parameter or variable, or a variable assigned ``C(...)``, and a decora
 function's decorators. The argument of a nested ``New(...)`` belongs to the inner coroutine
 and is skipped.
 
+A method reached through an object whose class is only declared (``self``, ``cls``, an
+annotated parameter, variable or attribute, the variable of a ``for`` over a declared
+``Iterable``) is also a *dispatch*: at run time any override of it in a subclass may answer.
+The walk records it as ``"pkg.mod.Base.render"`` (the declared class and the method name)
+without looking for overrides, which may live in modules not written yet; `store.py` expands
+it where a ``New`` is checked. Variables whose type mypy infers are not known here: mypy
+infers them when it checks the body, after the walk.
+
 The AST is only alive while mypy processes the module, so this runs then; `store.py` keeps
 the result. mypy is compiled, so we walk with ``isinstance`` instead of subclassing its
 visitors.
