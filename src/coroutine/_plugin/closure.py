@@ -26,13 +26,10 @@ class Reached:
     site: str  # fullname of the function that contains the yield
     path: tuple[str, ...]  # the calls from the function to `site`, `site` included
 
-    def to_json(self) -> list[Any]:
-        return [self.kind, self.r, self.s, self.site, list(self.path)]
-
-    @staticmethod
-    def from_json(data: list[Any]) -> Reached:
-        kind, r, s, site, path = data
-        return Reached(kind, r, s, site, tuple(path))
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What makes two sites one, whatever the path."""
+        return self.kind, self.r, self.s, self.site
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ class Closure:
     def add_facts(self, facts: Facts, here: str, path: tuple[str, ...]) -> None:
         """Add the sites and dispatches of function `here`, reached by `path`."""
         for r in reached_sites(facts.sites, here):
-            self.yields.setdefault((r.kind, r.r, r.s, r.site), replace(r, path=path))
+            self.yields.setdefault(r.key, replace(r, path=path))
         for method in sorted(facts.dispatches):
             self.dispatches.setdefault(method, Dispatch(method, path))
 
@@ -89,7 +86,7 @@ def to_json(closures: dict[str, Closure], index: dict[str, list[str]]) -> dict[s
     return {
         "format": FORMAT,
         "closures": {
-            name: [r.to_json() for r in c.yields.values()]
+            name: [[r.kind, r.r, r.s, r.site, list(r.path)] for r in c.yields.values()]
             for name, c in closures.items()
             if c.yields
         },
@@ -100,3 +97,14 @@ def to_json(closures: dict[str, Closure], index: dict[str, list[str]]) -> dict[s
         },
         "overrides": index,
     }
+
+
+def from_json(data: dict[str, Any], name: str) -> Closure:
+    """The closure of function `name` in the data `to_json` made for its module."""
+    found = Closure()
+    for kind, r, s, site, path in data.get("closures", {}).get(name, ()):
+        reached = Reached(kind, r, s, site, tuple(path))
+        found.yields.setdefault(reached.key, reached)
+    for method, path in data.get("dispatches", {}).get(name, ()):
+        found.dispatches.setdefault(method, Dispatch(method, tuple(path)))
+    return found

@@ -50,7 +50,7 @@ from mypy.nodes import (
 from mypy.types import Instance, Type, deserialize_type
 from mypy.util import correct_relative_import
 
-from .closure import FORMAT, Closure, Dispatch, Reached, to_json
+from .closure import FORMAT, Closure, Reached, from_json, to_json
 from .walk import Facts, Site, declared_sites, module_facts
 
 HIDDEN = "__coroutine_reach__"
@@ -260,13 +260,7 @@ class Store:
         if HIDDEN not in tree.names:
             found.add_facts(Facts(sites=self._declared_only(tree, fullname)), fullname, ())
             return found
-        data = self._data(tree)
-        for x in data.get("closures", {}).get(fullname, ()):
-            r = Reached.from_json(x)
-            found.yields.setdefault((r.kind, r.r, r.s, r.site), r)
-        for method, path in data.get("dispatches", {}).get(fullname, ()):
-            found.dispatches.setdefault(method, Dispatch(method, tuple(path)))
-        return found
+        return from_json(self._data(tree), fullname)
 
     def _declared_only(self, tree: MypyFile, fullname: str) -> list[Site]:
         """A module never summarised here (a stub, or an installed package on mypy 1.x):
