@@ -1,9 +1,11 @@
 """The reachability check stays right with mypy's cache: cold, warm, and after edits.
 
-A small project (entry -> middle -> leaf, in three modules) is checked again and again with one
-cache directory while files are edited; each edit gets a distinct mtime, since mypy judges
-freshness by mtime and size. Runs on the mypy of this environment (2.x) and on mypy 1.19,
-installed on first use into ``.venv-typing-mypy119`` at the repository root.
+A small project (entry -> middle -> leaf, in three modules; or, for dynamic dispatch, a method
+of a base class and an override in a module that main imports only indirectly) is checked
+again and again with one cache directory while files are edited; each edit gets a distinct
+mtime, since mypy judges freshness by mtime and size. Runs on the mypy of this environment
+(2.x) and on mypy 1.19, installed on first use into ``.venv-typing-mypy119`` at the
+repository root.
 """
 
 from __future__ import annotations
