@@ -5,9 +5,10 @@ temporary directory under the package's own name, so that mypy checks them as a 
 their absolute imports reach the copy (not the installed package, whose function bodies mypy
 does not read); then times cold runs (empty cache) and warm runs (after touching one module)
 with and without ``plugins = coroutine.mypy``. Reports the median and the minimum of each and
-the overhead in percent, twice: for the sources as they are (a project
-that does not use coroutine), and with ``import coroutine`` added to every module (the worst
-case: the plugin walks every function of every module).
+the overhead in percent, twice: for the sources as they are (a project that does not use
+coroutine), and with ``import coroutine`` added to every module (one that uses it everywhere).
+The plugin walks every function of every module in both: any of them may call a method that
+an override makes yield.
 
     python benchmarks/plugin_cost.py [--package _pytest] [--repeat 3]
 """
