@@ -76,6 +76,7 @@ CIRCLE_OVERRIDES = (
         Yield[str, None]("circle")
 """
 )
+CIRCLE_FITS = CIRCLE_OVERRIDES.replace('Yield[str, None]("circle")', "Yield[int, None](1)")
 REGISTRY = "from pkg import circle\n"
 MAIN_DISPATCH = """\
 from coroutine import New
@@ -199,6 +200,18 @@ def test_adding_and_removing_an_override_in_a_module_main_imports_indirectly(
     assert project.errors(error=DISPATCH_ERROR) == 1
     assert project.errors(error=DISPATCH_ERROR) == 1  # warm
     project.write("pkg/circle.py", CIRCLE)
+    assert project.errors(error=DISPATCH_ERROR) == 0
+
+
+def test_editing_an_override_in_a_module_main_imports_indirectly(project: Project) -> None:
+    project.write("pkg/shapes.py", SHAPES)
+    project.write("pkg/circle.py", CIRCLE_FITS)
+    project.write("pkg/registry.py", REGISTRY)
+    project.write("main.py", MAIN_DISPATCH)
+    assert project.errors(error=DISPATCH_ERROR) == 0
+    project.write("pkg/circle.py", CIRCLE_OVERRIDES)
+    assert project.errors(error=DISPATCH_ERROR) == 1
+    project.write("pkg/circle.py", CIRCLE_FITS)
     assert project.errors(error=DISPATCH_ERROR) == 0
 
 

@@ -81,8 +81,8 @@ def reached_sites(sites: list[Site], here: str) -> list[Reached]:
     ]
 
 
-def to_json(closures: dict[str, Closure], index: dict[str, list[str]]) -> dict[str, Any]:
-    """The data a module keeps: its functions' closures and its override index."""
+def to_json(closures: dict[str, Closure]) -> dict[str, Any]:
+    """What a module keeps of its functions' closures."""
     return {
         "format": FORMAT,
         "closures": {
@@ -95,7 +95,6 @@ def to_json(closures: dict[str, Closure], index: dict[str, list[str]]) -> dict[s
             for name, c in closures.items()
             if c.dispatches
         },
-        "overrides": index,
     }
 
 

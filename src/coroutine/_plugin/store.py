@@ -14,11 +14,13 @@ changes nothing an importer sees.
 Dynamic dispatch. A closure also lists the *dispatches* reachable from the function (calls of
 ``Base.render`` through an object declared as a ``Base``), unexpanded: the overrides that may
 answer live in modules that can see ``Base``, often importers not summarised yet. Each module
-keeps an *override index*: for every ``Base.render``, the methods of its import closure that
-override it and reach something (a yield or a further dispatch). A module's index includes its
-imports' indexes, so adding or removing an override changes the stored index of every module
-above it, and mypy re-checks exactly those. At a ``New`` site, `expand` answers each dispatch
-with the overrides in the index of the ``New``'s module, and follows their closures in turn.
+keeps its *own overrides*: for every ``Base.render``, the methods of its classes that override
+it and reach something (a yield or a further dispatch); the ids of the modules it imports that
+have such overrides at or below them (its *links*); and a *digest* of both and of those
+modules' digests. A digest changes whenever an override is added or removed anywhere below,
+so mypy re-checks exactly the modules above it, while each module stores only its own part.
+At a ``New`` site, `expand` gathers the overrides along the links from the ``New``'s module
+(its import closure), answers each dispatch with them, and follows their closures in turn.
 So every module with code is summarised, not only those that import ``coroutine``: a
 framework that never imports it still calls methods that its users override to yield.
 Methods of classes from stubs (``list.append``) are not dispatches: overriding them to yield
@@ -27,10 +29,11 @@ is not worth storing a dispatch for every call to them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from mypy.fixup import TypeFixer
 from mypy.nodes import (
@@ -69,8 +72,8 @@ class Store:
         self._pending: set[str] = set()
         self._module_cache: dict[str, MypyFile | None] = {}
         self._declared_cache: dict[str, dict[str, list[Site]]] = {}
-        # Override indexes of live trees (see `overrides`), by module id; valid for that tree.
-        self._indexes: dict[str, tuple[MypyFile, dict[str, list[str]]]] = {}
+        # `_Links` of live trees, by module id; valid for that tree.
+        self._links_of: dict[str, tuple[MypyFile, _Links]] = {}
 
     # -- writing -----------------------------------------------------------------------
 
@@ -87,11 +90,11 @@ class Store:
         try:
             closures = {name: self.reach_from(name) for name in sorted(self.facts(tree))}
             closures = {name: c for name, c in closures.items() if c}
-            index = self.overrides(tree, lambda name: name in closures)
+            links = self._links(tree, lambda name: closures.get(name, Closure()))
         finally:
             self._pending.discard(tree.fullname)
-        if closures or index:
-            self._attach(tree, to_json(closures, index))
+        if closures or links.digest:
+            self._attach(tree, {**to_json(closures), **links._asdict()})
 
     def facts(self, tree: MypyFile) -> dict[str, Facts]:
         known = self._facts.get(tree.fullname)
@@ -107,41 +110,63 @@ class Store:
         tree = self._module_of(fullname)
         return tree is None or tree.is_stub
 
-    def overrides(
-        self, tree: MypyFile, reaches: Callable[[str], bool] | None = None
-    ) -> dict[str, list[str]]:
-        """The override index of `tree`: for each ``"pkg.Base.render"``, the methods of
-        `tree`'s import closure that override it and reach something. `reaches` says whether a
-        method of `tree` reaches something (computed when not given)."""
+    def _links(self, tree: MypyFile, closure_of: Callable[[str], Closure] | None = None) -> _Links:
+        """`tree`'s own overrides, links and digest (see the module's docstring); `closure_of`
+        gives the closures of `tree`'s methods (computed when not given)."""
         if HIDDEN in tree.names:
-            return dict(self._data(tree).get("overrides", {}))
-        known = self._indexes.get(tree.fullname)
+            data = self._data(tree)
+            return _Links(data.get("overrides", {}), data.get("links", []), data.get("digest", ""))
+        known = self._links_of.get(tree.fullname)
         if known is not None and known[0] is tree:
             return known[1]
         if tree.fullname not in self._pending and (
             not tree.defs or self._done.get(tree.fullname) is tree
         ):
-            return {}  # from the cache or summarised, with nothing stored
-        index: dict[str, set[str]] = {}
-        for base, method in self._own_overrides(tree, reaches):
-            index.setdefault(base, set()).add(method)
-        # Own overrides first: a module of the same import cycle asking meanwhile sees them.
-        self._indexes[tree.fullname] = (tree, _sorted(index))
-        for name in _imported(tree):
+            return _NO_LINKS  # from the cache or summarised, with nothing stored
+        own: dict[str, set[str]] = {}
+        closures: dict[str, Closure] = {}
+        for base, method in self._own_overrides(tree, closure_of or self.reach_from, closures):
+            own.setdefault(base, set()).add(method)
+        self._links_of[tree.fullname] = (tree, _NO_LINKS)  # an import cycle comes back here
+        below: dict[str, str] = {}
+        for name in sorted(set(_imported(tree))):
             other = self.modules.get(name)
             if other is not None and other is not tree:
-                for base, methods in self.overrides(other).items():
-                    index.setdefault(base, set()).update(methods)
-        result = _sorted(index)
-        self._indexes[tree.fullname] = (tree, result)
-        return result
+                digest = self._links(other).digest
+                if digest:
+                    below[name] = digest
+        overrides = {base: sorted(methods) for base, methods in sorted(own.items())}
+        links = _Links(overrides, sorted(below), "")
+        if overrides or below:
+            # The overrides' closures too: an edit of what one reaches must reach the New.
+            text = json.dumps([overrides, to_json(closures), below], sort_keys=True)
+            links = links._replace(digest=hashlib.sha1(text.encode()).hexdigest())
+        self._links_of[tree.fullname] = (tree, links)
+        return links
+
+    def visible(self, tree: MypyFile) -> dict[str, set[str]]:
+        """For each ``"pkg.Base.render"``, the overrides in `tree`'s import closure."""
+        index: dict[str, set[str]] = {}
+        seen = {tree.fullname}
+        todo = [tree]
+        while todo:
+            links = self._links(todo.pop())
+            for base, methods in links.overrides.items():
+                index.setdefault(base, set()).update(methods)
+            for name in links.links:
+                other = self.modules.get(name)
+                if other is not None and name not in seen:
+                    seen.add(name)
+                    todo.append(other)
+        return index
 
     def _own_overrides(
-        self, tree: MypyFile, reaches: Callable[[str], bool] | None
+        self, tree: MypyFile, closure_of: Callable[[str], Closure], closures: dict[str, Closure]
     ) -> Iterator[tuple[str, str]]:
         """``("pkg.Base.render", "mod.Loud.render")`` for each method of a class of `tree` that
-        reaches something, for each class above it (outside stubs) that also has the method.
-        Constructors are left out: they are called by name, never dispatched."""
+        reaches something (its closure goes in `closures`), for each class above it (outside
+        stubs) that also has the method. Constructors are left out: they are called by name,
+        never dispatched."""
         for info in _classes(tree.names, tree.fullname):
             for name, sym in info.names.items():
                 if name in ("__init__", "__new__") or not isinstance(
@@ -154,7 +179,8 @@ class Store:
                     if b.get(name) is not None and not self._in_stub(b.fullname)
                 ]
                 method = sym.node.fullname
-                if bases and (reaches(method) if reaches else self.reach_from(method)):
+                if bases and (closure := closure_of(method)):
+                    closures[method] = closure
                     for base in bases:
                         yield f"{base.fullname}.{name}", method
 
@@ -206,12 +232,12 @@ class Store:
     def expand(self, found: Closure, tree: MypyFile | None) -> list[Reached]:
         """The yields of `found` and those reachable through its dispatches: each may run any
         override in the index of `tree`, the module of the ``New`` being checked."""
-        index = self.overrides(tree) if tree is not None else {}
+        index = self.visible(tree) if tree is not None else {}
         queue = deque(found.dispatches.values())
         seen: set[str] = set()
         while queue:
             d = queue.popleft()
-            for method in index.get(d.method, ()):
+            for method in sorted(index.get(d.method, ())):
                 if method in seen:
                     continue
                 seen.add(method)
@@ -276,8 +302,15 @@ class Store:
         return t
 
 
-def _sorted(index: dict[str, set[str]]) -> dict[str, list[str]]:
-    return {base: sorted(methods) for base, methods in sorted(index.items())}
+class _Links(NamedTuple):
+    """What a module stores of the overrides it can see: see the module's docstring."""
+
+    overrides: dict[str, list[str]]  # "pkg.Base.render" -> its overrides in this module
+    links: list[str]  # the imported modules with overrides at or below them
+    digest: str  # of both and of the linked modules' digests; "" when both are empty
+
+
+_NO_LINKS = _Links({}, [], "")
 
 
 def _classes(names: SymbolTable, prefix: str) -> Iterator[TypeInfo]:
