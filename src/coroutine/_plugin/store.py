@@ -17,8 +17,9 @@ answer live in modules that can see ``Base``, often importers not summarised yet
 keeps its *own overrides*: for every ``Base.render``, the methods of its classes that override
 it and reach something (a yield or a further dispatch); the ids of the modules it imports that
 have such overrides at or below them (its *links*); and a *digest* of both and of those
-modules' digests. A digest changes whenever an override is added or removed anywhere below,
-so mypy re-checks exactly the modules above it, while each module stores only its own part.
+modules' digests, and of what the overrides reach. A digest changes whenever an override is
+added, removed or edited to reach something else anywhere below, so mypy re-checks exactly
+the modules above it, while each module stores only its own part.
 At a ``New`` site, `expand` gathers the overrides along the links from the ``New``'s module
 (its import closure), answers each dispatch with them, and follows their closures in turn.
 So every module with code is summarised, not only those that import ``coroutine``: a
@@ -83,7 +84,7 @@ class Store:
             return
         self._done[tree.fullname] = tree
         # Without `defs` (mypy 1.x frees them first when no hook saw the module: it has no
-        # code to summarise) the override index of its imports still goes on.
+        # code to summarise) its links to the overrides below it still go on.
         if HIDDEN in tree.names or tree.is_stub:
             return
         self._pending.add(tree.fullname)
