@@ -56,8 +56,8 @@ from mypy.server.subexpr import get_subexpressions
 from mypy.types import Instance, Type, TypeType, get_proper_type
 
 # Fullnames of the names the plugin recognises (the stubs' and the runtime's spellings).
-YIELD_NAMES = frozenset({"coroutine.Yield", "coroutine._context.Yield"})
-LOAD_NAMES = frozenset({"coroutine.LoadContext", "coroutine._context.LoadContext"})
+YIELD_NAMES = frozenset({"coroutine.Yield", "coroutine._yield.Yield"})
+LOAD_NAMES = frozenset({"coroutine.LoadContext", "coroutine._yield.LoadContext"})
 NEW_NAMES = frozenset(
     {
         "coroutine.New",
