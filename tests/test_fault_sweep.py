@@ -193,7 +193,9 @@ def counter() -> None:
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer (POSIX)")
-def test_keyboard_interrupts_from_a_timer_at_random_instants_leave_no_coroutine_stuck() -> None:
+def test_keyboard_interrupts_from_a_timer_at_random_instants_leave_no_coroutine_stuck(
+    unraisables: list[object],
+) -> None:
     import random
 
     rng = random.Random(1234)

@@ -239,6 +239,17 @@ def test_yield_type_error_site_is_the_users_line_for_context_yield() -> None:
     assert info.value.site == f"{__file__}:{body.__code__.co_firstlineno + 1}"
 
 
+def test_yield_type_error_site_is_the_users_line_for_context_yield_resumed_empty() -> None:
+    def body() -> None:
+        coroutine.LoadContext[int, int]().Yield(1)
+
+    c = New[int, int](body)
+    c.Next()
+    with pytest.raises(YieldTypeError, match="without a value") as info:
+        c.Next()
+    assert info.value.site == f"{__file__}:{body.__code__.co_firstlineno + 1}"
+
+
 def durable_nothing_sent() -> None:
     Yield[int, int](1)
 

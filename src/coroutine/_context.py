@@ -326,8 +326,8 @@ def end_from_body(ctx: Context[Any, Any], exc: BaseException) -> NoReturn:
     The body stays suspended here, never resumed; when its coroutine is collected it sees
     `CoroutineExit` (like a generator that ignored GeneratorExit).
     """
-    ctx._exc = exc
-    del exc  # the driver raises it, and its traceback would lead back to the coroutine
+    ctx._exc = _detached(exc)  # the driver raises it: its traceback will hold the driver's
+    del exc  # frames, so the suspended body must not keep it (a cycle greenlet cannot collect)
     ctx._exit = None
     ctx._state = DONE
     try:
@@ -335,6 +335,19 @@ def end_from_body(ctx: Context[Any, Any], exc: BaseException) -> NoReturn:
     except GreenletExit:
         raise CoroutineExit from None
     raise internal_error("an abandoned coroutine body was resumed")
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """A copy of `exc` for the driver to raise, where the caller's frame may keep `exc`
+    itself (on Python 3.10 a call's arguments stay on the caller's stack until it returns,
+    and `end_from_body` never returns)."""
+    try:
+        copy = type(exc)(*exc.args)
+    except Exception:
+        return exc  # a constructor of another shape: the original, at worst kept longer
+    copy.__cause__, copy.__context__ = exc.__cause__, exc.__context__
+    copy.__suppress_context__ = exc.__suppress_context__
+    return copy
 
 
 def run_body(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> Any:

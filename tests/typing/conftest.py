@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option, "mypy_pyproject_toml_file", None
     ):
         config.option.mypy_ini_file = str(HERE / "mypy.ini")
+    # Each run its own base directory (the default, /tmp, shares one mypy cache between
+    # concurrent runs, whose results then depend on each other).
+    if hasattr(config.option, "mypy_testing_base") and config.option.mypy_testing_base in (
+        None,
+        tempfile.gettempdir(),
+    ):
+        config.option.mypy_testing_base = tempfile.mkdtemp(prefix="coroutine-typing-")

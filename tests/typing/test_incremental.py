@@ -1,9 +1,11 @@
 """The reachability check stays right with mypy's cache: cold, warm, and after edits.
 
-A small project (entry -> middle -> leaf, in three modules) is checked again and again with one
-cache directory while files are edited; each edit gets a distinct mtime, since mypy judges
-freshness by mtime and size. Runs on the mypy of this environment (2.x) and on mypy 1.19,
-installed on first use into ``.venv-typing-mypy119`` at the repository root.
+A small project (entry -> middle -> leaf, in three modules; or, for dynamic dispatch, a method
+of a base class and an override in a module that main imports only indirectly) is checked
+again and again with one cache directory while files are edited; each edit gets a distinct
+mtime, since mypy judges freshness by mtime and size. Runs on the mypy of this environment
+(2.x) and on mypy 1.19, installed on first use into ``.venv-typing-mypy119`` at the
+repository root.
 """
 
 from __future__ import annotations
@@ -46,6 +48,46 @@ c = New[int, None](body)
 """
 ERROR = re.compile(
     r'main\.py:\d+: error: New\[int, None\] reaches Yield\[str, None\] in "pkg\.leaf\.emit"'
+)
+
+# Dynamic dispatch: main -> shapes.render_all -> Shape.draw, answered by an override in
+# pkg.circle, a module that main sees only through pkg.registry.
+SHAPES = """\
+class Shape:
+    def draw(self) -> None: ...
+
+def render_all(shapes: list[Shape]) -> None:
+    for s in shapes:
+        s.draw()
+"""
+CIRCLE = """\
+from coroutine import Yield
+from pkg.shapes import Shape
+
+class Circle(Shape):
+    def area(self) -> float:
+        return 1.0
+"""
+CIRCLE_OVERRIDES = (
+    CIRCLE
+    + """\
+
+    def draw(self) -> None:
+        Yield[str, None]("circle")
+"""
+)
+CIRCLE_FITS = CIRCLE_OVERRIDES.replace('Yield[str, None]("circle")', "Yield[int, None](1)")
+REGISTRY = "from pkg import circle\n"
+MAIN_DISPATCH = """\
+from coroutine import New
+from pkg.shapes import render_all
+import pkg.registry
+
+c = New[int, None](lambda: render_all([]))
+"""
+DISPATCH_ERROR = re.compile(
+    r"main\.py:\d+: error: New\[int, None\] reaches Yield\[str, None\] in "
+    r'"pkg\.circle\.Circle\.draw"'
 )
 
 
@@ -100,8 +142,8 @@ class Project:
         assert proc.returncode in (0, 1), proc.stdout + proc.stderr
         return proc.stdout + proc.stderr
 
-    def errors(self, *extra: str) -> int:
-        return len(ERROR.findall(self.check(*extra)))
+    def errors(self, *extra: str, error: re.Pattern[str] = ERROR) -> int:
+        return len(error.findall(self.check(*extra)))
 
 
 @pytest.fixture(params=sorted(MYPYS))
@@ -144,6 +186,33 @@ def test_a_cosmetic_edit_of_the_callee_leaves_importers_fresh(project: Project) 
     out = project.check("--verbose")
     assert "Cached module pkg.leaf has same interface" in out
     assert len(ERROR.findall(out)) == 1
+
+
+def test_adding_and_removing_an_override_in_a_module_main_imports_indirectly(
+    project: Project,
+) -> None:
+    project.write("pkg/shapes.py", SHAPES)
+    project.write("pkg/circle.py", CIRCLE)
+    project.write("pkg/registry.py", REGISTRY)
+    project.write("main.py", MAIN_DISPATCH)
+    assert project.errors(error=DISPATCH_ERROR) == 0
+    project.write("pkg/circle.py", CIRCLE_OVERRIDES)
+    assert project.errors(error=DISPATCH_ERROR) == 1
+    assert project.errors(error=DISPATCH_ERROR) == 1  # warm
+    project.write("pkg/circle.py", CIRCLE)
+    assert project.errors(error=DISPATCH_ERROR) == 0
+
+
+def test_editing_an_override_in_a_module_main_imports_indirectly(project: Project) -> None:
+    project.write("pkg/shapes.py", SHAPES)
+    project.write("pkg/circle.py", CIRCLE_FITS)
+    project.write("pkg/registry.py", REGISTRY)
+    project.write("main.py", MAIN_DISPATCH)
+    assert project.errors(error=DISPATCH_ERROR) == 0
+    project.write("pkg/circle.py", CIRCLE_OVERRIDES)
+    assert project.errors(error=DISPATCH_ERROR) == 1
+    project.write("pkg/circle.py", CIRCLE_FITS)
+    assert project.errors(error=DISPATCH_ERROR) == 0
 
 
 def test_parallel_workers_see_each_others_facts(tmp_path: Path) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from mypy.errorcodes import ErrorCode
 from mypy.messages import format_type_bare
-from mypy.nodes import Decorator, FuncDef, LambdaExpr, MypyFile, RefExpr, TypeInfo, Var
+from mypy.nodes import Decorator, FuncDef, LambdaExpr, MypyFile, RefExpr
 from mypy.plugin import FunctionContext
 from mypy.subtypes import is_subtype
 from mypy.types import AnyType, CallableType, Instance, NoneType, Type, TypeOfAny, get_proper_type
 
-from .store import Reached, Store
-from .walk import Facts, assigned_classes, function_facts
+from .closure import Closure, Reached
+from .store import Store
+from .walk import Facts, Known, function_facts, known_classes
 
 YIELD_MISMATCH = ErrorCode(
     "coroutine-yield",
@@ -63,7 +64,7 @@ def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None, name: s
     if pair is None or not ctx.args or not ctx.args[0]:
         return
     entry, found = _reach(ctx, store, tree)
-    for r in found:
+    for r in store.expand(found, tree):
         r2, s2 = store.load_type(r.r), store.load_type(r.s)
         if is_subtype(r2, pair[0]) and is_subtype(pair[1], s2):
             continue
@@ -71,8 +72,8 @@ def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None, name: s
         ctx.api.fail(msg, ctx.context, code=YIELD_MISMATCH)
 
 
-def _reach(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> tuple[str, list[Reached]]:
-    """The entry's name and the yield sites reachable from it."""
+def _reach(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> tuple[str, Closure]:
+    """The entry's name and what is reachable from it by direct calls."""
     arg = ctx.args[0][0]
     if isinstance(arg, LambdaExpr):
         return "<lambda>", store.reach_from("<lambda>", function_facts(arg, _module_vars(tree)))
@@ -84,11 +85,11 @@ def _reach(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> tuple[s
         if isinstance(t, CallableType) and isinstance(t.definition, FuncDef):
             node = t.definition
     if node is None:
-        return "", []
+        return "", Closure()
     return node.fullname, _reach_def(node, store, tree)
 
 
-def _reach_def(node: FuncDef | Decorator, store: Store, tree: MypyFile | None) -> list[Reached]:
+def _reach_def(node: FuncDef | Decorator, store: Store, tree: MypyFile | None) -> Closure:
     fn = node.func if isinstance(node, Decorator) else node
     local = "." not in fn.fullname or (tree is not None and _in_module(fn.fullname, tree))
     if fn.body.body and local:
@@ -101,8 +102,8 @@ def _in_module(fullname: str, tree: MypyFile) -> bool:
     return fullname.startswith(tree.fullname + ".")
 
 
-def _module_vars(tree: MypyFile | None) -> dict[Var, TypeInfo]:
-    return assigned_classes(tree.defs) if tree is not None else {}
+def _module_vars(tree: MypyFile | None) -> Known:
+    return known_classes(tree.defs) if tree is not None else {}
 
 
 def _message(

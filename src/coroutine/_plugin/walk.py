@@ -10,6 +10,14 @@ annotated parameter or variable, or a variable assigned ``C(...)``, and a decora
 function's decorators. The argument of a nested ``New(...)`` belongs to the inner coroutine
 and is skipped.
 
+A method reached through an object whose class is only declared (``self``, ``cls``, an
+annotated parameter, variable or attribute, the variable of a ``for`` over a declared
+``Iterable``) is also a *dispatch*: at run time any override of it in a subclass may answer.
+The walk records it as ``"pkg.mod.Base.render"`` (the declared class and the method name)
+without looking for overrides, which may live in modules not written yet; `store.py` expands
+it where a ``New`` is checked. Variables whose type mypy infers are not known here: mypy
+infers them when it checks the body, after the walk.
+
 The AST is only alive while mypy processes the module, so this runs then; `store.py` keeps
 the result. mypy is compiled, so we walk with ``isinstance`` instead of subclassing its
 visitors.
@@ -27,6 +35,7 @@ from mypy.nodes import (
     ClassDef,
     Decorator,
     Expression,
+    ForStmt,
     FuncBase,
     FuncDef,
     IndexExpr,
@@ -47,8 +56,8 @@ from mypy.server.subexpr import get_subexpressions
 from mypy.types import Instance, Type, TypeType, get_proper_type
 
 # Fullnames of the names the plugin recognises (the stubs' and the runtime's spellings).
-YIELD_NAMES = frozenset({"coroutine.Yield", "coroutine._context.Yield"})
-LOAD_NAMES = frozenset({"coroutine.LoadContext", "coroutine._context.LoadContext"})
+YIELD_NAMES = frozenset({"coroutine.Yield", "coroutine._yield.Yield"})
+LOAD_NAMES = frozenset({"coroutine.LoadContext", "coroutine._yield.LoadContext"})
 NEW_NAMES = frozenset(
     {
         "coroutine.New",
@@ -59,6 +68,10 @@ NEW_NAMES = frozenset(
 )
 # A class named so in a module declares the yields of its functions (see docs).
 DECLARATIONS = "__coroutine_yields__"
+
+# The class of each variable whose type mypy infers only when it checks the body (after the
+# walk), when the AST says it, and whether that class is only declared (see `known_classes`).
+Known = dict[Var, tuple[TypeInfo, bool]]
 
 
 @dataclass
@@ -72,16 +85,18 @@ class Site:
 
 @dataclass
 class Facts:
-    """What one function does directly: its yield sites and the functions it may call."""
+    """What one function does directly: its yield sites, the functions it may call, and the
+    methods it calls through a declared class (``"pkg.mod.Base.render"``)."""
 
     sites: list[Site] = field(default_factory=list)
     edges: set[str] = field(default_factory=set)
+    dispatches: set[str] = field(default_factory=set)
 
 
 def module_facts(tree: MypyFile) -> dict[str, Facts]:
     """Facts for every function and method defined at the top of `tree` (bodies included)."""
     out: dict[str, Facts] = {}
-    module_vars = assigned_classes(tree.defs)
+    module_vars = known_classes(tree.defs)
     for fn in _functions(tree.defs):
         out[fn.fullname] = function_facts(fn, module_vars)
     for fullname, sites in declared_sites(tree).items():
@@ -89,9 +104,7 @@ def module_facts(tree: MypyFile) -> dict[str, Facts]:
     return out
 
 
-def function_facts(
-    fn: FuncBase | Decorator | LambdaExpr, module_vars: dict[Var, TypeInfo]
-) -> Facts:
+def function_facts(fn: FuncBase | Decorator | LambdaExpr, module_vars: Known) -> Facts:
     """Facts of one function, lambda or decorated function, from its live body."""
     facts = Facts()
     if isinstance(fn, Decorator):
@@ -101,7 +114,7 @@ def function_facts(
     if isinstance(fn, OverloadedFuncDef):
         # The items share the implementation's fullname; only the implementation runs.
         return function_facts(fn.impl, module_vars) if fn.impl is not None else facts
-    local_vars = assigned_classes(fn.body.body) if isinstance(fn, FuncItemTypes) else {}
+    local_vars = known_classes(fn.body.body) if isinstance(fn, FuncItemTypes) else {}
     _expressions(fn, facts, module_vars, local_vars)
     return facts
 
@@ -109,9 +122,7 @@ def function_facts(
 FuncItemTypes = (FuncDef, LambdaExpr)
 
 
-def _expressions(
-    node: Node, facts: Facts, module_vars: dict[Var, TypeInfo], local_vars: dict[Var, TypeInfo]
-) -> None:
+def _expressions(node: Node, facts: Facts, module_vars: Known, local_vars: Known) -> None:
     exprs = get_subexpressions(node)
     skip: set[int] = set()
     for e in exprs:
@@ -128,7 +139,7 @@ def _expressions(
         elif isinstance(e, RefExpr) and isinstance(e.node, TypeAlias):
             facts.sites.extend(_declared_pairs(e.node.target))  # Ask = Yield[str, int]
         elif isinstance(e, RefExpr):
-            _ref_edges(e, facts.edges, module_vars, local_vars)
+            _ref_edges(e, facts, module_vars, local_vars)
         elif isinstance(e, CallExpr) and isinstance(e.callee, RefExpr):
             if isinstance(e.callee.node, TypeInfo):
                 facts.edges.update(_constructors(e.callee.node))
@@ -156,37 +167,38 @@ def _callee_name(e: Expression) -> str | None:
     return None
 
 
-def _ref_edges(
-    e: RefExpr, edges: set[str], module_vars: dict[Var, TypeInfo], local_vars: dict[Var, TypeInfo]
-) -> None:
+def _ref_edges(e: RefExpr, facts: Facts, module_vars: Known, local_vars: Known) -> None:
     node = e.node
     if isinstance(node, (FuncBase, Decorator)):
-        edges.add(_fullname(node))
+        facts.edges.add(_fullname(node))
     elif node is None and isinstance(e, MemberExpr):
-        info = _receiver_class(e.expr, module_vars, local_vars)
+        info, declared = _receiver_class(e.expr, module_vars, local_vars)
         if info is not None:
             method = info.get(e.name)
             if method is not None and isinstance(method.node, (FuncBase, Decorator)):
-                edges.add(_fullname(method.node))
+                facts.edges.add(_fullname(method.node))
+                if declared:
+                    facts.dispatches.add(f"{info.fullname}.{e.name}")
 
 
 def _receiver_class(
-    e: Expression, module_vars: dict[Var, TypeInfo], local_vars: dict[Var, TypeInfo]
-) -> TypeInfo | None:
-    """The class of the object `e` evaluates to, when the AST alone says so."""
+    e: Expression, module_vars: Known, local_vars: Known
+) -> tuple[TypeInfo | None, bool]:
+    """The class of the object `e` evaluates to, when the AST alone says so, and whether it is
+    only declared (the object may be an instance of a subclass)."""
     if isinstance(e, RefExpr) and isinstance(e.node, TypeInfo):
-        return e.node  # Class.method
+        return e.node, False  # Class.method
     if isinstance(e, NameExpr) and isinstance(e.node, Var):
         var = e.node
         if var.type is not None:
-            return _class_of(var.type)
-        return local_vars.get(var) or module_vars.get(var)
+            return _class_of(var.type), True
+        return local_vars.get(var) or module_vars.get(var) or (None, False)
     if isinstance(e, CallExpr) and isinstance(e.callee, RefExpr):
         if isinstance(e.callee.node, TypeInfo):
-            return e.callee.node
+            return e.callee.node, False
     if isinstance(e, MemberExpr) and isinstance(e.node, Var) and e.node.type is not None:
-        return _class_of(e.node.type)
-    return None
+        return _class_of(e.node.type), True
+    return None, False
 
 
 def _class_of(t: Type) -> TypeInfo | None:
@@ -224,17 +236,40 @@ def _functions(defs: list[Statement]) -> Iterator[FuncBase | Decorator]:
                 yield from _functions(block.body)
 
 
-def assigned_classes(defs: list[Statement]) -> dict[Var, TypeInfo]:
-    """Variables assigned ``C(...)`` in these statements (not in nested functions)."""
-    out: dict[Var, TypeInfo] = {}
+def known_classes(defs: list[Statement]) -> Known:
+    """Variables of these statements (not of nested functions) assigned ``C(...)``: exactly a
+    ``C``; and those bound by ``for x in xs`` over a declared iterable of ``C``: a ``C`` or a
+    subclass."""
+    out: Known = {}
     for s in _statements(defs):
         if isinstance(s, AssignmentStmt) and isinstance(s.rvalue, CallExpr):
             callee = s.rvalue.callee
             if isinstance(callee, RefExpr) and isinstance(callee.node, TypeInfo):
                 for lv in s.lvalues:
                     if isinstance(lv, NameExpr) and isinstance(lv.node, Var):
-                        out[lv.node] = callee.node
+                        out[lv.node] = (callee.node, False)
+        elif isinstance(s, ForStmt) and isinstance(s.index, NameExpr):
+            item = _item_class(s.expr)
+            if item is not None and isinstance(s.index.node, Var):
+                out[s.index.node] = (item, True)
     return out
+
+
+def _item_class(e: Expression) -> TypeInfo | None:
+    """The class of the items of `e`, when `e` is declared as an ``Iterable[C]``."""
+    # Not at the top: compiled mypy's mypy.maptype cannot be imported before mypy.types.
+    from mypy.maptype import map_instance_to_supertype
+
+    if not isinstance(e, RefExpr) or not isinstance(e.node, Var) or e.node.type is None:
+        return None
+    p = get_proper_type(e.node.type)
+    if not isinstance(p, Instance):
+        return None
+    for base in p.type.mro:
+        if base.fullname == "typing.Iterable":
+            args = map_instance_to_supertype(p, base).args
+            return _class_of(args[0]) if args else None
+    return None
 
 
 def _statements(defs: list[Statement]) -> Iterator[Statement]:
