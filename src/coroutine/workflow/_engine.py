@@ -68,8 +68,9 @@ def save_state(coro: Workflow) -> tuple[bytes, bool]:
 class Executor(Protocol):
     """Where steps run when not in `Engine.run`'s own loop (the Celery executor)."""
 
-    def submit(self, store_url: str, id: str, step: int) -> None:
-        """Have a worker run step `step` of workflow `id` of the store at `store_url`."""
+    def submit(self, store_url: str, id: str, step: int, lease: float) -> None:
+        """Have a worker run step `step` of workflow `id` of the store at `store_url`,
+        holding its claim for `lease` seconds."""
 
 
 def _worker_name() -> str:
@@ -210,6 +211,7 @@ class Engine:
         self.executor = executor
         self.batch = batch
         self.runner = Runner(self.store, lease=lease, cache_size=cache_size, sticky=sticky)
+        self._stopping = False  # set by stop(): run() returns after its current step
 
     def start(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
         """Record a new workflow running ``fn(*args, **kwargs)`` and return its id.
@@ -234,7 +236,7 @@ class Engine:
         entry = f"{fn.__module__}:{qualname}"
         self.store.create(Row(id, entry, args_text, "running", 0, ""), state, time.time())
         if self.executor is not None:
-            self.executor.submit(self.store_url, id, 0)
+            self.executor.submit(self.store_url, id, 0, self.runner.lease)
         return id
 
     def run(self, until_idle: bool = True, *, poll: float = 0.05) -> int:
@@ -248,7 +250,8 @@ class Engine:
         if self.executor is not None:
             return self._supervise(until_idle, poll)
         steps = 0
-        while True:
+        self._stopping = False
+        while not self._stopping:
             claim = self.store.claim(self.runner.worker, time.time(), self.runner.lease)
             if claim is not None:
                 steps += self.runner.run_claimed(claim, self.batch)
@@ -256,17 +259,24 @@ class Engine:
                 return steps
             else:
                 time.sleep(poll)
+        return steps
+
+    def stop(self) -> None:
+        """Make a `run` in progress return after its current step (for signal handlers)."""
+        self._stopping = True
 
     def _supervise(self, until_idle: bool, poll: float) -> int:
         assert self.executor is not None
         resubmitted = 0
-        while True:
+        self._stopping = False
+        while not self._stopping:
             for id, step in self.store.stale(time.time(), self.runner.lease):
-                self.executor.submit(self.store_url, id, step)
+                self.executor.submit(self.store_url, id, step, self.runner.lease)
                 resubmitted += 1
             if until_idle and self.store.count_running() == 0:
                 return resubmitted
             time.sleep(poll)
+        return resubmitted
 
     def _row(self, id: str) -> Row:
         row = self.store.get(id)
