@@ -23,6 +23,7 @@ run again (at least once); the commit itself happens once.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import functools
 import importlib
@@ -50,10 +51,10 @@ from ._store import Claim, Commit, Store, open_store
 
 __all__ = ["Engine", "Executor", "Runner", "save_state"]
 
-if TYPE_CHECKING:  # the runtime class takes [R, S]; the stubs add T
-    from typing_extensions import TypeAlias
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-    Workflow: TypeAlias = Coroutine[ActivityCall, Any, Any]
+    Workflow: TypeAlias = Coroutine[ActivityCall, Any]
 
 
 def save_state(coro: Workflow) -> tuple[bytes, bool]:
@@ -106,9 +107,7 @@ class Runner:
         self.sticky = sticky
         self.cache_size = cache_size
         # id -> (step, coroutine suspended with that step's answer pending); most recent last
-        self._cache: collections.OrderedDict[str, tuple[int, Workflow]] = (
-            collections.OrderedDict()
-        )
+        self._cache: collections.OrderedDict[str, tuple[int, Workflow]] = collections.OrderedDict()
         self.hits = 0
         self.replays = 0
 
@@ -324,7 +323,7 @@ class Engine:
         self._row(id)
         return self.store.cancel(id, cancelled_error(), time.time())
 
-    def list(self) -> list[Row]:
+    def list(self) -> builtins.list[Row]:
         """Every workflow in the store, oldest first (`Row`: id, entry, status, step...)."""
         return self.store.list()
 

@@ -12,6 +12,7 @@ state, then one delta row per step).
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import psycopg
@@ -59,7 +60,7 @@ class PostgresStore(Store):
             self._db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (p,))
             for stmt in _SCHEMA.format(p=p).split(";"):
                 if stmt.strip():
-                    self._db.execute(stmt)  # type: ignore[call-overload]
+                    self._db.execute(stmt)
 
     def _q(self, sql: str) -> Any:
         return sql.replace("{wf}", f"{self._p}_workflows").replace("{st}", f"{self._p}_states")
@@ -67,8 +68,10 @@ class PostgresStore(Store):
     def create(self, row: Row, state: bytes, now: float) -> None:
         with self._db.transaction():
             self._db.execute(
-                self._q("INSERT INTO {wf} (id, entry, args, status, step, updated)"
-                        " VALUES (%s, %s, %s, 'running', 0, %s)"),
+                self._q(
+                    "INSERT INTO {wf} (id, entry, args, status, step, updated)"
+                    " VALUES (%s, %s, %s, 'running', 0, %s)"
+                ),
                 (row.id, row.entry, row.args, now),
             )
             self._db.execute(self._q("INSERT INTO {st} VALUES (%s, 0, %s)"), (row.id, state))
@@ -79,18 +82,22 @@ class PostgresStore(Store):
         with self._db.transaction():
             if id is None:
                 cur = self._db.execute(
-                    self._q("UPDATE {wf} SET lease_owner = %s, lease_until = %s WHERE n = ("
-                            "SELECT n FROM {wf} WHERE status = 'running' AND lease_until <= %s"
-                            " ORDER BY updated LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                            " RETURNING id, entry, args, step"),
+                    self._q(
+                        "UPDATE {wf} SET lease_owner = %s, lease_until = %s WHERE n = ("
+                        "SELECT n FROM {wf} WHERE status = 'running' AND lease_until <= %s"
+                        " ORDER BY updated LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                        " RETURNING id, entry, args, step"
+                    ),
                     (worker, now + lease, now),
                 )
             else:
                 cur = self._db.execute(
-                    self._q("UPDATE {wf} SET lease_owner = %s, lease_until = %s WHERE id = %s"
-                            " AND step = %s AND status = 'running'"
-                            " AND (lease_until <= %s OR lease_owner = %s)"
-                            " RETURNING id, entry, args, step"),
+                    self._q(
+                        "UPDATE {wf} SET lease_owner = %s, lease_until = %s WHERE id = %s"
+                        " AND step = %s AND status = 'running'"
+                        " AND (lease_until <= %s OR lease_owner = %s)"
+                        " RETURNING id, entry, args, step"
+                    ),
                     (worker, now + lease, id, step, now, worker),
                 )
             found = cur.fetchone()
@@ -99,8 +106,10 @@ class PostgresStore(Store):
     def commit(self, c: Commit, now: float) -> bool:
         with self._db.transaction():
             cur = self._db.execute(
-                self._q("UPDATE {wf} SET step = %s, status = %s, error = %s, lease_until = %s,"
-                        " updated = %s WHERE id = %s AND step = %s AND status = 'running'"),
+                self._q(
+                    "UPDATE {wf} SET step = %s, status = %s, error = %s, lease_until = %s,"
+                    " updated = %s WHERE id = %s AND step = %s AND status = 'running'"
+                ),
                 (c.new_step, c.status, c.error, c.lease_until, now, c.id, c.old_step),
             )
             if cur.rowcount != 1:
@@ -130,22 +139,26 @@ class PostgresStore(Store):
     def cancel(self, id: str, error: str, now: float) -> bool:
         with self._db.transaction():
             cur = self._db.execute(
-                self._q("UPDATE {wf} SET status = 'failed', error = %s, updated = %s"
-                        " WHERE id = %s AND status = 'running'"),
+                self._q(
+                    "UPDATE {wf} SET status = 'failed', error = %s, updated = %s"
+                    " WHERE id = %s AND status = 'running'"
+                ),
                 (error, now, id),
             )
         return cur.rowcount == 1
 
-    def list(self) -> list[Row]:
+    def list(self) -> builtins.list[Row]:
         with self._db.transaction():
             rows = self._db.execute(self._q(f"SELECT {_ROW} FROM {{wf}} ORDER BY n")).fetchall()
         return [Row(*r) for r in rows]
 
-    def stale(self, now: float, older_than: float) -> list[tuple[str, int]]:
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
         with self._db.transaction():
             rows = self._db.execute(
-                self._q("UPDATE {wf} SET updated = %s WHERE status = 'running'"
-                        " AND lease_until <= %s AND updated <= %s RETURNING id, step"),
+                self._q(
+                    "UPDATE {wf} SET updated = %s WHERE status = 'running'"
+                    " AND lease_until <= %s AND updated <= %s RETURNING id, step"
+                ),
                 (now, now, now - older_than),
             ).fetchall()
         return [(i, int(s)) for i, s in rows]

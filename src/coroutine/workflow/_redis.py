@@ -19,6 +19,7 @@ with replicas) is assumed, not Redis Cluster.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import redis  # type: ignore[import-untyped,unused-ignore]
@@ -132,7 +133,7 @@ class RedisStore(Store):
 
     def create(self, row: Row, state: bytes, now: float) -> None:
         keys = [self._wf(row.id), self._st(row.id), self._ready, self._upd, f"{self._p}:n"]
-        self._create(keys + [self._all], [row.entry, row.args, state, repr(now), row.id])
+        self._create([*keys, self._all], [row.entry, row.args, state, repr(now), row.id])
 
     def claim(
         self, worker: str, now: float, lease: float, id: str | None = None, step: int = -1
@@ -160,7 +161,8 @@ class RedisStore(Store):
         return bool(self._commit(keys, args))
 
     def load_state(self, id: str) -> bytes:
-        return b"".join(self._r.lrange(self._st(id), 0, -1))
+        blobs: builtins.list[Any] = self._r.lrange(self._st(id), 0, -1)
+        return b"".join(blobs)
 
     def get(self, id: str) -> Row | None:
         f = self._r.hmget(self._wf(id), "entry", "args", "status", "step", "error")
@@ -171,12 +173,12 @@ class RedisStore(Store):
     def cancel(self, id: str, error: str, now: float) -> bool:
         return bool(self._cancel([self._wf(id), self._ready, self._upd], [error, id]))
 
-    def list(self) -> list[Row]:
+    def list(self) -> builtins.list[Row]:
         ids = [_s(i) for i in self._r.zrange(self._all, 0, -1)]
         rows = (self.get(i) for i in ids)
         return [r for r in rows if r is not None]
 
-    def stale(self, now: float, older_than: float) -> list[tuple[str, int]]:
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
         got = self._stale([self._upd], [repr(now), repr(now - older_than), f"{self._p}:wf:"])
         return [(_s(got[i]), int(got[i + 1])) for i in range(0, len(got), 2)]
 

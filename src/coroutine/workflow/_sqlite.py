@@ -14,6 +14,7 @@ which each was written; a full state deletes the older rows, a delta appends one
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import sqlite3
 import urllib.parse
@@ -85,8 +86,10 @@ class SQLiteStore(Store):
     def create(self, row: Row, state: bytes, now: float) -> None:
         with self._write() as db:
             db.execute(
-                self._q("INSERT INTO {wf} (id, entry, args, status, step, updated)"
-                        " VALUES (?, ?, ?, 'running', 0, ?)"),
+                self._q(
+                    "INSERT INTO {wf} (id, entry, args, status, step, updated)"
+                    " VALUES (?, ?, ?, 'running', 0, ?)"
+                ),
                 (row.id, row.entry, row.args, now),
             )
             db.execute(self._q("INSERT INTO {st} VALUES (?, 0, ?)"), (row.id, state))
@@ -97,14 +100,18 @@ class SQLiteStore(Store):
         with self._write() as db:
             if id is None:
                 found = db.execute(
-                    self._q("SELECT id, entry, args, step FROM {wf} WHERE status = 'running'"
-                            " AND lease_until <= ? ORDER BY updated LIMIT 1"),
+                    self._q(
+                        "SELECT id, entry, args, step FROM {wf} WHERE status = 'running'"
+                        " AND lease_until <= ? ORDER BY updated LIMIT 1"
+                    ),
                     (now,),
                 ).fetchone()
             else:
                 found = db.execute(
-                    self._q("SELECT id, entry, args, step FROM {wf} WHERE id = ? AND step = ?"
-                            " AND status = 'running' AND (lease_until <= ? OR lease_owner = ?)"),
+                    self._q(
+                        "SELECT id, entry, args, step FROM {wf} WHERE id = ? AND step = ?"
+                        " AND status = 'running' AND (lease_until <= ? OR lease_owner = ?)"
+                    ),
                     (id, step, now, worker),
                 ).fetchone()
             if found is None:
@@ -118,8 +125,10 @@ class SQLiteStore(Store):
     def commit(self, c: Commit, now: float) -> bool:
         with self._write() as db:
             cur = db.execute(
-                self._q("UPDATE {wf} SET step = ?, status = ?, error = ?, lease_until = ?,"
-                        " updated = ? WHERE id = ? AND step = ? AND status = 'running'"),
+                self._q(
+                    "UPDATE {wf} SET step = ?, status = ?, error = ?, lease_until = ?,"
+                    " updated = ? WHERE id = ? AND step = ? AND status = 'running'"
+                ),
                 (c.new_step, c.status, c.error, c.lease_until, now, c.id, c.old_step),
             )
             if cur.rowcount != 1:
@@ -148,21 +157,25 @@ class SQLiteStore(Store):
     def cancel(self, id: str, error: str, now: float) -> bool:
         with self._write() as db:
             cur = db.execute(
-                self._q("UPDATE {wf} SET status = 'failed', error = ?, updated = ?"
-                        " WHERE id = ? AND status = 'running'"),
+                self._q(
+                    "UPDATE {wf} SET status = 'failed', error = ?, updated = ?"
+                    " WHERE id = ? AND status = 'running'"
+                ),
                 (error, now, id),
             )
         return cur.rowcount == 1
 
-    def list(self) -> list[Row]:
+    def list(self) -> builtins.list[Row]:
         rows = self._db.execute(self._q(f"SELECT {_ROW} FROM {{wf}} ORDER BY n")).fetchall()
         return [self._row(r) for r in rows]
 
-    def stale(self, now: float, older_than: float) -> list[tuple[str, int]]:
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
         with self._write() as db:
             found = db.execute(
-                self._q("SELECT id, step FROM {wf} WHERE status = 'running' AND lease_until <= ?"
-                        " AND updated <= ?"),
+                self._q(
+                    "SELECT id, step FROM {wf} WHERE status = 'running' AND lease_until <= ?"
+                    " AND updated <= ?"
+                ),
                 (now, now - older_than),
             ).fetchall()
             db.executemany(

@@ -21,6 +21,7 @@ Backends are chosen by URL scheme in `open_store`; each is imported only when us
 from __future__ import annotations
 
 import abc
+import builtins
 import dataclasses
 import urllib.parse
 
@@ -88,11 +89,11 @@ class Store(abc.ABC):
         """Mark a running workflow failed with `error`; False if it was not running."""
 
     @abc.abstractmethod
-    def list(self) -> list[Row]:
+    def list(self) -> builtins.list[Row]:
         """Every workflow, oldest first."""
 
     @abc.abstractmethod
-    def stale(self, now: float, older_than: float) -> list[tuple[str, int]]:
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
         """Running workflows untouched for `older_than` seconds with no live lease.
 
         Each one returned is touched (its update time set to `now`), so that callers
@@ -103,6 +104,7 @@ class Store(abc.ABC):
     def count_running(self) -> int:
         """How many workflows are running."""
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
