@@ -102,14 +102,20 @@ class Activity(Generic[P, T]):
         _REGISTRY[self.name] = self
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
-        current = Current()
-        if current is None or current not in _WORKFLOWS:
+        if not _in_workflow():
             return self.fn(*args, **kwargs)
         result: T = Yield[ActivityCall, Any](ActivityCall(self.name, tuple(args), dict(kwargs)))
         return result
 
     def __repr__(self) -> str:
         return f"<activity {self.name} {self.retry}>"
+
+
+def _in_workflow() -> bool:
+    # A function of its own, so that no frame suspended at the Yield holds the coroutine
+    # (that would be a cycle through the greenlet, which the collector cannot break).
+    current = Current()
+    return current is not None and current in _WORKFLOWS
 
 
 @overload

@@ -169,6 +169,10 @@ class Runner:
                 self._cache.popitem(last=False)
         return step
 
+    def drop_cache(self) -> None:
+        """Forget every live coroutine (they unwind as collected coroutines do)."""
+        self._cache.clear()
+
     def run_claimed(self, claim: Claim, batch: int) -> int:
         """Run up to `batch` steps of one workflow while holding its lease; steps run."""
         steps = 0
@@ -328,7 +332,8 @@ class Engine:
         return self.store.list()
 
     def close(self) -> None:
-        """Close the store's connections."""
+        """Drop the live coroutines this process holds and close the store's connections."""
+        self.runner.drop_cache()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -1,0 +1,179 @@
+"""Fixtures for the workflow tests: the real services, stores, and Celery workers.
+
+The tests talk to the services the project's machines run: Redis 127.0.0.1:6379, PostgreSQL
+127.0.0.1:5432 (database ``test``, trust auth) and RabbitMQ 127.0.0.1:5672 (guest/guest).
+A missing service fails every workflow test with a message saying which one; nothing is
+skipped. Each test gets its own SQLite file, Redis key prefix, PostgreSQL table prefix and
+Celery queue, and removes them afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+REDIS = os.environ.get("WORKFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES = os.environ.get("WORKFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+RABBITMQ = os.environ.get("WORKFLOW_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+sys.path.insert(0, str(HERE))  # wf_programs, importable here as in the workers
+
+
+def _reachable(name: str, check: Callable[[], object]) -> str | None:
+    try:
+        check()
+    except Exception as exc:
+        return f"{name}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _check_services() -> list[str]:
+    import psycopg
+    import redis
+    from kombu import Connection
+
+    def rabbit() -> None:
+        with Connection(RABBITMQ, connect_timeout=3) as c:
+            c.ensure_connection(max_retries=1)
+
+    checks = {
+        f"Redis at {REDIS}": lambda: redis.Redis.from_url(REDIS, socket_timeout=3).ping(),
+        f"PostgreSQL at {POSTGRES}": lambda: psycopg.connect(POSTGRES, connect_timeout=3).close(),
+        f"RabbitMQ at {RABBITMQ}": rabbit,
+    }
+    return [e for name, f in checks.items() if (e := _reachable(name, f))]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services() -> None:
+    """Fail (never skip) every workflow test when a service it needs is down."""
+    missing = _check_services()
+    if missing:
+        pytest.fail(
+            "the workflow tests need Redis, PostgreSQL and RabbitMQ running locally; "
+            "unreachable: " + "; ".join(missing),
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    path = str(tmp_path / "effects.db")
+    monkeypatch.setenv("WF_EFFECTS", path)
+    return path
+
+
+def unique(tag: str) -> str:
+    return f"t{tag}{uuid.uuid4().hex[:10]}"
+
+
+def drop_redis(prefix: str) -> None:
+    import redis
+
+    r = redis.Redis.from_url(REDIS)
+    keys = list(r.scan_iter(match=f"*{prefix}*", count=1000))
+    for i in range(0, len(keys), 500):
+        r.delete(*keys[i : i + 500])
+    r.close()
+
+
+def drop_postgres(prefix: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as db:
+        db.execute(f"DROP TABLE IF EXISTS {prefix}_workflows, {prefix}_states")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path}/store.db"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    prefix = unique("r")
+    yield f"{REDIS}?prefix={prefix}"
+    drop_redis(prefix)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    prefix = unique("p")
+    yield f"{POSTGRES}?prefix={prefix}"
+    drop_postgres(prefix)
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def subprocess_env(effects: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["C_FORCE_ROOT"] = "1"
+    if effects:
+        env["WF_EFFECTS"] = effects
+    return env
+
+
+class Procs:
+    """Worker subprocesses started by a test; all stopped at its end."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "coroutine.workflow", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            if p.stderr:
+                p.stderr.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    ps = Procs()
+    yield ps
+    ps.stop_all()
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    """A Celery queue of this test alone (its Redis keys are removed afterwards)."""
+    name = unique("q")
+    yield name
+    drop_redis(name)
+
+
+def hostname() -> str:
+    return socket.gethostname()
