@@ -177,3 +177,14 @@ def queue() -> Iterator[str]:
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+# What the crash tests measured, printed at the end of the run (the at-least-once counts).
+REPORTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORTS:
+        terminalreporter.section("workflow crash tests: at-least-once activity runs")
+        for line in REPORTS:
+            terminalreporter.write_line(line)

@@ -104,7 +104,7 @@ def test_result_of_an_exception_class_not_loaded_is_workflow_failed_error(
         i = e.start(wp.raises_unloaded)
         e.run()
         monkeypatch.delattr(wp, "Unloaded")
-        with pytest.raises(WorkflowFailedError, match="wf_programs.Unloaded: gone") as info:
+        with pytest.raises(WorkflowFailedError, match=r"wf_programs\.Unloaded: gone") as info:
             e.result(i)
         assert "raise Unloaded" in info.value.remote_traceback
 
