@@ -129,26 +129,34 @@ def subprocess_env(effects: str | None = None) -> dict[str, str]:
 
 
 class Procs:
-    """Worker subprocesses started by a test; all stopped at its end."""
+    """Worker subprocesses started by a test; all stopped at its end.
 
-    def __init__(self) -> None:
+    Their output goes to files in `logs` (a pipe nobody reads would fill and stall them).
+    """
+
+    def __init__(self, logs: Path) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs = logs
 
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "coroutine.workflow", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with open(self.logs / f"worker{len(self.procs)}.log", "wb") as log:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "coroutine.workflow", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(p)
         return p
 
     def stop_all(self) -> None:
+        # Celery workers: killed (a warm shutdown on RabbitMQ takes seconds, and a dead
+        # worker is what the engine must survive anyway); our own workers: SIGTERM.
         for p in self.procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+                celery = "celery-worker" in p.args  # type: ignore[operator]
+                os.killpg(p.pid, signal.SIGKILL if celery else signal.SIGTERM)
         deadline = time.monotonic() + 10
         for p in self.procs:
             try:
@@ -156,13 +164,13 @@ class Procs:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-            if p.stderr:
-                p.stderr.close()
 
 
 @pytest.fixture
-def procs() -> Iterator[Procs]:
-    ps = Procs()
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ps = Procs(logs)
     yield ps
     ps.stop_all()
 

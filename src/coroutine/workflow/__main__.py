@@ -35,7 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("broker_url", help="redis://127.0.0.1:6379/0, amqp://guest@host//, ...")
     c.add_argument("--queue", default="coroutine-workflow", help="the executor's queue")
     c.add_argument("--name", default="workflow", help="the worker's node name (before @)")
-    c.add_argument("--concurrency", type=int, default=1, help="prefork processes (1: solo)")
+    c.add_argument("--concurrency", type=int, default=1, help="tasks run at once")
+    c.add_argument(
+        "--pool",
+        choices=["threads", "prefork", "solo"],
+        default="threads",
+        help="Celery pool (threads by default: the solo pool stalls on RabbitMQ)",
+    )
     for q in (w, c):
         q.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds")
         q.add_argument("--cache", type=int, default=1024, help="live workflows kept (LRU)")
@@ -76,10 +82,7 @@ def _celery_worker(args: argparse.Namespace) -> int:
         "--without-mingle",
         "--without-heartbeat",
     ]
-    if args.concurrency > 1:
-        argv += ["--pool=prefork", f"--concurrency={args.concurrency}"]
-    else:
-        argv += ["--pool=solo"]
+    argv += [f"--pool={args.pool}", f"--concurrency={args.concurrency}"]
     from ._celery import configure_worker
 
     configure_worker(cache_size=args.cache, sticky=not args.no_sticky)

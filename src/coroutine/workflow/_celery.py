@@ -24,6 +24,7 @@ lease, as Temporal's sticky task queues fall back to the normal queue.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -39,8 +40,9 @@ TASK = "coroutine.workflow.step"
 
 # How this process's runners are built (set by the celery-worker command before it starts).
 _CONFIG: dict[str, Any] = {"cache_size": 1024, "sticky": True}
-# One runner (store connection + live-coroutine cache) per store URL, per worker process.
-_RUNNERS: dict[str, Runner] = {}
+# One runner (store connection + live-coroutine cache) per store URL, per thread of a worker
+# process: a coroutine and a SQLite connection belong to the thread that made them.
+_LOCAL = threading.local()
 
 
 def configure_worker(*, cache_size: int = 1024, sticky: bool = True) -> None:
@@ -54,10 +56,11 @@ def sticky_queue(queue: str, nodename: str) -> str:
 
 
 def _runner(store_url: str, lease: float) -> Runner:
-    runner = _RUNNERS.get(store_url)
+    runners: dict[str, Runner] = _LOCAL.__dict__.setdefault("runners", {})
+    runner = runners.get(store_url)
     if runner is None:
         runner = Runner(open_store(store_url), lease=lease, **_CONFIG)
-        _RUNNERS[store_url] = runner
+        runners[store_url] = runner
     return runner
 
 
