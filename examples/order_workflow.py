@@ -123,7 +123,7 @@ def main() -> None:
     if executor is not None:
         executor.close()
     with _ledger() as db:
-        for (order_id, _, _), id in zip(ORDERS, ids):
+        for (order_id, _, _), id in zip(ORDERS, ids, strict=True):
             rows = db.execute("SELECT key, what FROM ledger WHERE key LIKE ?", (f"{id}:%",))
             steps = sorted((int(key.rpartition(":")[2]), what) for key, what in rows)
             print(f"{order_id}: " + "; ".join(what for _, what in steps))

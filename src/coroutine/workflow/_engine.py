@@ -89,7 +89,7 @@ def _entry(entry: str, args: str) -> functools.partial[Any]:
 
 
 def _new(entry: Callable[[], Any]) -> Workflow:
-    coro = NewWithReturn[ActivityCall, Any](entry, durable=True)
+    coro: Workflow = NewWithReturn[ActivityCall, Any](entry, durable=True)
     _WORKFLOWS.add(coro)
     return coro
 
