@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 
 import wf_programs as wp
-from conftest import REDIS, Procs, subprocess_env
+from conftest import REDIS, Procs, scaled, subprocess_env
 
 from coroutine.workflow import CeleryExecutor, Engine
 
-N = 1000
+N = scaled(1000)
 
 
 def _check(e: Engine, ids: list[str], effects: str) -> set[int]:

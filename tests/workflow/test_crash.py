@@ -20,11 +20,11 @@ from collections.abc import Callable
 
 import pytest
 import wf_programs as wp
-from conftest import REDIS, REPORTS, Procs, subprocess_env
+from conftest import REDIS, REPORTS, Procs, scaled, subprocess_env
 
 from coroutine.workflow import CeleryExecutor, Engine
 
-STEPS = 200
+STEPS = scaled(200)
 DELAY = 0.004  # each activity's work, so that kills land inside steps too
 
 
@@ -71,10 +71,10 @@ def test_sqlite_workers_killed_at_random_lose_and_repeat_nothing_committed(
         while e.status(wid) == "running":
             assert time.monotonic() < deadline, f"not done after 150 s (seed {seed})"
             time.sleep(rng.uniform(0.1, 0.5))
-            if kills < 12 and e.status(wid) == "running":
+            if kills < scaled(12) and e.status(wid) == "running":
                 _kill_and_restart(procs, workers, lambda i: procs.start(args, env), rng)
                 kills += 1
-        assert kills >= 4, "the workflow ended before the test could kill its workers"
+        assert kills >= scaled(4), "the workflow ended before the test could kill its workers"
         _check(e, wid, effects, kills, "SQLite, 3 workers", seed)
 
 
@@ -103,7 +103,7 @@ def test_celery_workers_killed_at_random_lose_and_repeat_nothing_committed(
                 if time.monotonic() > deadline:
                     e.stop()  # fail below rather than hang
                     return
-                if state["kills"] < 10:
+                if state["kills"] < scaled(10):
                     _kill_and_restart(procs, workers, start, rng)
                     state["kills"] += 1
 
@@ -115,7 +115,7 @@ def test_celery_workers_killed_at_random_lose_and_repeat_nothing_committed(
             stop.set()
             t.join()
         assert e.status(wid) == "done", f"not done after 150 s (seed {seed})"
-        assert state["kills"] >= 4, "the workflow ended before the test could kill its workers"
+        assert state["kills"] >= scaled(4), "the workflow ended before the test could kill its workers"
         _check(e, wid, effects, state["kills"], "Celery + Redis, 3 workers", seed)
     executor.close()
 

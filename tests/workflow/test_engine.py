@@ -209,3 +209,17 @@ def test_importing_workflow_imports_no_optional_dependency() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_worker_whose_live_copy_is_behind_the_store_replays(store_url: str) -> None:
+    """Sticky only when the cached step is the stored one: else the cache is stale."""
+    with Engine(store_url) as a, Engine(store_url) as b:
+        i = a.start(wp.doubles, 4)
+        for engine, step in ((a, 0), (b, 1), (a, 2), (b, 3)):
+            claim = engine.store.claim(engine.runner.worker, time.time(), 30.0)
+            assert claim is not None and claim.step == step
+            engine.runner.step(claim)
+        assert a.run() == 1  # the final step: it returns
+        assert a.result(i) == 12
+        assert (a.runner.hits, a.runner.replays) == (0, 3)
+    assert [c[1] for c in wp.CALLS] == [0, 1, 2, 3]
