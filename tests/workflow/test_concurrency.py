@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import wf_programs as wp
-from conftest import REDIS, Procs, scaled, subprocess_env
+from wf_support import REDIS, Procs, scaled, subprocess_env
 
 from coroutine.workflow import CeleryExecutor, Engine
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import pytest
 import wf_programs as wp
-from conftest import REDIS, REPORTS, Procs, scaled, subprocess_env
+from wf_support import REDIS, REPORTS, Procs, scaled, subprocess_env
 
 from coroutine.workflow import CeleryExecutor, Engine
 
@@ -115,7 +115,9 @@ def test_celery_workers_killed_at_random_lose_and_repeat_nothing_committed(
             stop.set()
             t.join()
         assert e.status(wid) == "done", f"not done after 150 s (seed {seed})"
-        assert state["kills"] >= scaled(4), "the workflow ended before the test could kill its workers"
+        assert state["kills"] >= scaled(4), (
+            "the workflow ended before the test could kill its workers"
+        )
         _check(e, wid, effects, state["kills"], "Celery + Redis, 3 workers", seed)
     executor.close()
 

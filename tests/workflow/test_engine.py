@@ -189,7 +189,7 @@ def test_sticky_cache_is_bounded(sqlite_url: str) -> None:
 def test_worker_command_runs_workflows_until_idle(sqlite_url: str) -> None:
     with Engine(sqlite_url) as e:
         ids = [e.start(wp.doubles, 3) for _ in range(3)]
-    from conftest import subprocess_env
+    from wf_support import subprocess_env
 
     out = subprocess.run(
         [sys.executable, "-m", "coroutine.workflow", "worker", sqlite_url, "--until-idle"],

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RABBITMQ, REDIS, ROOT, Procs, drop_redis, subprocess_env, unique
+from wf_support import RABBITMQ, REDIS, ROOT, Procs, drop_redis, subprocess_env, unique
 
 EXAMPLE = ROOT / "examples" / "order_workflow.py"
 
