@@ -9,6 +9,7 @@ import time
 import pytest
 import wf_programs as wp
 
+from coroutine import InvalidStateError
 from coroutine.workflow import (
     Engine,
     NotInActivityError,
@@ -223,3 +224,13 @@ def test_a_worker_whose_live_copy_is_behind_the_store_replays(store_url: str) ->
         assert a.result(i) == 12
         assert (a.runner.hits, a.runner.replays) == (0, 3)
     assert [c[1] for c in wp.CALLS] == [0, 1, 2, 3]
+
+
+def test_a_workflow_this_worker_cannot_rebuild_fails_with_the_reason(sqlite_url: str) -> None:
+    with Engine(sqlite_url) as e:
+        i = e.start(wp.doubles, 2)
+        e.store.commit(Commit(i, 0, 0, "running", b"not a state", True), time.time())
+        e.run()
+        assert e.status(i) == "failed"
+        with pytest.raises(InvalidStateError):
+            e.result(i)

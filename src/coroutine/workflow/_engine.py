@@ -149,11 +149,16 @@ class Runner:
         Returns the new step number if the workflow is still running and the commit
         applied; None if it finished, failed, or the commit was rejected (stale step).
         """
-        coro = self._coroutine(claim)
-        status, step, error = self._advance(claim, coro)
+        try:
+            coro: Workflow | None = self._coroutine(claim)
+        except Exception as exc:  # not importable here, or a state this code cannot resume
+            coro = None
+            status, step, error = "failed", claim.step, encode_error(exc)
+        else:
+            status, step, error = self._advance(claim, coro)
         state: bytes | None = None
         full = True
-        if status != "failed":
+        if coro is not None and status != "failed":
             try:
                 state, full = save_state(coro)
             except Exception as exc:  # a value that cannot be recorded: NotDurableError
@@ -163,7 +168,7 @@ class Runner:
         commit = Commit(claim.id, claim.step, step, status, state, full, error, lease_until)
         if not self.store.commit(commit, now) or status != "running":
             return None
-        if self.sticky:
+        if self.sticky and coro is not None:
             self._cache[claim.id] = (step, coro)
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
