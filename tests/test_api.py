@@ -21,7 +21,7 @@ from coroutine import (
 SPEC_NAMES = {
     "New", "NewWithReturn", "Yield", "LoadContext", "Run", "RunAsync", "Current", "Durable",
     "Coroutine", "Context", "CoroutineError", "NotInCoroutineError", "YieldTypeError",
-    "ResumeError", "NotDurableError", "InvalidStateError", "CoroutineExit",
+    "ResumeError", "NotDurableError", "InvalidStateError", "CoroutineExit", "Patched",
 }  # fmt: skip
 
 

@@ -4,14 +4,13 @@ InvalidStateError and nothing else, leave the coroutine as it was, and run no pi
 from __future__ import annotations
 
 import pickle
-from hashlib import blake2b
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coroutine import InvalidStateError, NewWithReturn, Yield, _codec
+from coroutine import InvalidStateError, NewWithReturn, Yield, _codec, _state
 
 
 def body() -> list[object]:
@@ -39,9 +38,22 @@ STATES = valid_states()
 
 
 def reseal(b: bytes) -> bytes:
-    """Give mutated bytes a valid checksum, so the mutation reaches the decoder."""
+    """Give mutated bytes (taken as one frame) a valid checksum, so the mutation reaches the
+    decoder."""
     head = b[:-16]
-    return head + blake2b(head, digest_size=16).digest()
+    return head + _state._tag(None, head)
+
+
+def fields(b: bytes) -> tuple[Any, ...]:
+    """The fields of a full state's frame."""
+    _, _, body, _ = _state._frames(b, None)[0]
+    decoded: tuple[Any, ...] = _codec.decode(body, registry=False)
+    return decoded
+
+
+def forge(fields: tuple[Any, ...]) -> bytes:
+    """A full state of these fields, with a valid checksum."""
+    return _state.frame(_state.FULL, fields, None)[0]
 
 
 def only_invalid_state(b: bytes) -> None:
@@ -105,8 +117,8 @@ def test_random_bytes_give_invalid_state(b: bytes) -> None:
     with pytest.raises(InvalidStateError):
         make().Context().Unmarshal(b)
     with pytest.raises(InvalidStateError):
-        make().Context().Unmarshal(b"CoRo\x01" + b)
-    only_invalid_state(reseal(b"CoRo\x01" + b + bytes(16)))
+        make().Context().Unmarshal(b"CoRo\x02\x00F" + b)
+    only_invalid_state(reseal(b"CoRo\x02\x00F" + b + bytes(16)))
 
 
 RAN: list[str] = []
@@ -126,16 +138,15 @@ def test_a_pickle_payload_in_a_state_is_never_executed() -> None:
     c.Next()
     c.Send("x")
     b = c.Context().Marshal()
-    body = _codec.decode(b[5:-16], registry=False)
+    body = fields(b)
     name = b"builtins.object"
     payload = pickle.dumps(Evil())
     forged_value = b"P" + bytes([len(name)]) + name + bytes([len(payload)]) + payload
-    forged = (*body[:8], forged_value, body[9])  # as the pending Send
-    state = reseal(b[:5] + _codec.encode(forged) + bytes(16))
+    state = forge((*body[:10], forged_value, *body[11:]))  # as the pending Send
     with pytest.raises(InvalidStateError, match="not registered with RegisterPickle"):
         make().Context().Unmarshal(state)
-    log_forged = (*body[:5], body[5] + b"E" + forged_value, body[6] + 1, *body[7:])
-    state = reseal(b[:5] + _codec.encode(log_forged) + bytes(16))
+    log_forged = (*body[:6], body[6] + b"E" + forged_value, body[7] + 1, *body[8:])
+    state = forge(log_forged)
     with pytest.raises(InvalidStateError, match="not registered with RegisterPickle"):
         make().Context().Unmarshal(state)
     assert RAN == []

@@ -9,7 +9,7 @@ from ._async import RunAsync
 from ._context import Context, Current, LoadContext, Yield
 from ._coroutine import Coroutine, New, NewWithReturn
 from ._durable import DURABLE as Durable
-from ._durable import SideEffect
+from ._durable import Patched, SideEffect
 from ._errors import (
     CoroutineError,
     CoroutineExit,
@@ -36,6 +36,7 @@ __all__ = [
     "NewWithReturn",
     "NotDurableError",
     "NotInCoroutineError",
+    "Patched",
     "ResumeError",
     "Run",
     "RunAsync",

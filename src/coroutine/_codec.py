@@ -328,6 +328,9 @@ def _too_deep(v: object) -> EncodeError:
 
 
 def _short(v: object) -> str:
+    """`repr(v)` cut to 80 characters; never raises (an int over 4,300 digits has no repr)."""
+    if type(v) is int and v.bit_length() > 256:
+        return f"<an int of {v.bit_length()} bits>"
     try:
         text = repr(v)
     except Exception:
@@ -374,6 +377,15 @@ def digest(value: Any) -> bytes:
     return b"\xff" + blake2b(raw, digest_size=8).digest()
 
 
+def digest_and_canonical(value: Any) -> tuple[bytes, bytes]:
+    """`digest(value)` and the canonical encoding it was computed from."""
+    scalar = _SCALARS.get(type(value))
+    raw = scalar(value) if scalar is not None else canonical(value)
+    if len(raw) <= 15:
+        return _DIGEST_HEAD[len(raw)] + raw, raw
+    return b"\xff" + blake2b(raw, digest_size=8).digest(), raw
+
+
 def read_digest(buf: bytes, pos: int) -> tuple[bytes, int]:
     """The digest starting at `buf[pos]` and the position after it; `DecodeError` if cut."""
     if pos >= len(buf):
@@ -400,15 +412,67 @@ def describe_digest(d: bytes) -> str:
 
 # -- decoding --------------------------------------------------------------------------------
 
+# What decoded objects cost in memory, roughly (CPython 3.10-3.13, 64-bit): a fixed part per
+# object, and a part per item (its slot in the container and, for hash tables, their slack).
+_COST_INT, _COST_FLOAT, _COST_STR, _COST_BYTES = 36, 24, 56, 40
+_COST_LIST, _COST_TUPLE, _COST_DICT, _COST_SET = (64, 8), (48, 8), (100, 56), (216, 56)
+
+# Keys whose hash a state cannot choose to collide: str and bytes hashes are keyed per process
+# (SipHash), and an int below 2**61 - 1 in magnitude hashes to itself. Other keys (big ints,
+# floats, tuples, frozensets, registered types) are counted per hash value, and a container
+# with more than _MAX_SAME_HASH of them sharing one hash is refused: inserting n keys of one
+# hash costs n**2 comparisons (a hash-flooding attack).
+_SAFE_KEYS = (str, bytes, bool, type(None))
+_MAX_SAME_HASH = 16
+
+
+class Budget:
+    """How many bytes of decoded objects one decoding may still build (see `decode_from`)."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def charge(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise DecodeError(
+                f"the decoded values would take more than {self.limit:,} bytes of memory, "
+                "out of proportion to the bytes given (a decompression bomb?)"
+            )
+
+
+def budget_for(size: int) -> Budget:
+    """The memory allowed for decoding `size` bytes: 64 times their size, plus 1 MiB."""
+    return Budget(64 * size + (1 << 20))
+
+
+class _Frame:
+    """A container being decoded: its tag, the items still to read, those read."""
+
+    __slots__ = ("items", "left", "name", "tag")
+
+    def __init__(self, tag: int, left: int, name: str = "") -> None:
+        self.tag = tag
+        self.left = left
+        self.items: list[Any] = []
+        self.name = name
+
 
 class _Decoder:
-    __slots__ = ("buf", "end", "pos", "registry")
+    """Reads values without recursion: containers are kept on an explicit stack, so a state
+    decodes the same at any depth of the caller's stack."""
 
-    def __init__(self, buf: bytes, pos: int, registry: bool) -> None:
+    __slots__ = ("budget", "buf", "end", "pos", "registry")
+
+    def __init__(self, buf: bytes, pos: int, registry: bool, budget: Budget | None) -> None:
         self.buf = buf
         self.pos = pos
         self.end = len(buf)
         self.registry = registry
+        self.budget = budget if budget is not None else budget_for(len(buf) - pos)
 
     def _take(self, n: int) -> bytes:
         start = self.pos
@@ -447,18 +511,18 @@ class _Decoder:
         except UnicodeDecodeError as exc:
             raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
 
-    def dec(self, depth: int) -> Any:
-        if self.pos >= self.end:
-            raise DecodeError(f"truncated: a value is missing at offset {self.pos}")
-        tag = self.buf[self.pos]
-        self.pos += 1
+    def _scalar(self, tag: int) -> Any:
+        """The scalar of `tag` (its tag byte read), or `_NO_KEY` if `tag` is not a scalar's."""
         if tag == 0x69:  # i
             size = self._count()
             if size == 0:
                 raise DecodeError("an int of zero bytes")
+            self.budget.charge(_COST_INT + size)
             return int.from_bytes(self._take(size), "big", signed=True)
         if tag == 0x73:  # s
-            return self._str()
+            s = self._str()
+            self.budget.charge(_COST_STR + len(s))
+            return s
         if tag == 0x4E:  # N
             return None
         if tag == 0x54:  # T
@@ -466,83 +530,150 @@ class _Decoder:
         if tag == 0x46:  # F
             return False
         if tag == 0x66:  # f
+            self.budget.charge(_COST_FLOAT)
             return _F64.unpack(self._take(8))[0]
         if tag == 0x62:  # b
-            return bytes(self._take(self._count()))
+            raw = bytes(self._take(self._count()))
+            self.budget.charge(_COST_BYTES + len(raw))
+            return raw
+        return _NO_KEY
+
+    def dec(self) -> Any:
+        stack: list[_Frame] = []
+        while True:
+            if self.pos >= self.end:
+                raise DecodeError(f"truncated: a value is missing at offset {self.pos}")
+            tag = self.buf[self.pos]
+            self.pos += 1
+            value = self._scalar(tag)
+            if value is _NO_KEY:
+                frame = self._open(tag, len(stack))
+                if frame.left:
+                    stack.append(frame)
+                    continue
+                value = self._close(frame)
+            while stack:  # hand the value to its container, closing the full ones
+                top = stack[-1]
+                top.items.append(value)
+                top.left -= 1
+                if top.left:
+                    break
+                stack.pop()
+                value = self._close(top)
+            else:
+                return value
+
+    def _open(self, tag: int, depth: int) -> _Frame:
+        """Start a container (or registered value) whose tag byte was just read."""
         if depth >= MAX_DEPTH:
             raise DecodeError(f"containers nest more than {MAX_DEPTH} deep")
-        if tag == 0x6C:  # l
-            return [self.dec(depth + 1) for _ in range(self._count())]
-        if tag == 0x74:  # t
-            return tuple([self.dec(depth + 1) for _ in range(self._count())])
-        if tag == 0x64:  # d
-            out: dict[Any, Any] = {}
-            for _ in range(self._count()):
-                key = self.dec(depth + 1)
-                out[self._hashable(key)] = self.dec(depth + 1)
-            return out
-        if tag == 0x53 or tag == 0x5A:  # S Z
-            items = [self._hashable(self.dec(depth + 1)) for _ in range(self._count())]
-            return set(items) if tag == 0x53 else frozenset(items)
+        if tag in _CONTAINERS:
+            n = self._count()
+            fixed, per_item = _CONTAINERS[tag]
+            self.budget.charge(fixed + per_item * n)
+            return _Frame(tag, 2 * n if tag == 0x64 else n)
         if tag == 0x52 or tag == 0x50:  # R P
-            return self._registered(tag == 0x50, depth)
+            name = self._str()
+            reg = _by_name.get(name) if self.registry else None
+            if reg is None or (reg[1] is None) != (tag == 0x50):
+                kind = "pickled" if tag == 0x50 else "registered"
+                how = "with RegisterPickle" if tag == 0x50 else "with Register"
+                raise DecodeError(
+                    f"the bytes hold a {kind} type {name!r} that is not registered {how} in "
+                    "this process"
+                )
+            if tag == 0x50:
+                frame = _Frame(tag, 0, name)
+                frame.items.append(self._take(self._count()))
+                return frame
+            return _Frame(tag, 1, name)
         raise DecodeError(f"unknown tag byte {tag:#04x} at offset {self.pos - 1}")
 
-    def _hashable(self, v: Any) -> Any:
-        try:
-            hash(v)
-        except TypeError:
-            raise DecodeError(f"unhashable {type(v).__name__} as a dict key or set item") from None
-        return v
+    def _close(self, frame: _Frame) -> Any:
+        tag, items = frame.tag, frame.items
+        if tag == 0x6C:  # l
+            return items
+        if tag == 0x74:  # t
+            return tuple(items)
+        if tag == 0x64:  # d
+            keys = items[0::2]
+            _check_keys(keys)
+            return dict(zip(keys, items[1::2], strict=True))
+        if tag == 0x53 or tag == 0x5A:  # S Z
+            _check_keys(items)
+            return set(items) if tag == 0x53 else frozenset(items)
+        return self._registered(frame)
 
-    def _registered(self, pickled: bool, depth: int) -> Any:
-        name = self._str()
-        reg = _by_name.get(name) if self.registry else None
-        if reg is None or (reg[1] is None) != pickled:
-            kind = "pickled" if pickled else "registered"
-            raise DecodeError(
-                f"the bytes hold a {kind} type {name!r} that is not registered "
-                f"{'with RegisterPickle' if pickled else 'with Register'} in this process"
-            )
-        cls, decode_fn = reg
+    def _registered(self, frame: _Frame) -> Any:
+        cls, decode_fn = _by_name[frame.name]
         if decode_fn is None:
-            data = self._take(self._count())
             try:
-                value = pickle.loads(data)
+                value = pickle.loads(frame.items[0])
             except Exception as exc:
-                raise DecodeError(f"cannot unpickle a {name}: {exc!r}") from None
+                raise DecodeError(f"cannot unpickle a {frame.name}: {_short(exc)}") from None
             if type(value) is not cls:
-                raise DecodeError(f"unpickling a {name} gave a {type(value).__qualname__}")
+                raise DecodeError(f"unpickling a {frame.name} gave a {type(value).__qualname__}")
             return value
-        inner = self.dec(depth + 1)
         try:
-            return decode_fn(inner)
+            return decode_fn(frame.items[0])
+        except RecursionError:
+            raise
         except Exception as exc:
             raise DecodeError(
-                f"the decode function registered for {name} failed: {exc!r}"
+                f"the decode function registered for {frame.name} failed: {_short(exc)}"
             ) from None
 
 
-def decode_from(buf: bytes, pos: int, *, registry: bool = True) -> tuple[Any, int]:
+_CONTAINERS = {0x6C: _COST_LIST, 0x74: _COST_TUPLE, 0x64: _COST_DICT, 0x53: _COST_SET}
+_CONTAINERS[0x5A] = _COST_SET  # Z
+
+
+def _check_keys(keys: list[Any]) -> None:
+    """Refuse unhashable keys, and many keys of one hash (quadratic to insert)."""
+    counts: dict[int, int] | None = None
+    for k in keys:
+        t = type(k)
+        if t in _SAFE_KEYS or (t is int and -_SAFE_INT < k < _SAFE_INT):
+            continue
+        try:
+            h = hash(k)
+        except TypeError:
+            raise DecodeError(f"unhashable {t.__name__} as a dict key or set item") from None
+        if counts is None:
+            counts = {}
+        n = counts[h] = counts.get(h, 0) + 1
+        if n > _MAX_SAME_HASH:
+            raise DecodeError(
+                f"more than {_MAX_SAME_HASH} keys of one container share the hash {h} "
+                "(a hash-flooding attack?)"
+            )
+
+
+_SAFE_INT = (1 << 61) - 1
+
+
+def decode_from(
+    buf: bytes, pos: int, *, registry: bool = True, budget: Budget | None = None
+) -> tuple[Any, int]:
     """Decode the value starting at `buf[pos]`; return it and the position after it.
 
-    With ``registry=False`` registered and pickled types are refused.
+    With ``registry=False`` registered and pickled types are refused. `budget` bounds the
+    memory the decoded objects may take (default: `budget_for` the bytes from `pos` on);
+    share one across the values of one input.
 
     Raises:
         DecodeError: the bytes are not a valid encoding (truncated, unknown tag, too deep,
-            unregistered type, or a registered decode function failed).
+            unregistered type, a registered decode function failed, too many keys of one
+            hash, or over budget).
     """
-    d = _Decoder(buf, pos, registry)
-    try:
-        value = d.dec(0)
-    except RecursionError:
-        raise DecodeError("containers nest too deeply for the stack") from None
+    d = _Decoder(buf, pos, registry, budget)
+    value = d.dec()
     return value, d.pos
 
 
-def decode(buf: bytes, *, registry: bool = True) -> Any:
+def decode(buf: bytes, *, registry: bool = True, budget: Budget | None = None) -> Any:
     """Decode exactly one value filling `buf`; `DecodeError` on anything else."""
-    value, end = decode_from(buf, 0, registry=registry)
+    value, end = decode_from(buf, 0, registry=registry, budget=budget)
     if end != len(buf):
         raise DecodeError(f"{len(buf) - end} unexpected bytes after the value")
     return value

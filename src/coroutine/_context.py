@@ -187,6 +187,21 @@ class Context(Generic[R, S]):
             raise _not_durable("Marshal")
         return self._durable.marshal(self)  # type: ignore[no-any-return]
 
+    def MarshalDelta(self) -> bytes:
+        """What was recorded since the last `Marshal`/`MarshalDelta` (or `Unmarshal`), as
+        bytes to append to the state saved then; the full state if nothing was saved yet.
+
+        A store that saves after every step appends each delta: ``Unmarshal(full + delta1 +
+        delta2 + ...)`` restores the latest, and the bytes written grow with the steps taken,
+        not with their square.
+
+        Raises:
+            NotDurableError: the coroutine is volatile.
+        """
+        if self._durable is None:
+            raise _not_durable("MarshalDelta")
+        return self._durable.marshal_delta(self)  # type: ignore[no-any-return]
+
     def Unmarshal(self, b: bytes, /) -> None:
         """Restore state produced by `Marshal` into this not-yet-started coroutine.
 

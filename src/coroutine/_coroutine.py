@@ -462,6 +462,7 @@ def _create(
     /,
     *,
     durable: bool | None = None,
+    version: str | None = None,
 ) -> Coroutine[Any, Any]:
     if not callable(fn):
         kind = "NewWithReturn" if with_return else "New"
@@ -475,7 +476,7 @@ def _create(
     coro._with_return = with_return
     coro._ctx = Context._make(sig, coro, copy_context())
     if durable or (durable is None and _durable.DURABLE):
-        _durable.attach(coro, explicit=bool(durable))
+        _durable.attach(coro, explicit=bool(durable), version=version)
     return coro
 
 
@@ -502,8 +503,11 @@ class New(Coroutine[R, S]):
 
     Args:
         fn: the body, a function of no arguments.
-        durable: record the coroutine so it can be marshalled (see the README's
-            "Durable coroutines"); None means the `coroutine.Durable` default.
+        durable: record the coroutine so it can be marshalled (see docs/durable.md);
+            None means the `coroutine.Durable` default.
+        version: the program's version, for a durable coroutine: its states then resume
+            under the same version whatever the code has become (guard changes with
+            `coroutine.Patched`); without it, only under the same code.
 
     Raises:
         TypeError: `fn` is not callable.
@@ -515,8 +519,10 @@ class New(Coroutine[R, S]):
     def __class_getitem__(cls, item: Any) -> Any:
         return _factory(item, False, "New")
 
-    def __new__(cls, fn: Callable[[], object], /, *, durable: bool | None = None) -> Any:
-        return _create(_ANY, False, fn, durable=durable)
+    def __new__(
+        cls, fn: Callable[[], object], /, *, durable: bool | None = None, version: str | None = None
+    ) -> Any:
+        return _create(_ANY, False, fn, durable=durable, version=version)
 
 
 class NewWithReturn(Coroutine[R, S]):
@@ -532,5 +538,7 @@ class NewWithReturn(Coroutine[R, S]):
     def __class_getitem__(cls, item: Any) -> Any:
         return _factory(item, True, "NewWithReturn")
 
-    def __new__(cls, fn: Callable[[], R], /, *, durable: bool | None = None) -> Any:
-        return _create(_ANY, True, fn, durable=durable)
+    def __new__(
+        cls, fn: Callable[[], R], /, *, durable: bool | None = None, version: str | None = None
+    ) -> Any:
+        return _create(_ANY, True, fn, durable=durable, version=version)
