@@ -234,3 +234,16 @@ def test_a_workflow_this_worker_cannot_rebuild_fails_with_the_reason(sqlite_url:
         assert e.status(i) == "failed"
         with pytest.raises(InvalidStateError):
             e.result(i)
+
+
+@pytest.mark.parametrize("sticky", [True, False])
+def test_each_step_appends_a_delta_instead_of_rewriting_the_state(
+    sqlite_url: str, sticky: bool
+) -> None:
+    with Engine(sqlite_url, sticky=sticky) as e:
+        i = e.start(wp.doubles, 60)
+        e.run()
+        assert e.result(i) == 2 * sum(range(60))
+        blobs = [b for (b,) in e.store._db.execute("SELECT blob FROM cw_states ORDER BY seq")]  # type: ignore[attr-defined]
+    assert len(blobs) == 1 + 61  # the full state at start, then one delta per step
+    assert max(len(b) for b in blobs[1:]) < 200  # one step's record, not the history

@@ -57,13 +57,15 @@ if TYPE_CHECKING:
     Workflow: TypeAlias = Coroutine[ActivityCall, Any]
 
 
-def save_state(coro: Workflow) -> tuple[bytes, bool]:
-    """The coroutine's state to commit, and whether it is full (True) or a delta (False).
+def save_state(coro: Workflow) -> bytes:
+    """What to append to the workflow's stored state: the coroutine's record since its last
+    save (or since it was restored from the store); the full state on its first save.
 
-    Every state the engine stores goes through here, so switching to ``MarshalDelta``
-    (append only the new record) changes this function alone.
+    Every state the engine stores goes through here. `Context().MarshalDelta()` chains each
+    delta to the frame it follows, so ``Unmarshal(full + delta1 + ...)`` notices a missing,
+    reordered or forked delta (InvalidStateError) instead of resuming a wrong history.
     """
-    return coro.Context().Marshal(), True
+    return coro.Context().MarshalDelta()
 
 
 class Executor(Protocol):
@@ -150,28 +152,38 @@ class Runner:
         applied; None if it finished, failed, or the commit was rejected (stale step).
         """
         try:
-            coro: Workflow | None = self._coroutine(claim)
+            coro = self._coroutine(claim)
         except Exception as exc:  # not importable here, or a state this code cannot resume
-            coro = None
-            status, step, error = "failed", claim.step, encode_error(exc)
-        else:
-            status, step, error = self._advance(claim, coro)
+            return self._commit(claim, "failed", claim.step, encode_error(exc), None, False)
+        status, step, error = self._advance(claim, coro)
         state: bytes | None = None
-        full = True
-        if coro is not None and status != "failed":
+        if status != "failed":
             try:
-                state, full = save_state(coro)
+                state = save_state(coro)
             except Exception as exc:  # a value that cannot be recorded: NotDurableError
                 status, error = "failed", encode_error(exc)
-        now = time.time()
-        lease_until = now + self.lease if keep_lease and status == "running" else 0.0
-        commit = Commit(claim.id, claim.step, step, status, state, full, error, lease_until)
-        if not self.store.commit(commit, now) or status != "running":
-            return None
-        if self.sticky and coro is not None:
+        new = self._commit(claim, status, step, error, state, keep_lease)
+        if new is not None and self.sticky:
             self._cache[claim.id] = (step, coro)
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+        return new
+
+    def _commit(
+        self,
+        claim: Claim,
+        status: Status,
+        step: int,
+        error: str,
+        state: bytes | None,
+        keep_lease: bool,
+    ) -> int | None:
+        """Step 4: the compare-and-set; the new step if it applied and the workflow runs."""
+        now = time.time()
+        lease_until = now + self.lease if keep_lease and status == "running" else 0.0
+        commit = Commit(claim.id, claim.step, step, status, state, False, error, lease_until)
+        if not self.store.commit(commit, now) or status != "running":
+            return None
         return step
 
     def drop_cache(self) -> None:
@@ -239,7 +251,7 @@ class Engine:
             )
         args_text = encode_value((args, kwargs))
         coro = _new(functools.partial(fn, *args, **kwargs))
-        state, _ = save_state(coro)
+        state = save_state(coro)  # its first save: the full state
         id = uuid.uuid4().hex
         entry = f"{fn.__module__}:{qualname}"
         self.store.create(Row(id, entry, args_text, "running", 0, ""), state, time.time())

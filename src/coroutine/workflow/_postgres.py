@@ -118,7 +118,11 @@ class PostgresStore(Store):
                 if c.full:
                     self._db.execute(self._q("DELETE FROM {st} WHERE wf = %s"), (c.id,))
                 self._db.execute(
-                    self._q("INSERT INTO {st} VALUES (%s, %s, %s)"), (c.id, c.new_step, c.state)
+                    self._q(
+                        "INSERT INTO {st} SELECT %s, coalesce(max(seq), -1) + 1, %s"
+                        " FROM {st} WHERE wf = %s"
+                    ),
+                    (c.id, c.state, c.id),
                 )
         return True
 

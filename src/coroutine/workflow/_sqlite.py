@@ -8,8 +8,8 @@ compare-and-set) and writes the state in the same transaction, so a step's state
 row move together or not at all. ``synchronous=NORMAL`` keeps every committed step across a
 killed process (only a power cut can lose the last ones, per SQLite's WAL documentation).
 
-States are append-only: ``{prefix}_states`` holds, per workflow, rows keyed by the step at
-which each was written; a full state deletes the older rows, a delta appends one.
+States are append-only: ``{prefix}_states`` holds, per workflow, rows numbered in the order
+they were written; a full state deletes the older rows, a delta appends one.
 """
 
 from __future__ import annotations
@@ -137,7 +137,11 @@ class SQLiteStore(Store):
                 if c.full:
                     db.execute(self._q("DELETE FROM {st} WHERE wf = ?"), (c.id,))
                 db.execute(
-                    self._q("INSERT INTO {st} VALUES (?, ?, ?)"), (c.id, c.new_step, c.state)
+                    self._q(
+                        "INSERT INTO {st} SELECT ?, coalesce(max(seq), -1) + 1, ?"
+                        " FROM {st} WHERE wf = ?"
+                    ),
+                    (c.id, c.state, c.id),
                 )
         return True
 
