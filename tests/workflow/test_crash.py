@@ -42,7 +42,8 @@ def _kill_and_restart(
 
 
 def _check(engine: Engine, wid: str, effects: str, kills: int, label: str, seed: int) -> None:
-    assert engine.status(wid) == "done"
+    row = engine.store.get(wid)
+    assert row is not None and row.status == "done", f"seed {seed}: {row}"
     assert engine.result(wid) == wp.expected_chain(STEPS)
     assert engine.store.get(wid).step == STEPS  # type: ignore[union-attr]
     counts = wp.effect_counts(effects)
@@ -114,7 +115,8 @@ def test_celery_workers_killed_at_random_lose_and_repeat_nothing_committed(
         finally:
             stop.set()
             t.join()
-        assert e.status(wid) == "done", f"not done after 150 s (seed {seed})"
+        row = e.store.get(wid)
+        assert row is not None and row.status == "done", f"seed {seed}: {row}"
         assert state["kills"] >= scaled(4), (
             "the workflow ended before the test could kill its workers"
         )

@@ -247,3 +247,20 @@ def test_each_step_appends_a_delta_instead_of_rewriting_the_state(
         blobs = [b for (b,) in e.store._db.execute("SELECT blob FROM cw_states ORDER BY seq")]  # type: ignore[attr-defined]
     assert len(blobs) == 1 + 61  # the full state at start, then one delta per step
     assert max(len(b) for b in blobs[1:]) < 200  # one step's record, not the history
+
+
+def test_a_workflow_whose_code_a_worker_lacks_is_retried_after_the_lease(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Engine(sqlite_url, lease=0.3) as e:
+        i = e.start(wp.doubles, 2)
+        db = e.store._db  # type: ignore[attr-defined]
+        db.execute("UPDATE cw_workflows SET entry = 'wf_no_such_module:doubles'")
+        assert e.run() == 1
+        assert e.status(i) == "running"
+        assert "cannot resume workflow" in caplog.text and "wf_no_such_module" in caplog.text
+        db.execute("UPDATE cw_workflows SET entry = 'wf_programs:doubles'")
+        assert e.run() == 0  # still leased by the failed attempt
+        time.sleep(0.35)
+        e.run()
+        assert e.result(i) == 2

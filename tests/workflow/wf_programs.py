@@ -13,7 +13,8 @@ import sqlite3
 import time
 from typing import Any
 
-from coroutine.workflow import activity, idempotency_key
+from coroutine import Patched
+from coroutine.workflow import activity, idempotency_key, workflow
 
 _DB: dict[str, sqlite3.Connection] = {}
 
@@ -132,3 +133,24 @@ def no_args_kw(*, a: int, b: tuple[int, ...]) -> list[Any]:
 def triple(x: int) -> int:
     CALLS.append(("triple", x))
     return 3 * x
+
+
+# A deployed change, simulated: NEW_CODE switches what `patched_flow` and `unguarded_flow` do,
+# as a redeploy of changed code would (their version string stays, so the bytecode could
+# change too).
+NEW_CODE = False
+
+
+@workflow(version="orders-1")
+def patched_flow() -> list[int]:
+    if NEW_CODE and Patched("triple-first"):
+        a = triple(1)
+    else:
+        a = double(1)
+    return [a, double(a)]
+
+
+@workflow(version="orders-1")
+def unguarded_flow() -> list[int]:
+    a = triple(1) if NEW_CODE else double(1)
+    return [a, double(a)]

@@ -9,7 +9,7 @@ crashed worker's step is taken by another. See docs/workflows.md for the guarant
 """
 
 from ._activity import Activity, ActivityCall, RetryPolicy, activity, idempotency_key
-from ._engine import Engine, Executor
+from ._engine import Engine, Executor, workflow
 from ._errors import (
     NotInActivityError,
     StoreURLError,
@@ -38,6 +38,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "activity",
     "idempotency_key",
+    "workflow",
 ]
 
 

@@ -27,14 +27,15 @@ import builtins
 import collections
 import functools
 import importlib
+import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from coroutine import Coroutine, NewWithReturn
+from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
 from ._errors import WorkflowNotDoneError, WorkflowNotFoundError
@@ -49,12 +50,15 @@ from ._records import (
 )
 from ._store import Claim, Commit, Store, open_store
 
-__all__ = ["Engine", "Executor", "Runner", "save_state"]
+__all__ = ["Engine", "Executor", "Runner", "save_state", "workflow"]
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     Workflow: TypeAlias = Coroutine[ActivityCall, Any]
+
+
+_log = logging.getLogger("coroutine.workflow")
 
 
 def save_state(coro: Workflow) -> bytes:
@@ -90,8 +94,35 @@ def _entry(entry: str, args: str) -> functools.partial[Any]:
     return functools.partial(obj, *a, **kw)
 
 
-def _new(entry: Callable[[], Any]) -> Workflow:
-    coro: Workflow = NewWithReturn[ActivityCall, Any](entry, durable=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def workflow(*, version: str) -> Callable[[F], F]:
+    """Give a workflow function a version: its states resume under that version string.
+
+    Without it a workflow's state resumes only under the very code that recorded it (the
+    entry function's fingerprint), so deploying any change to the function fails the
+    workflows in flight. With ``@workflow(version="orders-1")`` they resume under the new
+    code as long as the version string is unchanged; guard each change that would replay
+    an old history differently with ``if coroutine.Patched("change-id"): ... else: ...``
+    (docs/workflows.md). Returns the function itself, marked.
+
+    Raises:
+        TypeError: `version` is not a non-empty str.
+    """
+    if not isinstance(version, str) or not version:
+        raise TypeError(f"workflow(version=...) takes a non-empty str (got {version!r})")
+
+    def mark(fn: F) -> F:
+        fn.__workflow_version__ = version  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _new(entry: functools.partial[Any]) -> Workflow:
+    version = getattr(entry.func, "__workflow_version__", None)
+    coro: Workflow = NewWithReturn[ActivityCall, Any](entry, durable=True, version=version)
     _WORKFLOWS.add(coro)
     return coro
 
@@ -153,8 +184,15 @@ class Runner:
         """
         try:
             coro = self._coroutine(claim)
-        except Exception as exc:  # not importable here, or a state this code cannot resume
+        except InvalidStateError as exc:  # a state this code cannot resume: final
             return self._commit(claim, "failed", claim.step, encode_error(exc), None, False)
+        except Exception:  # this worker cannot load the workflow (its code is missing or
+            # broken here): leave the step leased, so that it is retried after the lease,
+            # here or by a worker that can.
+            _log.exception(
+                "cannot resume workflow %s (%s); retry after the lease", claim.id, claim.entry
+            )
+            return None
         status, step, error = self._advance(claim, coro)
         state: bytes | None = None
         if status != "failed":
