@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS {p}_states (
 """
 
 _ROW = "id, entry, args, status, step, error"
+_READY = "SELECT 1 FROM {wf} WHERE status = 'running' AND lease_until <= ? LIMIT 1"
 
 
 class SQLiteStore(Store):
@@ -97,6 +98,8 @@ class SQLiteStore(Store):
     def claim(
         self, worker: str, now: float, lease: float, id: str | None = None, step: int = -1
     ) -> Claim | None:
+        if id is None and not self._db.execute(self._q(_READY), (now,)).fetchone():
+            return None  # nothing ready: a read, so idle workers do not take the write lock
         with self._write() as db:
             if id is None:
                 found = db.execute(
