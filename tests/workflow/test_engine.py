@@ -9,7 +9,7 @@ import time
 import pytest
 import wf_programs as wp
 
-from coroutine import InvalidStateError
+from coroutine import InvalidStateError, YieldTypeError
 from coroutine.workflow import (
     Engine,
     NotInActivityError,
@@ -264,3 +264,11 @@ def test_a_workflow_whose_code_a_worker_lacks_is_retried_after_the_lease(
         time.sleep(0.35)
         e.run()
         assert e.result(i) == 2
+
+
+def test_a_body_that_yields_by_itself_fails_with_yield_type_error(sqlite_url: str) -> None:
+    with Engine(sqlite_url) as e:
+        i = e.start(wp.yields_itself)
+        e.run()
+        with pytest.raises(YieldTypeError, match="ActivityCall"):
+            e.result(i)

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from typing import Any
 
-from coroutine import Patched
+from coroutine import Patched, Yield
 from coroutine.workflow import activity, idempotency_key, workflow
 
 _DB: dict[str, sqlite3.Connection] = {}
@@ -154,3 +154,8 @@ def patched_flow() -> list[int]:
 def unguarded_flow() -> list[int]:
     a = triple(1) if NEW_CODE else double(1)
     return [a, double(a)]
+
+
+def yields_itself() -> None:
+    double(1)
+    Yield[Any, Any]("not an activity call")

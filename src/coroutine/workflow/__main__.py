@@ -5,7 +5,9 @@ SIGINT or SIGTERM (it then finishes the step in hand and exits 0). Start as many
 on one machine (SQLite) or many (Redis, PostgreSQL).
 
 ``celery-worker BROKER_URL`` runs a Celery worker that executes the steps a `CeleryExecutor`
-sends over that broker (the store's URL travels in each message).
+sends over that broker (the store's URL travels in each message). ``supervise STORE_URL
+BROKER_URL`` resubmits the steps of workflows whose worker went silent for a lease (it
+died after its commit, before sending the next step): run one beside the Celery workers.
 
 Workflow modules are imported by name from the stored entry, so they must be importable by
 the worker (run it where your code is, or set PYTHONPATH); ``--import MODULE`` imports more
@@ -25,7 +27,11 @@ from ._engine import Engine
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m coroutine.workflow", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m coroutine.workflow",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     w = sub.add_parser("worker", help="run workflow steps from a store until stopped")
     w.add_argument("store_url", help="sqlite:///path, redis://host:port/db, postgresql://...")
@@ -42,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         default="threads",
         help="Celery pool (threads by default: the solo pool stalls on RabbitMQ)",
     )
+    s = sub.add_parser("supervise", help="resubmit lost steps to Celery workers")
+    s.add_argument("store_url")
+    s.add_argument("broker_url")
+    s.add_argument("--queue", default="coroutine-workflow", help="the executor's queue")
+    s.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds")
     for q in (w, c):
         q.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds")
         q.add_argument("--cache", type=int, default=1024, help="live workflows kept (LRU)")
@@ -66,6 +77,23 @@ def _worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     with engine:
         engine.run(until_idle=args.until_idle)
+    return 0
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from ._celery import CeleryExecutor
+
+    executor = CeleryExecutor(args.broker_url, queue=args.queue)
+    engine = Engine(args.store_url, executor, lease=args.lease)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        engine.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with engine:
+        engine.run(until_idle=False, poll=min(1.0, args.lease / 4))
+    executor.close()
     return 0
 
 
@@ -94,10 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: the command line) and run the chosen worker."""
     args = _parser().parse_args(argv)
     sys.path.insert(0, "")  # like `python -m`: the current directory's modules are found
-    for mod in args.imports:
+    for mod in getattr(args, "imports", []):
         importlib.import_module(mod)
     if args.command == "worker":
         return _worker(args)
+    if args.command == "supervise":
+        return _supervise(args)
     return _celery_worker(args)
 
 

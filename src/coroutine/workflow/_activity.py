@@ -192,11 +192,18 @@ def find(name: str) -> Activity[..., Any]:
         ) from None
 
 
-def run_activity(call: ActivityCall, key: str) -> Any:
+def run_activity(call: object, key: str) -> Any:
     """Run `call` under its retry policy with `key` as its idempotency key.
 
-    Returns the activity's result; raises the exception of its last attempt.
+    Returns the activity's result; raises the exception of its last attempt, or TypeError
+    if `call` is not an `ActivityCall` (the body called `Yield` itself), KeyError if no
+    activity of that name is defined in this process.
     """
+    if not isinstance(call, ActivityCall):
+        raise TypeError(
+            f"a workflow body yielded {call!r}, not an activity call; a workflow yields only "
+            "by calling @activity functions (use them instead of Yield)"
+        )
     act = find(call.name)
     token = _KEY.set(key)
     try:
