@@ -159,7 +159,7 @@ def main() -> None:
                 )
     p = PROTOTYPE
     print(
-        f"| prototype floor (SQLite) | sqlite | ? | {p['sticky']:,.0f} | {p['replaying']:,.0f} "
+        f"| prototype floor (issue 14) | sqlite | 1 | {p['sticky']:,.0f} | {p['replaying']:,.0f} "
         f"| {p['sticky'] / p['replaying']:.1f}x |"
     )
 
