@@ -1,25 +1,29 @@
 """Durable coroutines: what the core attaches, and the helpers bodies call.
 
-The layer is four modules: `_entry` (how another process finds a body; its fingerprint),
-`_replay` (the recorder and its replay), `_state` (the bytes of a state) and this façade,
-which the core imports: `attach` makes a coroutine durable, `DURABLE` is the default of
-``durable=``, and bodies call `SideEffect` and `Patched`. The public inspection helpers live
-in `coroutine.durable`.
+The layer: `_entry` (how another process finds a body; its fingerprint), `_replay` (the
+recorder, its one `phase`, and the replay), `_state` (the bytes of a state: frames, MAC,
+header, position), `_log` (the events, read lazily; recorded exceptions), `_durable_core`
+(the only code that touches the core's internals) and this façade, which the core imports:
+`attach` makes a coroutine durable (its body `wrap`-ped), `DURABLE` is the default of
+``durable=``, and bodies call `SideEffect` and `Patched`. The public tools (`inspect`,
+`configure`, `ContinueAsNew`, `replay_elsewhere`) live in `coroutine.durable`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from . import _replay
+from . import _codec
 from ._context import Context
 from ._entry import Refusal, entry
 from ._errors import InvalidStateError, NotDurableError
-from ._replay import CHAIN, LIVE, REPLAYING, Recorder
+from ._log import E, P, X
+from ._replay import DIVERGED, LIVE, REPLAYING, Recorder
 from ._signature import Rule
-from ._state import FORMAT_VERSION, E, P, X, rebuild
+from ._state import FORMAT_VERSION
 
 __all__ = ["DURABLE", "FORMAT_VERSION", "Patched", "SideEffect", "attach"]
 
@@ -27,6 +31,45 @@ T = TypeVar("T")
 
 DURABLE: bool = os.environ.get("COROUTINE_DURABLE", "") == "1"
 """The default of ``durable=``: True iff COROUTINE_DURABLE=1 was set at import."""
+
+
+# The durable recorders whose bodies enclose the running code, outermost first. Set by each
+# durable body in its own contextvars context; inner coroutines inherit it, so a side effect
+# in a volatile coroutine nested in a durable body is recorded by that body.
+CHAIN: ContextVar[tuple[Recorder, ...]] = ContextVar("coroutine.durable_chain", default=())
+
+
+def wrap(fn: Callable[[], Any], rec: Recorder) -> Callable[[], Any]:
+    """The body a durable coroutine really runs: `fn` with the recorder around it."""
+
+    def body() -> Any:
+        CHAIN.set((*CHAIN.get(), rec))
+        rec.start()
+        try:
+            result = fn()
+        except Exception as exc:
+            phase = rec.phase
+            if phase is DIVERGED and isinstance(exc, InvalidStateError):
+                raise
+            if phase is REPLAYING or phase is DIVERGED:
+                raise InvalidStateError(
+                    f"replay diverged: the body raised {_codec._short(exc)} after {rec.nyield} "
+                    f"yields, before reaching the recorded position ({rec.where()}); the body "
+                    "is not deterministic given what it receives"
+                ) from exc
+            raise
+        if rec.phase is REPLAYING:
+            raise InvalidStateError(
+                f"replay diverged: the body returned after {rec.nyield} yields, before "
+                f"reaching the recorded position ({rec.where()}); the body is not "
+                "deterministic given what it receives"
+            )
+        return result
+
+    body.__qualname__ = getattr(fn, "__qualname__", None) or repr(fn)
+    body.__module__ = getattr(fn, "__module__", None) or ""
+    body.__wrapped__ = fn  # type: ignore[attr-defined]
+    return body
 
 
 # -- attaching: the core's entry point --------------------------------------------------------
@@ -56,7 +99,7 @@ def attach(coro: Any, explicit: bool, version: str | None = None) -> None:
         return
     rec = Recorder(repr(ctx._sig), found, version)
     ctx._durable = rec
-    coro._fn = _replay.wrap(fn, rec)
+    coro._fn = wrap(fn, rec)
 
 
 class _Refused:
@@ -139,7 +182,7 @@ def SideEffect(fn: Callable[[], T], /) -> T:
     outcome: tuple[bool, Any] | None = None  # (raised, what fn returned or raised)
     for rec in _replaying(chain):
         kind, _, payload = rec.next_event(bytes((E, X)), "called SideEffect")
-        got = (False, payload) if kind == E else (True, rebuild(payload))
+        got = (kind == X, payload)  # the value returned, or the exception rebuilt
         outcome = outcome or got
     if outcome is None:
         for rec in chain:
@@ -164,7 +207,7 @@ def _replaying(chain: tuple[Recorder, ...]) -> list[Recorder]:
     """The recorders of `chain` replaying now (raising if one of them diverged)."""
     out = []
     for rec in chain:
-        if rec.phase is _replay.DIVERGED:
+        if rec.phase is DIVERGED:
             raise InvalidStateError("replay diverged: this coroutine is ending")
         if rec.phase is REPLAYING:
             out.append(rec)
@@ -211,7 +254,7 @@ def Patched(change_id: str, /) -> bool:
             if hit:
                 rec.next_event(bytes((P,)), f"passed Patched({change_id!r})")
             answer = hit if answer is None else answer
-        elif rec.phase is _replay.DIVERGED:
+        elif rec.phase is DIVERGED:
             raise InvalidStateError("replay diverged: this coroutine is ending")
     if answer is None:
         answer = True

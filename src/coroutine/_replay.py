@@ -20,21 +20,16 @@ The recorder's `phase` says where it is in that story (one field, one transition
     REPLAYING  --divergence-->       DIVERGED       the body is ended; no state any more
     LIVE       --unencodable value--> BROKEN        runs on volatile; Marshal says why
 
-Only the functions under "the core's interface" touch the core's `Context` internals.
+Only `_durable_core` touches the core's `Context` internals; this module reads a few.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any, NoReturn
 
-from greenlet import GreenletExit
-
-from . import _codec, _state
+from . import _codec, _log, _state
 from ._context import CREATED, DONE, NOTHING, SUSPENDED, Context
+from ._durable_core import end_from_body, restore, take_sent, user_site
 from ._entry import Entry
 from ._errors import (
     CoroutineExit,
@@ -44,159 +39,62 @@ from ._errors import (
     ResumeError,
     YieldTypeError,
 )
+from ._log import E, N, P, T, X, Y
 from ._signature import Rule
-from ._state import K_CREATED, K_DONE, K_RUNNING, K_SUSPENDED, E, N, P, T, X, Y
+from ._state import K_CREATED, K_DONE, K_RUNNING, K_SUSPENDED
 
-__all__ = ["CHAIN", "Recorder", "wrap"]
+__all__ = ["BROKEN", "DIVERGED", "FRESH", "LIVE", "REPLAYING", "RESTORED", "Recorder"]
 
 FRESH, RESTORED, REPLAYING, LIVE, BROKEN, DIVERGED = (
     "fresh", "restored", "replaying", "live", "broken", "diverged"
 )  # fmt: skip
-
-# The durable recorders whose bodies enclose the running code, outermost first. Set by each
-# durable body in its own contextvars context; inner coroutines inherit it, so a side effect
-# in a volatile coroutine nested in a durable body is recorded by that body.
-CHAIN: ContextVar[tuple[Recorder, ...]] = ContextVar("coroutine.durable_chain", default=())
-
-
-# -- the core's interface: the only code that reads or writes a Context's private fields ------
-
-
-def _take_sent(ctx: Context[Any, Any]) -> Any:
-    """The Send pending for the yield the replay resumes at, cleared as a yield clears it."""
-    sent = ctx._sent
-    ctx._sent = NOTHING
-    return sent
-
-
-def _end_body(ctx: Context[Any, Any], err: BaseException) -> NoReturn:
-    """End the running body: its driver's operation raises `err`; the body never resumes."""
-    if ctx._driver is None or ctx._state is DONE:
-        raise err
-    ctx._state = DONE
-    ctx._exc = err
-    try:
-        ctx._driver.switch(None)
-    except GreenletExit:  # the abandoned body is collected: unwind it as a stop
-        raise CoroutineExit from None
-    raise err
-
-
-def _restore(ctx: Context[Any, Any], *, done: bool, sent: Any, result: Any) -> None:
-    """Load a restored position into a created coroutine."""
-    ctx._recv = None
-    ctx._sent = sent
-    if done:
-        coro = ctx._coro()
-        ctx._result = result if coro is not None and coro._with_return else None
-        ctx._state = DONE
-        ctx._vars = None
-
-
-_PACKAGE = os.path.dirname(__file__) + os.sep
-
-
-def user_site() -> str | None:
-    """``file:line`` of the innermost frame outside this package."""
-    frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
-
-
-# -- the body ----------------------------------------------------------------------------------
-
-
-def wrap(fn: Callable[[], Any], rec: Recorder) -> Callable[[], Any]:
-    """The body a durable coroutine really runs: `fn` with the recorder around it."""
-
-    def body() -> Any:
-        CHAIN.set((*CHAIN.get(), rec))
-        rec.start()
-        try:
-            result = fn()
-        except Exception as exc:
-            phase = rec.phase
-            if phase is DIVERGED and isinstance(exc, InvalidStateError):
-                raise
-            if phase is REPLAYING or phase is DIVERGED:
-                raise InvalidStateError(
-                    f"replay diverged: the body raised {_codec._short(exc)} after {rec.nyield} "
-                    f"yields, before reaching the recorded position ({rec.where()}); the body "
-                    "is not deterministic given what it receives"
-                ) from exc
-            raise
-        if rec.phase is REPLAYING:
-            raise InvalidStateError(
-                f"replay diverged: the body returned after {rec.nyield} yields, before "
-                f"reaching the recorded position ({rec.where()}); the body is not "
-                "deterministic given what it receives"
-            )
-        return result
-
-    body.__qualname__ = getattr(fn, "__qualname__", None) or repr(fn)
-    body.__module__ = getattr(fn, "__module__", None) or ""
-    body.__wrapped__ = fn  # type: ignore[attr-defined]
-    return body
 
 
 class Recorder:
     """The log of one durable coroutine, and its replay."""
 
     __slots__ = (
-        "broken", "cursor", "entry", "events", "framed", "in_effect", "kind", "log", "nevents",
-        "nyield", "origin", "patches", "pending", "pending_raw", "phase", "resumes", "saved",
-        "sig", "tag", "version",
+        "ahead", "base", "broken", "chain", "entry", "events", "in_effect", "kind", "log",
+        "nevents", "nyield", "nyields", "origin", "patches", "pending", "pending_raw", "phase",
+        "resumes", "saved", "sig", "version",
     )  # fmt: skip
 
     # Invariants:
     # phase is one of the phases above (see the module's docstring for its transitions).
-    # log holds nevents complete events, in the order the body met them; saved is the
-    #   (bytes, events) of it in the frames written so far (or loaded), framed what those
-    #   frames hold (less when a done state dropped its log); tag is the last frame's tag,
-    #   None before any frame.
+    # nevents events were recorded in all, nyields of them yields: those of base (the
+    #   events region of the state restored: (buf, start, end), None for a new coroutine)
+    #   followed by log (recorded in this process); log[:saved] is in the frames written
+    #   (chain: the hash and tag of those frames; None before the first).
     # pending/pending_raw are the digest and canonical encoding of the yield the body is
     #   suspended at (live), or of the yield a restored state was suspended at until the
     #   replay passes it; None otherwise.
-    # events is the decoded log to replay while RESTORED or REPLAYING, else None; cursor
-    #   indexes the next event to replay; kind is the K_* loaded by Unmarshal meanwhile.
+    # events reads base's events while RESTORED or REPLAYING, else None; ahead is the next
+    #   event, read (by `peek`) but not replayed; kind is the K_* Unmarshal loaded meanwhile.
     # broken is why this coroutine can no longer be marshalled (phase BROKEN), else None.
     # in_effect counts SideEffect functions running live in this body (no yield there).
     # nyield counts the yields since the body started (for messages).
     # patches maps each change-id Patched decided in this run to its answer.
     # origin/resumes: the tag of the state this run was restored from and how many restores
     #   its history went through (both as loaded until the replay passes the boundary).
-    sig: str
-    entry: Entry
-    version: str | None
-    phase: str
-    log: bytearray
-    nevents: int
-    saved: tuple[int, int]
-    framed: tuple[int, int]
-    tag: bytes | None
+    base: tuple[bytes, int, int] | None
+    chain: _state.Chain | None
     pending: bytes | None
     pending_raw: bytes | None
-    events: list[_state.Event] | None
-    cursor: int
-    kind: int
+    events: _log.Events | None
+    ahead: _log.Event | None
     broken: str | None
-    in_effect: int
-    nyield: int
     patches: dict[str, bool]
-    origin: bytes
-    resumes: int
 
     def __init__(self, sig: str, entry: Entry, version: str | None) -> None:
         self.sig = sig
         self.entry = entry
         self.version = version
-        self.phase = FRESH
+        self.phase: str = FRESH
         self.log = bytearray()
-        self.nevents = 0
-        self.saved = self.framed = (0, 0)
-        self.tag = self.pending = self.pending_raw = self.events = self.broken = None
-        self.cursor = self.in_effect = self.nyield = self.resumes = 0
+        self.base = self.chain = self.pending = self.pending_raw = self.broken = None
+        self.events = self.ahead = None
+        self.nevents = self.nyields = self.saved = 0
+        self.in_effect = self.nyield = self.resumes = 0
         self.kind = K_CREATED
         self.patches = {}
         self.origin = b""
@@ -218,9 +116,8 @@ class Recorder:
         if self.phase is FRESH:
             self.phase = LIVE
         elif self.phase is RESTORED:
-            self.cursor = 0
             self.phase = REPLAYING
-            if not self.events and self.pending is None:
+            if self.peek() is None and self.pending is None:
                 self._end_replay()
 
     def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
@@ -233,6 +130,8 @@ class Recorder:
                 "not what happens inside it, so its yields could not be replayed; yield "
                 "before or after SideEffect(fn) instead"
             )
+        if phase is DIVERGED:  # the body caught the divergence raised by SideEffect or Patched
+            self._diverge(ctx, "the body went on after it")
         if phase is not LIVE or ctx._stopping:
             return switch(ctx, value, rule)  # nothing to record (or switch refuses)
         try:
@@ -246,15 +145,15 @@ class Recorder:
         try:
             sent = switch(ctx, value, rule)
         except YieldTypeError:  # resumed with nothing sent, and S does not admit None
-            self._append(b"N" + d)
+            self._append(b"N" + d, 1)
             raise
         except (CoroutineExit, NotInCoroutineError, ResumeError):
             raise  # a stop unwinds the body; the others happen before any switch
         except BaseException as exc:  # thrown in by the driver
-            self._append_exc(b"T" + d, exc, "thrown at yield")
+            self._append_exc(b"T" + d, exc, "thrown at yield", 1)
             raise
         else:
-            self._append_value(b"Y" + d, sent, self.nyield - 1)
+            self.append_value(b"Y" + d, sent, f"the value sent to yield {self.nyield - 1}", 1)
             return sent
         finally:
             self.pending = self.pending_raw = None
@@ -268,11 +167,16 @@ class Recorder:
             d = _codec.digest(value)
         except _codec.EncodeError as exc:
             self._diverge(ctx, f"yield {n} yielded a value that the recorded run did not: {exc}")
-        events = self.events
-        assert events is not None
-        i = self.cursor
-        if i < len(events):
-            kind, recorded, payload = events[i]
+        event = self.ahead  # `peek()` and consume, inlined: this is the replay's hot path
+        if event is None and self.events is not None:
+            try:
+                event = self.events.next()
+            except InvalidStateError as err:
+                self.phase = DIVERGED
+                end_from_body(ctx, err)
+        self.ahead = None
+        if event is not None:
+            kind, recorded, payload = event
             if recorded != d:
                 if kind == Y or kind == N or kind == T:
                     self._diverge(
@@ -282,14 +186,13 @@ class Recorder:
                     )
                 self._diverge(ctx, f"the body made yield {n} ({_codec._short(value)}) where "
                               f"the recorded run {_did(kind, payload)}")  # fmt: skip
-            self.cursor = i = i + 1
-            if i == len(events) and self.pending is None:
+            if self.pending is None and self.peek() is None:
                 self._end_replay()
             if kind == Y:
                 return payload
             if kind == N:
                 raise _nothing_sent(ctx)
-            raise _state.rebuild(payload)
+            raise payload
         # The boundary: the yield the marshalled coroutine was suspended at.
         if self.pending != d:
             self._diverge(
@@ -300,49 +203,55 @@ class Recorder:
         self._end_replay()
         if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
             raise CoroutineExit
-        sent = _take_sent(ctx)
+        sent = take_sent(ctx)
         if sent is NOTHING:
             if not rule.none_ok:
-                self._append(b"N" + d)
+                self._append(b"N" + d, 1)
                 raise _nothing_sent(ctx)
             sent = None
-        self._append_value(b"Y" + d, sent, n)
+        self.append_value(b"Y" + d, sent, f"the value sent to yield {n}", 1)
         return sent
 
-    def _end_replay(self) -> None:
-        self.phase = LIVE
-        self.events = None
-        self.pending = self.pending_raw = None
-        if self.tag is not None:  # a new history branches off the state restored
-            self.origin = self.tag
-            self.resumes += 1
+    def peek(self) -> _log.Event | None:
+        """The next recorded event to replay, without replaying it; None past the last.
 
-    def next_event(self, kinds: bytes, what: str) -> _state.Event:
+        Raises InvalidStateError (and the replay diverges) if it is malformed."""
+        if self.ahead is None and self.events is not None:
+            try:
+                self.ahead = self.events.next()
+            except InvalidStateError:
+                self.phase = DIVERGED
+                raise
+        return self.ahead
+
+    def next_event(self, kinds: bytes, what: str) -> _log.Event:
         """The recorded event the replaying body must meet now, one of `kinds`; else the
         replay diverges (raised at the call: SideEffect and Patched run in the body)."""
-        events = self.events
-        assert events is not None
-        i = self.cursor
-        if i >= len(events) or events[i][0] not in kinds:
-            found = "reached the end of its record" if i >= len(events) else _did(*events[i][::2])
+        event = self.peek()
+        if event is None or event[0] not in kinds:
+            found = "reached the end of its record" if event is None else _did(event[0], event[2])
             self.phase = DIVERGED
             raise InvalidStateError(
                 f"replay diverged: the body {what} where the recorded run {found}; the body "
                 "is not deterministic given what it receives"
             )
-        self.cursor = i + 1
-        if i + 1 == len(events) and self.pending is None:
+        self.ahead = None
+        if self.pending is None and self.peek() is None:
             self._end_replay()
-        return events[i]
+        return event
 
-    def peek(self) -> _state.Event | None:
-        events = self.events
-        return events[self.cursor] if events is not None and self.cursor < len(events) else None
+    def _end_replay(self) -> None:
+        self.phase = LIVE
+        self.events = self.ahead = None
+        self.pending = self.pending_raw = None
+        if self.chain is not None:  # a new history branches off the state restored
+            self.origin = self.chain.tag
+            self.resumes += 1
 
     def _diverge(self, ctx: Context[Any, Any], what: str) -> NoReturn:
         """End the body: the driver's `Next` raises InvalidStateError (the body cannot catch it)."""
         self.phase = DIVERGED
-        _end_body(
+        end_from_body(
             ctx,
             InvalidStateError(
                 f"replay diverged: {what}. The body is not deterministic given what it "
@@ -352,32 +261,28 @@ class Recorder:
         )
 
     def where(self) -> str:
-        total = sum(1 for e in self.events or () if e[0] in b"YNT") + (self.pending is not None)
-        return f"{total} yields in all were recorded"
+        return f"{self.nyields} yields in all were recorded"
 
     # -- recording -------------------------------------------------------------------------
 
-    def _append(self, event: bytes) -> None:
+    def _append(self, event: bytes, yields: int = 0) -> None:
         self.log += event
         self.nevents += 1
+        self.nyields += yields
 
-    def append_value(self, head: bytes, value: object, what: str) -> None:
+    def append_value(self, head: bytes, value: object, what: str, yields: int = 0) -> None:
         if self.phase is not LIVE:
             return
         try:
-            self.log += head + _codec.encode(value)
-            self.nevents += 1
+            self._append(head + _codec.encode(value), yields)
         except _codec.EncodeError as exc:
             self._break(f"{what}: {exc}")
 
-    def _append_value(self, head: bytes, value: object, index: int) -> None:
-        self.append_value(head, value, f"the value sent to yield {index}")
-
-    def _append_exc(self, head: bytes, exc: BaseException, what: str) -> None:
+    def _append_exc(self, head: bytes, exc: BaseException, what: str, yields: int = 0) -> None:
         if self.phase is not LIVE:
             return
         try:
-            self._append(head + _codec.encode(_state.exc_spec(exc)))
+            self._append(head + _codec.encode(_log.exc_spec(exc)), yields)
         except _codec.EncodeError as err:
             self._break(f"the exception {_codec._short(exc)} {what}: {err}")
 
@@ -397,7 +302,7 @@ class Recorder:
         return self._frame(ctx, "Marshal", delta=False)
 
     def marshal_delta(self, ctx: Context[Any, Any]) -> bytes:
-        return self._frame(ctx, "MarshalDelta", delta=self.tag is not None)
+        return self._frame(ctx, "MarshalDelta", delta=self.chain is not None)
 
     def _frame(self, ctx: Context[Any, Any], op: str, delta: bool) -> bytes:
         if self.phase is BROKEN:
@@ -417,25 +322,26 @@ class Recorder:
         except _codec.EncodeError as exc:
             what = "the pending Send" if suspended else "the result"
             raise NotDurableError(f"{op}: {what} cannot be encoded: {exc}") from None
-        position = (kind, self.pending if suspended else None,
-                    self.pending_raw if suspended else None, sent, result)  # fmt: skip
-        log_at, events_at = self.saved
+        pending = (self.pending, self.pending_raw) if suspended else (None, None)
+        position = (kind, self.nevents, self.nyields, *pending, sent, result)
         if delta:
-            chunk = b"" if done else bytes(self.log[log_at:])
-            before, framed_events = self.framed
-            framed_events += 0 if done else self.nevents - events_at
-            fields: tuple[Any, ...] = (before, kind, chunk, framed_events, *position[1:])
-            self.framed = (before + len(chunk), framed_events)
+            assert self.chain is not None
+            b = self.chain.delta(b"" if done else bytes(self.log[self.saved :]), position)
         else:
-            log = b"" if done else bytes(self.log)
-            nevents = 0 if done else self.nevents
-            fields = (self.sig, self.entry.ref, self.entry.desc, self.entry.fp, self.version,
-                      kind, log, nevents, *position[1:], self.origin, self.resumes)  # fmt: skip
-            self.framed = (len(log), nevents)
-        b, self.tag = _state.frame(_state.DELTA if delta else _state.FULL, fields,
-                                   self.tag if delta else None)  # fmt: skip
-        self.saved = (len(self.log), self.nevents)
+            events = b"" if done else self._events()
+            header = (self.sig, self.entry.ref, self.entry.desc, self.entry.fp, self.version,
+                      self.origin, self.resumes)  # fmt: skip
+            b, self.chain = _state.Chain.full(header, events, position)
+        self.saved = len(self.log)
         return b
+
+    def _events(self) -> bytes:
+        """Every event recorded, for a full state."""
+        if self.base is None:
+            return bytes(self.log)
+        buf, start, end = self.base
+        budget = _codec.budget_for(end - start)
+        return _log.strip(buf, start, end, budget) + self.log
 
     def _kind(self, state: str) -> int:
         if state is DONE:
@@ -450,25 +356,28 @@ class Recorder:
     def unmarshal(self, ctx: Context[Any, Any], b: bytes) -> None:
         if not isinstance(b, (bytes, bytearray, memoryview)):
             raise TypeError(f"Unmarshal takes the bytes Marshal returned, got {type(b).__name__}")
-        if ctx._state is not CREATED or self.phase is not FRESH or self.tag is not None:
+        if ctx._state is not CREATED or self.phase is not FRESH:
             raise ResumeError(
                 "Unmarshal restores state into a coroutine that has not started; this one "
                 f"is {ctx._state}: create a new one with New(..., durable=True) for the state"
             )
-        got = _state.load(bytes(b), self.sig, self.entry, self.version, ctx._sig.check_s)
-        snap = got.snap
+        b = bytes(b)
+        snap = _state.load(b, self.sig, self.entry, self.version)
+        check = ctx._sig.check_s
+        sent = _state.value(snap.sent, "the pending Send", check, b)
+        result = _state.value(snap.result, "the result", None, b)
         # Validated: now apply, all at once.
-        self.log = bytearray(snap.log)
-        self.nevents = snap.nevents
-        self.saved = self.framed = (len(snap.log), snap.nevents)
-        self.tag, self.origin, self.resumes = snap.tag, snap.origin, snap.resumes
+        self.base = (snap.buf, snap.start, snap.end)
+        self.nevents, self.nyields = snap.nevents, snap.nyields
+        self.chain, self.origin, self.resumes = snap.chain, snap.origin, snap.resumes
         self.kind = snap.kind
         self.pending, self.pending_raw = snap.pending, snap.pending_value
         if snap.kind == K_SUSPENDED or snap.kind == K_RUNNING:
-            self.events = got.events
+            budget = _codec.budget_for(len(b))
+            self.events = _log.Events(snap.buf, snap.start, snap.end, snap.nevents, budget, check)
             self.phase = RESTORED
-        sent = NOTHING if got.sent is _state.NO_SEND else got.sent
-        _restore(ctx, done=snap.kind == K_DONE, sent=sent, result=got.result)
+        restore(ctx, done=snap.kind == K_DONE, sent=NOTHING if snap.sent is None else sent,
+                result=result)  # fmt: skip
 
 
 def _did(kind: int, payload: Any) -> str:

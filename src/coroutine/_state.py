@@ -1,53 +1,46 @@
-"""The bytes of a durable state: frames, their MACs, and what they hold.
+"""The bytes of a durable state: frames, their MAC, the header and the position.
 
-Theory of operation. `Marshal` writes one *full* frame; `MarshalDelta` writes a *delta* frame
-holding only the events recorded since the previous frame and the coroutine's position now.
-A stored state is a full frame followed by its deltas, in order. A frame is
+Theory of operation. `Marshal` writes a *full* frame; `MarshalDelta` a *delta* frame holding
+only the events recorded since the previous frame, and the coroutine's position now. A stored
+state is a full frame followed by its deltas, in order:
 
-    b"CoRo"  version (2)  flags  kind ("F" or "D")  [prev: 16 bytes, deltas only]
-    uvarint length  body  tag: 16 bytes
+    full   "CoRo" 2 flags "F" uvarint(n) header   events   tail
+    delta  "D" prev                                events   tail
+    tail   "S" uvarint(n) position  u32(n)  tag
 
-where the tag is keyed BLAKE2b (key: `COROUTINE_STATE_KEY` or `configure(key=...)`, flag bit
-0) or plain BLAKE2b (a checksum) over everything before it, and ``prev`` is the tag of the
-frame the delta follows. Every tag is checked before any body is decoded; a delta whose
-``prev`` is not the tag before it was appended to another save (the state was resumed twice,
-or deltas are missing or out of order). With a `Transform` (flag bit 1) the body is stored
-as ``transform.seal(body)``: encrypt-then-MAC.
+The header is the `_codec` tuple ``(signature, entry, description, fingerprint, version,
+origin, resumes)``; the position ``(kind, events, yields, frame, pending digest, pending
+value, pending Send, result)``, values still encoded (the pending value is the canonical
+encoding of the value yielded at the pending yield, for `inspect`); events are those of
+`_log`; ``prev`` is the first 8 bytes of the tag before the delta.
 
-A full body is the `_codec` tuple ``(signature, entry, description, fingerprint, version,
-kind, log, number of events, pending digest, pending value, pending Send, result, origin,
-resumes)``; a delta body is ``(events before, kind, log, number of events, pending digest,
-pending value, pending Send, result)``. The log is a concatenation of events:
+Each tag is BLAKE2b over *every byte before it* (earlier frames included): keyed with
+`COROUTINE_STATE_KEY` or `configure(key=...)` (flag bit 0), else a plain checksum. So checking
+the last 16 bytes checks the whole state, with one hash over it and before anything is
+decoded; the writer keeps the hash running (`Chain`), so a delta costs what it holds. A state
+cut after any frame is that earlier state; a delta appended after another save of the same
+state (resumed twice) breaks the chain, and the error says so (`_why_not`).
 
-    Y digest value   a yield, answered with value
-    N digest         a yield resumed with nothing sent, which raised YieldTypeError
-    T digest exc     a yield into which the driver threw exc (``throw``)
-    E value          a side effect that returned value
-    X exc            a side effect that raised exc
-    P change-id      `Patched(change-id)` returned True here
-
-where exc is ``(module, qualname, args)``, rebuilt from an `Exception` class already imported
-(nothing is imported, no module ``__getattr__`` runs, no ``__init__`` is called). The pending
-value is the canonical encoding of the value yielded at the pending yield, for `inspect`.
+`read` finds the header at the start and the position at the end; the events in between are
+decoded by the replay as it meets them (`_log.Events`). With a `Transform` (flag bit 1)
+header, position and each frame's events are stored as ``"Z" uvarint(n) seal(bytes)``
+(encrypt-then-MAC); reading them opens every frame's events at `Unmarshal`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import types
 from hashlib import blake2b
 from typing import Any, NamedTuple, Protocol
 
-from . import _codec
+from . import _codec, _log
 from ._errors import InvalidStateError
 
-__all__ = ["FORMAT_VERSION", "Snapshot", "Transform", "configure", "frame", "read"]
+__all__ = ["FORMAT_VERSION", "Chain", "Snapshot", "Transform", "configure", "read"]
 
 FORMAT_VERSION = 2
 MAGIC = b"CoRo"
 TAG = 16
-FULL, DELTA = 0x46, 0x44  # F D
 _KEYED, _SEALED = 1, 2
 
 # What a state says the coroutine was doing when marshalled.
@@ -56,9 +49,9 @@ KINDS = ("created", "suspended", "running", "done")
 
 
 class Transform(Protocol):
-    """Seals the bodies of states (encryption), and opens them again.
+    """Seals the parts of states (encryption, say), and opens them again.
 
-    `open(seal(b)) == b`; `open` raises any exception for bytes it cannot open.
+    ``open(seal(b)) == b``; `open` raises any exception for bytes it cannot open.
     """
 
     def seal(self, data: bytes, /) -> bytes: ...
@@ -67,8 +60,7 @@ class Transform(Protocol):
 
 
 class _Settings:
-    # key is the MAC key derived from the user's key, or None (states carry a checksum).
-    key: bytes | None = None
+    key: bytes | None = None  # the MAC key derived from the user's, or None (a checksum)
     transform: Transform | None = None
 
 
@@ -103,192 +95,157 @@ if os.environ.get("COROUTINE_STATE_KEY"):
 
 
 def key_for(key: bytes | str | None) -> bytes | None:
-    """The MAC key to use: `key` if given, else the configured one."""
+    """The MAC key to use: derived from `key` if given, else the configured one."""
     return _Settings.key if key is None else _derive(key)
 
 
-def _tag(key: bytes | None, data: bytes) -> bytes:
-    return blake2b(data, digest_size=TAG, key=key or b"", person=b"coroutine.state").digest()
+def _hasher(key: bytes | None) -> Any:
+    return blake2b(digest_size=TAG, key=key or b"", person=b"coroutine.state")
 
 
-def frame(kind: int, fields: tuple[Any, ...], prev: bytes | None) -> tuple[bytes, bytes]:
-    """The frame of `fields` (builtins only) after the frame tagged `prev`; (frame, its tag)."""
-    key, transform = _Settings.key, _Settings.transform
-    body = _codec.encode(fields)
-    if transform is not None:
-        body = transform.seal(body)
-    flags = (_KEYED if key else 0) | (_SEALED if transform is not None else 0)
-    head = MAGIC + bytes((FORMAT_VERSION, flags, kind)) + (prev or b"")
-    data = head + _codec._uvarint(len(body)) + body
-    tag = _tag(key, data)
-    return data + tag, tag
+def _part(data: bytes, transform: Transform | None) -> bytes:
+    """A header, position or events, as stored: sealed ("Z" + length) with a transform."""
+    if transform is None:
+        return data
+    sealed = transform.seal(data)
+    return b"Z" + _codec._uvarint(len(sealed)) + sealed
+
+
+class Chain:
+    """The writer's side of a state: the hash of every byte written so far, and the tag."""
+
+    __slots__ = ("frames", "hasher", "tag")
+
+    def __init__(self, hasher: Any, tag: bytes, frames: int) -> None:
+        self.hasher, self.tag, self.frames = hasher, tag, frames
+
+    @classmethod
+    def full(
+        cls, header: tuple[Any, ...], events: bytes, position: tuple[Any, ...]
+    ) -> tuple[bytes, Chain]:
+        key, transform = _Settings.key, _Settings.transform
+        flags = (_KEYED if key else 0) | (_SEALED if transform is not None else 0)
+        head = _part(_codec.encode(header), transform)
+        data = MAGIC + bytes((FORMAT_VERSION, flags)) + b"F" + _codec._uvarint(len(head)) + head
+        chain = cls(_hasher(key), b"", 0)
+        return chain._close(data + _part(events, transform), position), chain
+
+    def delta(self, events: bytes, position: tuple[Any, ...]) -> bytes:
+        body = b"D" + self.tag[: _log._PREV] + _part(events, _Settings.transform)
+        self.frames += 1
+        return self._close(body, position)
+
+    def _close(self, data: bytes, position: tuple[Any, ...]) -> bytes:
+        pos = _part(_codec.encode((*position[:3], self.frames, *position[3:])), _Settings.transform)
+        n = len(pos)
+        data += b"S" + _codec._uvarint(n) + pos + n.to_bytes(4, "big")
+        self.hasher.update(data)
+        self.tag = self.hasher.copy().digest()
+        self.hasher.update(self.tag)
+        return data + self.tag
 
 
 def bad(why: str) -> InvalidStateError:
     return InvalidStateError(f"cannot Unmarshal: {why}")
 
 
-def _frames(b: bytes, key: bytes | None) -> list[tuple[int, int, bytes, bytes]]:
-    """Split `b` into its frames, checking every tag: [(kind, flags, body, tag)]."""
-    out: list[tuple[int, int, bytes, bytes]] = []
-    pos, end = 0, len(b)
-    prev = b""
-    while pos < end:
-        where = "the state" if not out else f"frame {len(out)} (a delta)"
-        if end - pos < 8 + TAG:
-            raise bad(f"{end - pos} bytes is too short to be {where} (truncated?)")
-        if b[pos : pos + 4] != MAGIC:
-            raise bad(f"{where} is not a coroutine state (it starts with {b[pos : pos + 4]!r})")
-        if b[pos + 4] != FORMAT_VERSION:
-            raise bad(
-                f"{where} has format version {b[pos + 4]}, this library reads version "
-                f"{FORMAT_VERSION}; unmarshal it with the library version that wrote it"
-            )
-        flags, kind = b[pos + 5], b[pos + 6]
-        if kind != (DELTA if out else FULL):
-            raise bad(f"{where} is of kind {kind:#x}: a state is one full frame, then deltas")
-        cur = pos + 7 + (TAG if kind == DELTA else 0)
-        length, cur = _length(b, cur)
-        stop = cur + length + TAG
-        if stop > end:
-            raise bad(f"{where} is cut short: {stop - end} bytes are missing (truncated?)")
-        if (flags & _KEYED) and key is None:
-            raise bad(
-                "the state is signed with a key, and none is set: set COROUTINE_STATE_KEY "
-                "(or coroutine.durable.configure(key=...)) to the key that wrote it"
-            )
-        if key is not None and not flags & _KEYED:
-            raise bad(
-                "the state is not signed, but a state key is set: unsigned states are refused "
-                "(sign them by marshalling with the key set)"
-            )
-        tag = b[stop - TAG : stop]
-        if _tag(key, b[pos : stop - TAG]) != tag:
-            if key is not None:
-                raise bad(
-                    f"the MAC of {where} does not match: tampered, or signed with another key"
-                )
-            raise bad(f"the checksum of {where} does not match: the bytes are corrupt or truncated")
-        if kind == DELTA and b[pos + 7 : pos + 7 + TAG] != prev:
-            raise bad(
-                f"{where} does not follow the frame before it: it was saved after another "
-                "save of this coroutine. Either deltas are missing or out of order, or the "
-                "state was resumed twice (two processes restored it and both saved)"
-            )
-        out.append((kind, flags, b[cur : stop - TAG], tag))
-        prev = tag
-        pos = stop
-    if not out:
-        raise bad("0 bytes is too short to be a coroutine state (truncated?)")
-    return out
-
-
-def _length(b: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    for i in range(pos, min(pos + 10, len(b))):
-        n |= (b[i] & 0x7F) << shift
-        if b[i] < 0x80:
-            return n, i + 1
-        shift += 7
-    raise bad("a frame's length is malformed (truncated?)")
-
-
 class Snapshot(NamedTuple):
-    """A state's frames decoded (its values still encoded)."""
+    """A checked state: its header and position decoded, its events still encoded."""
 
     sig: str
     entry: bytes
     desc: str
     fp: bytes
     version: str | None
+    origin: bytes  # tag of the state this history was resumed from; b"" for a first run
+    resumes: int  # how many times this coroutine's history was restored
     kind: int  # K_*
-    log: bytes  # all frames' events, in order
     nevents: int
+    nyields: int
+    frame: int  # 0 for a full state, else how many deltas follow it
     pending: bytes | None  # digest of the value yielded at the pending yield
     pending_value: bytes | None  # its canonical encoding
     sent: bytes | None  # encoding of the pending Send
     result: bytes | None
-    origin: bytes  # tag of the state this one was resumed from; b"" for a first run
-    resumes: int  # how many times this coroutine's history was restored
-    tag: bytes  # the last frame's tag
-    frames: int
+    buf: bytes  # the events are buf[start:end] (with S/D records between frames')
+    start: int
+    end: int
+    chain: Chain  # to append deltas to this state
 
 
 _OPT = (bytes, type(None))
-_FULL_TYPES = (str, bytes, str, bytes, (str, type(None)), int, bytes, int, _OPT, _OPT, _OPT, _OPT,
-               bytes, int)  # fmt: skip
-_DELTA_TYPES = (int, int, bytes, int, *_FULL_TYPES[8:12])
-
-
-def _fields(body: bytes, flags: int, types: tuple[Any, ...], budget: _codec.Budget) -> Any:
-    if flags & _SEALED:
-        transform = _Settings.transform
-        if transform is None:
-            raise bad("the state is sealed by a transform; configure the same transform to read it")
-        try:
-            body = transform.open(body)
-        except Exception as exc:
-            raise bad(f"the transform could not open the state: {_codec._short(exc)}") from None
-    try:
-        fields = _codec.decode(body, registry=False, budget=budget)
-    except _codec.DecodeError as exc:
-        raise bad(f"the state is malformed: {exc}") from None
-    if not (
-        type(fields) is tuple and len(fields) == len(types)
-        and all(isinstance(f, t) and type(f) is not bool
-                for f, t in zip(fields, types, strict=True))
-    ):  # fmt: skip
-        raise bad("the state is malformed: unexpected layout")
-    return fields
+_HEADER = (str, bytes, str, bytes, (str, type(None)), bytes, int)
+_POSITION = (int, int, int, int, _OPT, _OPT, _OPT, _OPT)
 
 
 def read(b: bytes, key: bytes | None, budget: _codec.Budget) -> Snapshot:
-    """Check the tags of `b`, then decode its frames; InvalidStateError saying why not."""
-    frames = _frames(b, key)
-    _, flags, body, _ = frames[0]
-    (sig, entry, desc, fp, version, kind, log, nevents, pending, value, sent, result, origin,
-     resumes) = _fields(body, flags, _FULL_TYPES, budget)  # fmt: skip
-    logs = [log]
-    for _, flags, body, _ in frames[1:]:
-        before, kind, log, nevents, pending, value, sent, result = _fields(
-            body, flags, _DELTA_TYPES, budget
-        )
-        if before != sum(map(len, logs)):
+    """Check the MAC (or checksum) of `b`, then decode its header and last position."""
+    if len(b) < 8 + TAG or b[:4] != MAGIC:
+        if b[:1] == b"D" and len(b) > 8 + TAG:
             raise bad(
-                f"a delta follows {before} bytes of events, but {sum(map(len, logs))} precede it"
+                "these bytes are a MarshalDelta alone: a state is one full Marshal followed "
+                "by its deltas; pass the full state, then the deltas, concatenated"
             )
-        logs.append(log)
-    if not 0 <= kind <= K_DONE:
-        raise bad(f"the state is malformed: unknown kind {kind}")
-    if (pending is not None) != (kind == K_SUSPENDED):
-        raise bad("the state is malformed: a pending yield does not match its kind")
-    return Snapshot(sig, entry, desc, fp, version, kind, b"".join(logs), nevents, pending, value,
-                    sent, result, origin, resumes, frames[-1][3], len(frames))  # fmt: skip
+        if len(b) >= 4 and b[:4] != MAGIC:
+            raise bad(f"these bytes are not a coroutine state (they start with {b[:4]!r})")
+        raise bad(f"{len(b)} bytes is too short to be a coroutine state (truncated?)")
+    if b[4] != FORMAT_VERSION:
+        raise bad(
+            f"the state has format version {b[4]}, this library reads version "
+            f"{FORMAT_VERSION}; unmarshal it with the library version that wrote it"
+        )
+    flags = b[5]
+    if (flags & _KEYED) and key is None:
+        raise bad(
+            "the state is signed with a key, and none is set: set COROUTINE_STATE_KEY "
+            "(or coroutine.durable.configure(key=...)) to the key that wrote it"
+        )
+    if key is not None and not flags & _KEYED:
+        raise bad("the state is not signed, but a state key is set: unsigned states are refused")
+    hasher = _hasher(key)
+    hasher.update(memoryview(b)[:-TAG])
+    if hasher.digest() != b[-TAG:]:
+        raise bad(_why_not(b, key))
+    hasher.update(b[-TAG:])
+    if b[6] != 0x46:  # F
+        raise bad("the state does not start with a full frame (a delta alone?)")
+    transform = _Settings.transform if flags & _SEALED else None
+    if flags & _SEALED and transform is None:
+        raise bad("the state is sealed by a transform; configure the same transform to read it")
+    size, start = _uvarint(b, 7)
+    header = _fields(b[start : start + size], transform, _HEADER, budget)
+    start += size
+    n = int.from_bytes(b[-TAG - 4 : -TAG], "big")
+    end = len(b) - TAG - 4 - n
+    if end < start + 2:
+        raise bad("the state is malformed: its last frame's tail is cut")
+    position = _fields(b[end : -TAG - 4], transform, _POSITION, budget)
+    end = _tail_start(b, end, n)
+    kind, _, _, frame, pending, *_ = position
+    if not 0 <= kind <= K_DONE or (pending is not None) != (kind == K_SUSPENDED):
+        raise bad("the state is malformed: its position is inconsistent")
+    buf = b
+    if transform is not None:
+        buf = _open_events(b, start, end, transform)
+        start, end = 0, len(buf)
+    chain = Chain(hasher, b[-TAG:], frame)
+    return Snapshot._make((*header, *position, buf, start, end, chain))
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-class Loaded(NamedTuple):
-    """A state checked against the coroutine that loads it, its values decoded."""
+def load(b: bytes, sig: str, entry: Any, version: str | None) -> Snapshot:
+    """Check `b` for a coroutine of `sig` running `entry` (an `_entry.Entry`) at `version`.
 
-    snap: Snapshot
-    events: list[Event]
-    sent: Any  # NO_SEND if nothing was pending
-    result: Any
+    Costs one hash over `b` and the decoding of its header and position (and, for a sealed
+    state, opening its parts); the events are decoded by the replay.
 
-
-NO_SEND: Any = object()
-
-
-def load(b: bytes, sig: str, entry: Any, version: str | None, check_s: Any) -> Loaded:
-    """Check and decode `b` for a coroutine of `sig` running `entry`; InvalidStateError.
-
-    Costs time linear in ``len(b)`` and at most `_codec.budget_for` it in memory.
+    Raises:
+        InvalidStateError: why `b` cannot be restored into that coroutine.
     """
-    budget = _codec.budget_for(len(b))
-    snap = read(b, key_for(None), budget)
+    snap = read(b, key_for(None), _codec.budget_for(len(b)))
     desc = _clip(snap.desc)
     if snap.entry != entry.ref:
         raise bad(
@@ -311,127 +268,130 @@ def load(b: bytes, sig: str, entry: Any, version: str | None, check_s: Any) -> L
         )
     if snap.sig != sig:
         raise bad(f"the state is of a coroutine of {_clip(snap.sig)}, this one is {sig}")
+    if snap.pending is not None:
+        try:
+            _, stop = _codec.read_digest(snap.pending, 0)
+        except _codec.DecodeError:
+            stop = -1
+        if stop != len(snap.pending):
+            raise bad("the state is malformed: its pending digest is")
+    return snap
+
+
+def value(encoded: bytes | None, what: str, check: Any, b: bytes) -> Any:
+    """A value of the position (the pending Send, the result), decoded and checked."""
+    if encoded is None:
+        return None
     try:
-        events = [] if snap.kind == K_DONE else parse_log(snap.log, snap.nevents, budget)
-        sent = NO_SEND if snap.sent is None else _codec.decode(snap.sent, budget=budget)
-        result = None if snap.result is None else _codec.decode(snap.result, budget=budget)
-        if snap.pending is not None:
-            _, end = _codec.read_digest(snap.pending, 0)
-            if end != len(snap.pending):
-                raise _codec.DecodeError("a pending digest has trailing bytes")
+        v = _codec.decode(encoded, budget=_codec.budget_for(len(b)))
+    except _codec.DecodeError as exc:
+        raise bad(f"the state is malformed: {what}: {exc}") from None
+    if check is not None and not check(v):
+        raise bad(f"{what} {_codec._short(v)} is not of the coroutine's S")
+    return v
+
+
+def _uvarint(b: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    for i in range(pos, min(pos + 10, len(b))):
+        n |= (b[i] & 0x7F) << shift
+        if b[i] < 0x80:
+            return n, i + 1
+        shift += 7
+    raise bad("the state is malformed: a length is cut")
+
+
+def _tail_start(b: bytes, pos_start: int, n: int) -> int:
+    """Where the last tail ("S" uvarint(n) position) begins, given where its position does."""
+    width = len(_codec._uvarint(n))
+    start = pos_start - width - 1
+    if start < 0 or b[start] != 0x53 or _uvarint(b, start + 1) != (n, pos_start):
+        raise bad("the state is malformed: its last frame's tail is cut")
+    return start
+
+
+def _fields(part: bytes, transform: Transform | None, types: tuple[Any, ...], budget: Any) -> Any:
+    if transform is not None:
+        part = _open(part, 0, len(part), transform)
+    try:
+        fields = _codec.decode(part, registry=False, budget=budget)
     except _codec.DecodeError as exc:
         raise bad(f"the state is malformed: {exc}") from None
-    _check(events, sent, check_s)
-    return Loaded(snap, events, sent, result)
+    if not (
+        type(fields) is tuple and len(fields) == len(types)
+        and all(isinstance(f, t) and type(f) is not bool
+                for f, t in zip(fields, types, strict=True))
+    ):  # fmt: skip
+        raise bad("the state is malformed: unexpected layout")
+    return fields
 
 
-def _check(events: list[Event], sent: Any, check_s: Any) -> None:
-    """Refuse sends that are not an S, and exceptions that cannot be rebuilt."""
-    for i, (k, _, v) in enumerate(events):
-        if k == Y and check_s is not None and not check_s(v):
-            raise bad(f"event {i} sends {_codec._short(v)}, which is not of the coroutine's S")
-        if (k == T or k == X) and isinstance(err := rebuild(v), InvalidStateError):
-            raise bad(f"event {i}: {err}")
-    if sent is not NO_SEND and check_s is not None and not check_s(sent):
-        raise bad(f"the pending Send {_codec._short(sent)} is not of the coroutine's S")
-
-
-# -- the log ------------------------------------------------------------------------------------
-
-Y, N, T, E, X, P = b"YNTEXP"
-Event = tuple[int, Any, Any]  # (kind, digest or None, value, exception spec or change-id)
-
-
-def parse_log(
-    log: bytes, nevents: int, budget: _codec.Budget, *, registry: bool = True
-) -> list[Event]:
-    """The events of `log`; `_codec.DecodeError` if it is malformed."""
-    events: list[Event] = []
-    append = events.append
-    reader = _codec._Decoder(log, 0, registry, budget)
-    read_value = reader.dec
-    pos, end = 0, len(log)
-    while pos < end:
-        if len(events) >= nevents:
-            raise _codec.DecodeError(f"the log holds more events than the {nevents} it says")
-        k = log[pos]
-        d = None
-        if k == Y or k == N or k == T:
-            n = log[pos + 1] if pos + 1 < end else 0
-            size = 9 if n == 0xFF else n + 1
-            if n > 15 and n != 0xFF:
-                raise _codec.DecodeError(f"bad digest length byte {n:#x} at offset {pos + 1}")
-            d = log[pos + 1 : pos + 1 + size]
-            pos += 1 + size
-        elif k != E and k != X and k != P:
-            raise _codec.DecodeError(f"unknown event {k:#x} at offset {pos} of the log")
-        else:
-            pos += 1
-        if pos > end:
-            raise _codec.DecodeError("truncated inside a digest")
-        if k == N:
-            append((k, d, None))
-            continue
-        reader.pos = pos
-        value = read_value()
-        pos = reader.pos
-        if (k == T or k == X) and not _is_spec(value):
-            raise _codec.DecodeError("a recorded exception is malformed")
-        if k == P and type(value) is not str:
-            raise _codec.DecodeError("a Patched marker is malformed")
-        append((k, d, value))
-    budget.charge(120 * len(events))
-    if len(events) != nevents:
-        raise _codec.DecodeError(f"the log holds {len(events)} events, the state says {nevents}")
-    return events
-
-
-def _is_spec(v: Any) -> bool:
-    return (
-        type(v) is tuple and len(v) == 3 and type(v[0]) is str and type(v[1]) is str
-        and type(v[2]) is tuple
-    )  # fmt: skip
-
-
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
-
-# -- exceptions in the log ------------------------------------------------------------------------
-
-
-def exc_spec(exc: BaseException) -> tuple[str, str, tuple[Any, ...]]:
-    """What the log records of `exc`; `_codec.EncodeError` if it cannot be rebuilt."""
-    t = type(exc)
-    if not isinstance(exc, Exception):
-        raise _codec.EncodeError("only Exception subclasses are recorded (and rebuilt)", exc)
-    if "<locals>" in t.__qualname__:
-        raise _codec.EncodeError("its class is defined inside a function", exc)
-    _codec.encode(exc.args)
-    return t.__module__, t.__qualname__, exc.args
-
-
-def rebuild(spec: tuple[str, str, tuple[Any, ...]]) -> BaseException:
-    """The recorded exception, or an InvalidStateError saying why it cannot be rebuilt.
-
-    The class is looked up in modules already imported, through their ``__dict__`` (no
-    module ``__getattr__``, no import); it must subclass `Exception`. The instance is made by
-    its first builtin base's ``__new__`` with the recorded args: its ``__init__`` (code the
-    state could choose) is not called.
-    """
-    module, qual, args = spec
-    obj: Any = sys.modules.get(module)
-    for part in qual.split("."):
-        ok = isinstance(obj, (type, types.ModuleType))
-        obj = obj.__dict__.get(part) if ok else None
-    name = f"{module}.{qual}"
-    if not (isinstance(obj, type) and issubclass(obj, Exception)):
-        return InvalidStateError(
-            f"replay cannot rebuild the recorded exception {_codec._short(name)}"
-            f"{_codec._short(args)}: no such Exception subclass is imported in this process"
-        )
-    base = next(c for c in obj.__mro__ if not c.__flags__ & _HEAPTYPE)
+def _open(b: bytes, pos: int, end: int, transform: Transform) -> bytes:
+    """The part sealed at `b[pos:end]` ("Z" uvarint(n) sealed), opened."""
+    if pos >= end or b[pos] != 0x5A:
+        raise bad("the state is malformed: a sealed part is missing")
+    n, start = _uvarint(b, pos + 1)
+    if start + n != end:
+        raise bad("the state is malformed: a sealed part has the wrong length")
     try:
-        exc: BaseException = base.__new__(obj, *args)
-        exc.args = args
-    except Exception as err:
-        return InvalidStateError(f"replay cannot rebuild {name}{_codec._short(args)}: {err!r}")
-    return exc
+        return bytes(transform.open(b[start:end]))
+    except Exception as exc:
+        raise bad(f"the transform could not open the state: {_codec._short(exc)}") from None
+
+
+def _open_events(b: bytes, pos: int, end: int, transform: Transform) -> bytes:
+    """The events of every frame of a sealed state, opened and joined."""
+    out: list[bytes] = []
+    while pos < end:
+        if b[pos] == _log.D:
+            pos += 1 + _log._PREV
+        elif b[pos] == _log.S:
+            pos = _log._skip_record(b, pos, end)
+        else:
+            n, start = _uvarint(b, pos + 1)
+            out.append(_open(b, pos, start + n, transform))
+            pos = start + n
+    return b"".join(out)
+
+
+def _why_not(b: bytes, key: bytes | None) -> str:
+    """Why the MAC of `b` does not match: a fork, a cut, or corruption (or another key)."""
+    hasher = _hasher(key)
+    pos, prev = 0, b""
+    tails = _tails(b)
+    for tail_end in tails:
+        if b[pos : pos + 1] == b"D" and b[pos + 1 : pos + 1 + _log._PREV] != prev[: _log._PREV]:
+            return (
+                f"the delta at offset {pos} does not follow the frame before it: it was saved "
+                "after another save of this coroutine. Either deltas are missing or out of "
+                "order, or the state was resumed twice (two processes restored it and saved)"
+            )
+        hasher.update(b[pos : tail_end - TAG])
+        if hasher.copy().digest() != b[tail_end - TAG : tail_end]:
+            break
+        prev = b[tail_end - TAG : tail_end]
+        hasher.update(prev)
+        pos = tail_end
+    if key is not None:
+        return "the MAC does not match: the state was tampered with, or signed with another key"
+    return "the checksum does not match: the bytes are corrupt or truncated"
+
+
+def _tails(b: bytes) -> list[int]:
+    """Where the frames of `b` seem to end (best effort, for messages): after each tag."""
+    out: list[int] = []
+    pos = 0
+    while True:
+        found = b.find(b"S", pos)
+        if found < 0:
+            return out
+        try:
+            n, start = _uvarint(b, found + 1)
+        except InvalidStateError:
+            return out
+        stop = start + n + 4 + TAG
+        if stop <= len(b) and int.from_bytes(b[start + n : start + n + 4], "big") == n:
+            out.append(stop)
+            pos = stop
+        else:
+            pos = found + 1

@@ -55,10 +55,10 @@ class ContinueAsNew(CoroutineError):
                 "and start its successor; this code runs in no durable coroutine"
             )
         coro = ctx._coro()
-        self.func = rec.entry.func
-        self.args = args
-        self.kwargs = kwargs
-        self.version = rec.version
+        self.func = rec.entry.func  #: the entry function the successor runs
+        self.arguments = args  #: what the successor's entry is called with
+        self.keywords = kwargs
+        self.version = rec.version  #: the successor's version=
         self._sig = ctx._sig
         self._with_return = bool(getattr(coro, "_with_return", False))
         shown = [_codec._short(a) for a in args] + [
@@ -73,9 +73,6 @@ class ContinueAsNew(CoroutineError):
         """A new durable coroutine running the entry with the carried-over arguments."""
         from .._coroutine import _create
 
-        fn = (
-            functools.partial(self.func, *self.args, **self.kwargs)
-            if self.args or self.kwargs
-            else self.func
-        )
+        args, kwargs = self.arguments, self.keywords
+        fn = functools.partial(self.func, *args, **kwargs) if args or kwargs else self.func
         return _create(self._sig, self._with_return, fn, durable=True, version=self.version)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _codec, _state
+from .._errors import InvalidStateError
 
 __all__ = ["StateInfo", "configure", "inspect"]
 
@@ -72,35 +73,30 @@ def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
         raise TypeError(f"inspect takes the bytes Marshal returned, got {type(b).__name__}")
     b = bytes(b)
     budget = _codec.budget_for(len(b))
-    snap = _state.read(b, _state.key_for(key), budget)
-    if snap.kind == _state.K_DONE:
-        events: list[_state.Event] = []
-    else:
-        try:
-            events = _state.parse_log(snap.log, snap.nevents, budget, registry=False)
-        except _codec.DecodeError as exc:
-            raise _state.bad(f"the state is malformed: {exc}") from None
+    try:
+        snap = _state.read(b, _state.key_for(key), budget)
+    except InvalidStateError as exc:
+        raise InvalidStateError(str(exc).replace("cannot Unmarshal", "cannot inspect", 1)) from None
     pending, note = None, None
     if snap.pending_value is not None:
         try:
             pending = _codec.decode(snap.pending_value, registry=False, budget=budget)
         except _codec.DecodeError as exc:
             note = f"(not decoded: {exc})"
-    yields = sum(1 for e in events if e[0] in b"YNT")
     return StateInfo(
         entry=snap.desc,
         signature=snap.sig,
         version=snap.version,
         status=_state.KINDS[snap.kind],
-        steps=yields + (snap.kind == _state.K_SUSPENDED),
+        steps=snap.nyields + (snap.kind == _state.K_SUSPENDED),
         events=snap.nevents,
         pending=pending,
         pending_note=note,
         has_pending_send=snap.sent is not None,
-        frames=snap.frames,
+        frames=snap.frame + 1,
         size=len(b),
         resumes=snap.resumes,
-        tag=snap.tag.hex(),
+        tag=snap.chain.tag.hex(),
     )
 
 
