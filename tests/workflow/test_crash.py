@@ -94,7 +94,7 @@ def test_celery_workers_killed_at_random_lose_and_repeat_nothing_committed(
     workers = [start(i) for i in range(3)]
     executor = CeleryExecutor(REDIS, queue=queue)
     with Engine(redis_url, executor, lease=1.0) as e:
-        wid = e.start(wp.chain, STEPS, 3 * DELAY)
+        wid = e.start(wp.chain, STEPS, 6 * DELAY)
         state = {"kills": 0}
         stop = threading.Event()
 
