@@ -37,3 +37,21 @@ def test_retry_delays_grow_from_the_backoff_up_to_the_cap() -> None:
 def test_bad_store_urls_say_what_to_use(url: str) -> None:
     with pytest.raises(StoreURLError, match=r"sqlite:///|identifier"):
         Engine(url)
+
+
+def script_flow() -> None:
+    """Stands for a workflow defined in a script run as __main__."""
+
+
+script_flow.__module__ = "__main__"
+
+
+class _NoExecutor:
+    def submit(self, store_url: str, id: str, step: int, lease: float) -> None:
+        raise AssertionError("nothing may be submitted")
+
+
+def test_a_workflow_in_main_is_refused_when_workers_run_the_steps(tmp_path: object) -> None:
+    with Engine(f"sqlite://{tmp_path}/s.db", _NoExecutor()) as e:
+        with pytest.raises(TypeError, match="__main__, which the executor's workers cannot"):
+            e.start(script_flow)

@@ -96,8 +96,9 @@ class Engine:
         Nothing of `fn` runs here: its first step runs in `run` or on a worker.
 
         Raises:
-            TypeError: `fn` is not a module-level function, or an argument is not plain
-                data (None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset).
+            TypeError: `fn` is not a module-level function (or is in ``__main__`` while
+                steps run on an executor's workers), or an argument is not plain data
+                (None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset).
             NotDurableError: the entry cannot be recorded.
         """
         qualname = getattr(fn, "__qualname__", "<?>")
@@ -105,6 +106,11 @@ class Engine:
             raise TypeError(
                 f"a workflow must be a module-level function (got {fn!r}); define it with def "
                 "at the top level of a module that every worker imports"
+            )
+        if fn.__module__ == "__main__" and self.executor is not None:
+            raise TypeError(
+                f"{qualname} is defined in __main__, which the executor's workers cannot "
+                "import; move it to a module, or import this script by its module name"
             )
         args_text = encode_value((args, kwargs))
         coro = new_workflow(functools.partial(fn, *args, **kwargs))
@@ -120,7 +126,7 @@ class Engine:
         """Run ready steps in this process; return how many ran.
 
         With ``until_idle=True`` return once no step is ready here (none running, or all
-        leased by other workers); otherwise run until interrupted. With an executor, steps
+        leased by other workers); otherwise run until `stop()` is called. With an executor, steps
         run on its workers: this only resubmits steps whose worker went silent for a lease,
         and with ``until_idle=True`` returns once no workflow is running.
         """
