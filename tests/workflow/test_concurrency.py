@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import wf_programs as wp
 from wf_support import REDIS, Procs, scaled, subprocess_env
 
@@ -57,3 +58,23 @@ def test_a_thousand_workflows_on_four_celery_workers(
         pids = _check(e, ids, effects)
     executor.close()
     assert len(pids) >= 3, f"the work went to {len(pids)} of 4 workers"
+
+
+@pytest.mark.parametrize("store", ["redis", "postgres"])
+def test_workflows_on_four_workers_over_a_shared_store(
+    store: str, request: pytest.FixtureRequest, effects: str, procs: Procs
+) -> None:
+    """The Redis and PostgreSQL claims under contention: every workflow once, none twice."""
+    url = request.getfixturevalue(f"{store}_url")
+    n = scaled(400)
+    with Engine(url) as e:
+        ids = [e.start(wp.small, k) for k in range(n)]
+        env = subprocess_env(effects)
+        workers = [procs.start(["worker", url, "--until-idle"], env) for _ in range(4)]
+        for w in workers:
+            assert w.wait(timeout=180) == 0
+        rows = {r.id: r for r in e.list()}
+        assert [(rows[i].status, rows[i].step) for i in ids] == [("done", 2)] * n
+        counts = wp.effect_counts(effects)
+        assert set(counts) == {f"{i}:{k}" for i in ids for k in (0, 1)}
+        assert set(counts.values()) == {1}
