@@ -83,10 +83,11 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
 
 
 @pytest.fixture
-def queue() -> Iterator[str]:
-    """A Celery queue of this test alone (its Redis keys are removed afterwards)."""
+def queue(procs: Procs) -> Iterator[str]:
+    """A Celery queue of this test alone, removed after the test's workers are stopped."""
     name = unique("q")
     yield name
+    procs.stop_all()
     drop_redis(name)
 
 

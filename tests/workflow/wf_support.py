@@ -59,12 +59,18 @@ def unique(tag: str) -> str:
 
 
 def drop_redis(prefix: str) -> None:
+    """Delete the keys named with `prefix`, and kombu's unacked copies of its messages (which
+    a later Celery worker would otherwise restore, recreating the queue)."""
     import redis
 
     r = redis.Redis.from_url(REDIS)
     keys = list(r.scan_iter(match=f"*{prefix}*", count=1000))
     for i in range(0, len(keys), 500):
         r.delete(*keys[i : i + 500])
+    for tag, message in r.hscan_iter("unacked"):
+        if prefix.encode() in message:
+            r.hdel("unacked", tag)
+            r.zrem("unacked_index", tag)
     r.close()
 
 
