@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import wf_programs as wp
-from wf_support import REDIS, Procs, subprocess_env
+from wf_support import RABBITMQ, REDIS, Procs, drop_amqp, subprocess_env
 
 from coroutine.workflow import CeleryExecutor, Engine
 
@@ -17,13 +18,22 @@ def _wait_done(e: Engine, id: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("broker", [REDIS, RABBITMQ], ids=["redis", "rabbitmq"])
 def test_duplicate_step_messages_run_the_step_once(
-    redis_url: str, effects: str, procs: Procs, queue: str
+    redis_url: str,
+    effects: str,
+    procs: Procs,
+    queue: str,
+    broker: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     env = subprocess_env(effects)
-    for i in range(3):
-        procs.start(["celery-worker", REDIS, "--queue", queue, "--name", f"d{i}"], env)
-    executor = CeleryExecutor(REDIS, queue=queue)
+    nodes = [f"d{i}" for i in range(3)]
+    for node in nodes:
+        procs.start(["celery-worker", broker, "--queue", queue, "--name", node], env)
+    executor = CeleryExecutor(broker, queue=queue)
+    if broker == RABBITMQ:
+        request.addfinalizer(lambda: drop_amqp(queue, nodes))
     with Engine(redis_url, executor) as e:
         id = e.start(wp.chain, 5, 0.3)  # slow steps: the duplicates arrive during them
         for _ in range(3):  # as a broker redelivering, or a supervisor resubmitting

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from wf_support import RABBITMQ, REDIS, ROOT, Procs, drop_redis, subprocess_env, unique
+from wf_support import RABBITMQ, REDIS, ROOT, Procs, drop_amqp, drop_redis, subprocess_env, unique
 
 EXAMPLE = ROOT / "examples" / "order_workflow.py"
 
@@ -54,19 +54,4 @@ def test_order_example_on_celery(tmp_path: Path, procs: Procs, redis_url: str, b
         if broker == REDIS:
             drop_redis(queue)
         else:
-            _drop_amqp_queues(queue)
-
-
-def _drop_amqp_queues(prefix: str) -> None:
-    from kombu import Connection
-
-    with Connection(RABBITMQ) as c:
-        ch = c.default_channel
-        for name in [prefix, *(f"{prefix}.sticky.o{i}@{_host()}" for i in range(2))]:
-            ch.queue_delete(name)
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()
+            drop_amqp(queue, [f"o{i}" for i in range(2)])

@@ -74,6 +74,16 @@ def drop_redis(prefix: str) -> None:
     r.close()
 
 
+def drop_amqp(queue: str, nodes: list[str]) -> None:
+    """Delete a RabbitMQ queue and the sticky queues of the worker `nodes`."""
+    from kombu import Connection
+
+    with Connection(RABBITMQ) as c:
+        ch = c.default_channel
+        for name in [queue, *(f"{queue}.sticky.{n}@{socket.gethostname()}" for n in nodes)]:
+            ch.queue_delete(name)
+
+
 def drop_postgres(prefix: str) -> None:
     import psycopg
 
