@@ -272,3 +272,16 @@ def test_a_body_that_yields_by_itself_fails_with_yield_type_error(sqlite_url: st
         e.run()
         with pytest.raises(YieldTypeError, match="ActivityCall"):
             e.result(i)
+
+
+def test_a_step_in_flight_when_cancelled_commits_nothing(store_url: str) -> None:
+    with Engine(store_url) as e:
+        i = e.start(wp.doubles, 3)
+        claim = e.store.claim("w1", time.time(), 30.0)
+        assert claim is not None
+        assert e.cancel(i) is True
+        assert e.runner.step(claim) is None  # its activity ran; its commit is refused
+        row = e.store.get(i)
+        assert row is not None and (row.status, row.step) == ("failed", 0)
+        with pytest.raises(WorkflowCancelledError):
+            e.result(i)
