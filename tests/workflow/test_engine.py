@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -285,3 +286,25 @@ def test_a_step_in_flight_when_cancelled_commits_nothing(store_url: str) -> None
         assert row is not None and (row.status, row.step) == ("failed", 0)
         with pytest.raises(WorkflowCancelledError):
             e.result(i)
+
+
+def test_an_activity_longer_than_the_lease_keeps_its_lease(store_url: str) -> None:
+    """The heartbeat renews the lease while the activity runs: no other worker takes it."""
+    taken: list[object] = []
+
+    def other_worker() -> None:  # its own connection: a SQLite one belongs to its thread
+        with Engine(store_url, lease=0.4) as other:
+            time.sleep(0.2)
+            for _ in range(10):  # across 3 leases' time
+                taken.append(other.store.claim("w2", time.time(), 0.4))
+                time.sleep(0.1)
+
+    with Engine(store_url, lease=0.4) as e:
+        i = e.start(wp.one_slow_step, 1.5)
+        probe = threading.Thread(target=other_worker)
+        probe.start()
+        e.run()
+        probe.join()
+        assert e.result(i) == "slept"
+    assert taken == [None] * 10
+    assert [c[0] for c in wp.CALLS] == ["slow"]

@@ -159,3 +159,14 @@ def unguarded_flow() -> list[int]:
 def yields_itself() -> None:
     double(1)
     Yield[Any, Any]("not an activity call")
+
+
+@activity
+def slow(seconds: float) -> str:
+    time.sleep(seconds)
+    CALLS.append(("slow", idempotency_key()))
+    return "slept"
+
+
+def one_slow_step(seconds: float) -> str:
+    return slow(seconds)

@@ -213,7 +213,7 @@ class Engine:
 
     def close(self) -> None:
         """Drop the live coroutines this process holds and close the store's connections."""
-        self.runner.drop_cache()
+        self.runner.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -167,6 +167,17 @@ class PostgresStore(Store):
             ).fetchall()
         return [(i, int(s)) for i, s in rows]
 
+    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
+        with self._db.transaction():
+            cur = self._db.execute(
+                self._q(
+                    "UPDATE {wf} SET lease_until = %s WHERE id = %s AND step = %s"
+                    " AND lease_owner = %s AND status = 'running'"
+                ),
+                (lease_until, id, step, worker),
+            )
+        return cur.rowcount == 1
+
     def count_running(self) -> int:
         with self._db.transaction():
             row = self._db.execute(

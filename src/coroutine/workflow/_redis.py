@@ -79,6 +79,14 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 return 1
 """
 
+_RENEW = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'step', 'owner')
+if f[1] ~= 'running' or f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
 _STALE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local out = {}
@@ -123,6 +131,7 @@ class RedisStore(Store):
         self._commit = self._r.register_script(_COMMIT)
         self._cancel = self._r.register_script(_CANCEL)
         self._stale = self._r.register_script(_STALE)
+        self._renew = self._r.register_script(_RENEW)
         self._create = self._r.register_script(_CREATE)
 
     def _wf(self, id: str) -> str:
@@ -181,6 +190,10 @@ class RedisStore(Store):
     def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
         got = self._stale([self._upd], [repr(now), repr(now - older_than), f"{self._p}:wf:"])
         return [(_s(got[i]), int(got[i + 1])) for i in range(0, len(got), 2)]
+
+    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
+        keys = [self._wf(id), self._ready]
+        return bool(self._renew(keys, [str(step), worker, repr(lease_until), id]))
 
     def count_running(self) -> int:
         return int(self._r.zcard(self._upd))

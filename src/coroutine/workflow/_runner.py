@@ -8,7 +8,8 @@ Theory of operation. A workflow is a durable coroutine whose entry is
    step (sticky), else rebuilt from the store (``Unmarshal(full + deltas)``; its next
    `Next()` replays the body from the record);
 2. `Next()` runs the body to its next yield: an `ActivityCall`;
-3. run the activity (retried per its policy) with the step's idempotency key; `Send` its
+3. run the activity (retried per its policy) with the step's idempotency key, a heartbeat
+   thread renewing the claim's lease meanwhile; `Send` its
    result; or, if it failed for good, `throw` its exception in at the yield and, when the
    body catches it and calls another activity, run that one too, in the same step;
 4. save the state (`save_state`: the one place that marshals) and `Store.commit` it with
@@ -29,6 +30,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
 from ._records import Status, decode_value, encode_error
-from ._store import Claim, Commit, Store
+from ._store import Claim, Commit, Store, open_store
 
 __all__ = ["Runner", "entry_of", "new_workflow", "save_state"]
 
@@ -84,6 +86,45 @@ def new_workflow(entry: functools.partial[Any]) -> Workflow:
     return coro
 
 
+class _Heartbeat:
+    """Renews the lease of the step in hand every third of a lease while it runs, so that
+    an activity longer than the lease is not taken over by another worker.
+
+    A daemon thread with its own store connection (a SQLite connection belongs to the
+    thread that opened it), started on the first step; `close` ends it.
+    """
+
+    def __init__(self, url: str, worker: str, lease: float) -> None:
+        self.url, self.worker, self.lease = url, worker, lease
+        self.slot: tuple[str, int] | None = None  # (id, step) of the step in hand, or None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None  # None until the first step
+
+    def hold(self, id: str, step: int) -> None:
+        self.slot = (id, step)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="workflow-lease", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        store: Store | None = None
+        try:
+            while not self._stop.wait(self.lease / 3):
+                slot = self.slot
+                if slot is None:
+                    continue
+                store = store or open_store(self.url)
+                store.renew(slot[0], slot[1], self.worker, time.time() + self.lease)
+        except Exception:  # the lease then lapses, as if this worker had died
+            _log.exception("lease heartbeat stopped")
+        finally:
+            if store is not None:
+                store.close()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class Runner:
     """Runs steps for one worker process, keeping live coroutines in a bounded LRU cache.
 
@@ -100,6 +141,7 @@ class Runner:
         self._cache: collections.OrderedDict[str, tuple[int, Workflow]] = collections.OrderedDict()
         self.hits = 0
         self.replays = 0
+        self._heartbeat = _Heartbeat(store.url, self.worker, lease)
 
     def _coroutine(self, claim: Claim) -> Workflow:
         hit = self._cache.pop(claim.id, None)
@@ -150,7 +192,11 @@ class Runner:
                 "cannot resume workflow %s (%s); retry after the lease", claim.id, claim.entry
             )
             return None
-        status, step, error = self._advance(claim, coro)
+        self._heartbeat.hold(claim.id, claim.step)
+        try:
+            status, step, error = self._advance(claim, coro)
+        finally:
+            self._heartbeat.slot = None
         state: bytes | None = None
         if status != "failed":
             try:
@@ -184,6 +230,11 @@ class Runner:
     def drop_cache(self) -> None:
         """Forget every live coroutine (they unwind as collected coroutines do)."""
         self._cache.clear()
+
+    def close(self) -> None:
+        """Drop the live coroutines and stop the lease heartbeat."""
+        self.drop_cache()
+        self._heartbeat.close()
 
     def run_claimed(self, claim: Claim, batch: int) -> int:
         """Run up to `batch` steps of one workflow while holding its lease; steps run."""

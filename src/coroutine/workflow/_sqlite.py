@@ -190,6 +190,17 @@ class SQLiteStore(Store):
             )
         return [(i, s) for i, s in found]
 
+    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                self._q(
+                    "UPDATE {wf} SET lease_until = ? WHERE id = ? AND step = ?"
+                    " AND lease_owner = ? AND status = 'running'"
+                ),
+                (lease_until, id, step, worker),
+            )
+        return cur.rowcount == 1
+
     def count_running(self) -> int:
         (n,) = self._db.execute(
             self._q("SELECT count(*) FROM {wf} WHERE status = 'running'")

@@ -12,6 +12,7 @@ delta1 + ...)``). Every change of a row is one atomic operation of the backend:
   is still ``"running"`` at step `old_step`; then it sets the new step and status, appends
   (or, for a full state, replaces) the state, and keeps or drops the lease, all at once. A
   duplicate, late or cancelled step commits nothing and returns False.
+* `renew` extends a lease its worker still holds (the heartbeat of a long activity).
 * `cancel` marks a running row failed (a late commit then fails its compare-and-set).
 
 Backends are chosen by URL scheme in `open_store`; each is imported only when used, so
@@ -99,6 +100,10 @@ class Store(abc.ABC):
         Each one returned is touched (its update time set to `now`), so that callers
         polling this (the Celery executor's sweeper) resubmit a lost step once per period.
         """
+
+    @abc.abstractmethod
+    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
+        """Extend `worker`'s lease on `id` at `step` to `lease_until`; False if it lost it."""
 
     @abc.abstractmethod
     def count_running(self) -> int:
