@@ -8,10 +8,10 @@ Theory of operation. A workflow is a durable coroutine whose entry is
    step (sticky), else rebuilt from the store (``Unmarshal(full + deltas)``; its next
    `Next()` replays the body from the record);
 2. `Next()` runs the body to its next yield: an `ActivityCall`;
-3. run the activity (retried per its policy) with the step's idempotency key, a heartbeat
-   thread renewing the claim's lease meanwhile; `Send` its
-   result; or, if it failed for good, `throw` its exception in at the yield and, when the
-   body catches it and calls another activity, run that one too, in the same step;
+3. run the activity (retried per its policy) with the step's idempotency key, while a
+   heartbeat thread renews the claim's lease; `Send` its result; or, if it failed for good,
+   `throw` its exception in at the yield and, when the body catches it and calls another
+   activity, run that one too, in the same step;
 4. save the state (`save_state`: the one place that marshals) and `Store.commit` it with
    the step number as compare-and-set. Only one commit per step number can succeed; a
    worker whose commit fails drops its copy of the coroutine.
