@@ -1,6 +1,6 @@
 """What a store keeps beside the coroutine's state: rows, arguments and failures.
 
-The coroutine's own state (the bytes of `Context().Marshal()`) records what the body was
+The coroutine's own state (its full state and deltas, `MarshalDelta`) records what the body was
 sent; what it does not record, and a store must, is how to rebuild the entry: the workflow
 function's name and its arguments (a `functools.partial` of it is the durable entry). Those
 are kept here as JSON with a tag per non-JSON type, so that reading a row runs no code and
@@ -32,8 +32,7 @@ __all__ = [
 
 Status = Literal["running", "done", "failed"]
 
-# Status values a store writes; "cancelled" is stored as "failed" with a cancellation error.
-STATUSES: tuple[Status, ...] = ("running", "done", "failed")
+# A cancelled workflow is stored as "failed", with the error `cancelled_error()` returns.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +112,6 @@ def encode_error(exc: BaseException) -> str:
     return json.dumps(
         {"type": f"{cls.__module__}:{cls.__qualname__}", "args": args, "str": str(exc), "tb": tb}
     )
-
-
-def error_summary(error: str) -> str:
-    """``module:Class: message`` of a recorded error, for listings and logs."""
-    if not error:
-        return ""
-    d = json.loads(error)
-    return f"{d['type']}: {d['str']}"
 
 
 def rebuild_error(error: str) -> BaseException:
