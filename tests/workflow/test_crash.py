@@ -1,7 +1,8 @@
 """Crash safety: a 200-step workflow, its workers SIGKILLed at random points and restarted.
 
 After it finishes: the result is right (each step's answer was used once, in order), the
-row committed exactly 200 steps, every step's effect was applied (its idempotency key is in
+row committed exactly 200 steps and the store holds exactly one record of each (the full
+state, 200 deltas and the end, chained), every step's effect was applied (its idempotency key is in
 the effects table), and an effect applied twice happened only for a step in flight when its
 worker died: at most one extra run per kill. The number of extra runs is reported at the end
 of the test session.
@@ -17,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import wf_programs as wp
@@ -41,11 +43,22 @@ def _kill_and_restart(
     workers[i] = start(i)
 
 
+def _frames(engine: Engine, wid: str) -> int:
+    store: Any = engine.store
+    if hasattr(store, "_r"):  # Redis: one list item per frame
+        return int(store._r.llen(store._st(wid)))
+    (n,) = store._db.execute("SELECT count(*) FROM cw_states WHERE wf = ?", (wid,)).fetchone()
+    return int(n)
+
+
 def _check(engine: Engine, wid: str, effects: str, kills: int, label: str, seed: int) -> None:
     row = engine.store.get(wid)
     assert row is not None and row.status == "done", f"seed {seed}: {row}"
     assert engine.result(wid) == wp.expected_chain(STEPS)
     assert engine.store.get(wid).step == STEPS  # type: ignore[union-attr]
+    # Recorded once: the full state, one delta per step, one for the end; the deltas chain,
+    # so result() above (Unmarshal of them all) would refuse a step recorded twice.
+    assert _frames(engine, wid) == 1 + STEPS + 1
     counts = wp.effect_counts(effects)
     assert set(counts) == {f"{wid}:{k}" for k in range(STEPS)}
     extra = sum(n - 1 for n in counts.values())
