@@ -78,7 +78,7 @@ def render(customer: str) -> str:
 
 
 async def render_async(customer: str, directory: Directory) -> str:
-    rendering: Coroutine[str, str] = NewWithReturn[str, str](lambda: render(customer))
+    rendering: Coroutine[str, str, str] = NewWithReturn[str, str](lambda: render(customer))
     letter = await RunAsync(rendering, directory.get)  # awaits each lookup, in turn
     assert letter is not None  # Result() is None only if the coroutine was stopped
     return letter

@@ -29,7 +29,7 @@ def work() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--state", default="coroutine.state", help="the coroutine state file")
     state = Path(parser.parse_args().state)
 

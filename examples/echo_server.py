@@ -199,7 +199,7 @@ def client(address: tuple[str, int], n: int, round_trips: int, stats: Stats) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--round-trips", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=20.0)

@@ -210,12 +210,16 @@ class RefCoroutine:
                 sent = fn(self.recv)
                 if not is_s(sent):
                     raise YieldTypeError(f"cannot send {sent!r}")
+            except Exception as exc:  # thrown in at the yield, for the body to handle
+                if self.state != "suspended":
+                    raise
+                going = self._step(None, exc)
             except BaseException:
                 self.close()
                 raise
-            if self.state != "suspended":  # fn closed it or drove it to its end
-                return self.result
-            if not self._resume(sent):
+            else:
+                going = self.state == "suspended" and self._resume(sent)
+            if not going:
                 return self.result
 
     def drop(self) -> None:

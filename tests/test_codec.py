@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import pickle
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -199,3 +200,26 @@ def test_truncated_encodings_raise_decode_error(v: Any, data: st.DataObject) -> 
     cut = data.draw(st.integers(0, len(b) - 1))
     with pytest.raises(_codec.DecodeError):
         _codec.decode(b[:cut])
+
+
+@given(values)
+def test_the_fast_canonical_path_gives_the_canonical_bytes(v: Any) -> None:
+    fast = _codec._fast(v, 0)
+    assert fast is None or fast == _codec.canonical(v)
+    assert _codec.digest_and_canonical(v) == (_codec.digest(v), _codec.canonical(v))
+
+
+def test_the_fast_canonical_path_takes_the_common_shapes() -> None:
+    v = {"id": 7, "tags": ("a", "b"), "score": 2.5, "n": None, "raw": b"x", "sub": [{1: 2}]}
+    assert _codec._fast(v, 0) == _codec.canonical(v)
+    assert _codec._fast({1: 0, "a": 0}, 0) is None  # mixed keys: left to the encoder
+    assert _codec._fast({True: 0}, 0) is None
+
+
+def test_decoding_needs_no_stack_for_nesting() -> None:
+    deep = b"l\x01" * (_codec.MAX_DEPTH - 1) + b"N"
+    assert _at_depth(sys.getrecursionlimit() - 60, lambda: _codec.decode(deep)) is not None
+
+
+def _at_depth(n: int, fn: Any) -> Any:
+    return fn() if n <= 0 else _at_depth(n - 1, fn)

@@ -1,6 +1,6 @@
-"""Every code block of README.md runs, so the documentation cannot rot.
+"""Every code block of README.md and docs/*.md runs, so the documentation cannot rot.
 
-The rules, which the README's own blocks follow:
+The rules, which the README's and the docs' own blocks follow:
 
 * A ```` ```python ```` block is executed. The blocks of one ``##`` section run in order in
   one namespace (a later block may use what an earlier one defined); each section starts
@@ -12,18 +12,24 @@ The rules, which the README's own blocks follow:
   suite.
 * The only way to keep a Python block from running is to make its first line
   ``# not run: <why>``, visible to every reader; the reason may not be empty.
+
+Every Python block is also type-checked (tests/typing/test_docs_typecheck.py), run or not.
 """
 
 from __future__ import annotations
 
 import doctest
 import re
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 NOT_PYTHON = {"sh", "text", "ini", "toml", "go", "lua"}
 SKIP = re.compile(r"#\s*not run:(.*)")
@@ -44,7 +50,7 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
-def parse(text: str) -> list[Section]:
+def parse(text: str, name: str = "README.md") -> list[Section]:
     """The ``##`` sections of a Markdown text (### stays in its section), with their code
     blocks; text before the first ``##`` is a section named after the ``#`` title."""
     sections = [Section("(top)", 1)]
@@ -59,7 +65,7 @@ def parse(text: str) -> list[Section]:
             while end < len(lines) and lines[end].rstrip() != ticks:
                 end += 1
             if end == len(lines):
-                raise AssertionError(f"README.md:{i + 1}: unclosed code block")
+                raise AssertionError(f"{name}:{i + 1}: unclosed code block")
             sections[-1].blocks.append(Block(lang, i + 2, "\n".join(lines[i + 1 : end]) + "\n"))
             i = end + 1
             continue
@@ -69,48 +75,70 @@ def parse(text: str) -> list[Section]:
     return [s for s in sections if s.blocks]
 
 
-SECTIONS = parse(README.read_text(encoding="utf-8"))
+def sections_of(path: Path) -> list[Section]:
+    return parse(path.read_text(encoding="utf-8"), path.name)
 
 
-def run_python(block: Block, namespace: dict[str, object]) -> None:
+SECTIONS = [(path, s) for path in DOCS for s in sections_of(path)]
+
+
+def run_python(block: Block, namespace: dict[str, object], path: Path = README) -> None:
     first = block.code.lstrip().splitlines()[0] if block.code.strip() else ""
     skip = SKIP.match(first)
     if skip:
-        assert skip.group(1).strip(), f"README.md:{block.line}: '# not run:' needs a reason"
+        assert skip.group(1).strip(), f"{path.name}:{block.line}: '# not run:' needs a reason"
         return
-    # Padding with newlines makes tracebacks show the README's own line numbers.
-    code = compile("\n" * (block.line - 1) + block.code, str(README), "exec")
+    # Padding with newlines makes tracebacks show the file's own line numbers.
+    code = compile("\n" * (block.line - 1) + block.code, str(path), "exec")
     exec(code, namespace)
 
 
-def run_pycon(block: Block, namespace: dict[str, object]) -> None:
+def run_pycon(block: Block, namespace: dict[str, object], path: Path = README) -> None:
     parser = doctest.DocTestParser()
-    test = parser.get_doctest(block.code, namespace, "README", str(README), block.line - 1)
+    test = parser.get_doctest(block.code, namespace, path.stem, str(path), block.line - 1)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report: list[str] = []
     runner.run(test, out=report.append, clear_globs=False)
     assert runner.failures == 0, "".join(report)
 
 
-@pytest.mark.parametrize("section", SECTIONS, ids=[s.title for s in SECTIONS])
-def test_every_code_block_of_the_readme_section_runs(section: Section) -> None:
-    namespace: dict[str, object] = {"__name__": "__readme__"}
-    for block in section.blocks:
-        if block.lang == "python":
-            run_python(block, namespace)
-        elif block.lang == "pycon":
-            run_pycon(block, namespace)
-        else:
-            assert block.lang in NOT_PYTHON, (
-                f"README.md:{block.line - 1}: a code block must name its language: python or "
-                f"pycon (run), or one of {sorted(NOT_PYTHON)} (not run); got {block.lang!r}"
-            )
+@pytest.mark.parametrize(
+    ("path", "section"), SECTIONS, ids=[f"{p.name}::{s.title}" for p, s in SECTIONS]
+)
+def test_every_code_block_of_the_section_runs(
+    path: Path, section: Section, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The section is a module, so that durable entries lead back to their functions.
+    module = types.ModuleType("__readme__")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace: dict[str, object] = module.__dict__
+    try:
+        for block in section.blocks:
+            if block.lang == "python":
+                run_python(block, namespace, path)
+            elif block.lang == "pycon":
+                run_pycon(block, namespace, path)
+            else:
+                assert block.lang in NOT_PYTHON, (
+                    f"{path.name}:{block.line - 1}: a code block must name its language: python "
+                    f"or pycon (run), or one of {sorted(NOT_PYTHON)} (not run); got "
+                    f"{block.lang!r}"
+                )
+    finally:
+        namespace.clear()  # what the blocks made goes now, as a function's locals would
 
 
-def test_the_readme_runs_python_in_most_of_its_code_blocks() -> None:
-    blocks = [b for s in SECTIONS for b in s.blocks]
-    run = [b for b in blocks if b.lang in ("python", "pycon") and not SKIP.match(b.code.strip())]
-    assert len(run) >= 10, "the README's examples are its tests: keep them runnable"
+def test_the_docs_are_collected() -> None:
+    assert {p.name for p, _ in SECTIONS} >= {"README.md", "static-checking.md", "types.md"}
+
+
+def test_the_docs_run_python_in_most_of_their_code_blocks() -> None:
+    def run(path: Path | None) -> int:
+        blocks = [b for p, s in SECTIONS if path in (None, p) for b in s.blocks]
+        return sum(b.lang in ("python", "pycon") and not SKIP.match(b.code.strip()) for b in blocks)
+
+    assert run(README) >= 4, "the README's tour is its test: keep it runnable"
+    assert run(None) >= 15, "the docs' examples are their tests: keep them runnable"
 
 
 def test_the_collector_sees_sections_blocks_and_skip_markers() -> None:
@@ -139,3 +167,11 @@ def test_a_failing_block_reports_its_readme_line() -> None:
     with pytest.raises(ZeroDivisionError) as info:
         run_python(Block("python", 40, "x = 1\n1 / 0\n"), {})
     assert info.traceback[-1].lineno + 1 == 41
+
+
+def test_the_readme_is_a_front_page_that_opens_with_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "the reference belongs in docs/, not the README"
+    first = next(b for s in parse(text) for b in s.blocks)
+    assert first.lang == "sh" and first.code.startswith("./scripts/demo.sh")
+    assert "\n./scripts/test.sh" in first.code

@@ -2,11 +2,11 @@
 
 A coroutine is a plain function started with ``New[R, S](fn)``. Anywhere down its call
 stack, ``Yield[R, S](value)`` suspends the whole coroutine and hands `value` to its driver,
-which answers with an `S`. See the README for the tour and the contract.
+which answers with an `S`. See the README for the tour, and docs/ for the reference.
 """
 
 from ._async import RunAsync
-from ._context import Context, Current, LoadContext, Yield
+from ._context import Context
 from ._coroutine import Coroutine, New, NewWithReturn
 from ._durable import DURABLE as Durable
 from ._durable import Patched, SideEffect
@@ -20,6 +20,7 @@ from ._errors import (
     YieldTypeError,
 )
 from ._run import Run
+from ._yield import Current, LoadContext, Yield
 
 __version__ = "0.1.0"
 

@@ -11,17 +11,22 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ._context import SUSPENDED
+from ._context import NOTHING, SUSPENDED, resume
 from ._coroutine import Coroutine, bad_send
 
 __all__ = ["RunAsync"]
 
 R = TypeVar("R")
 S = TypeVar("S")
+T = TypeVar("T")
 
 
-async def RunAsync(coro: Coroutine[R, S], fn: Callable[[R], S | Awaitable[S]]) -> R | None:
+async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -> T | None:
     """Drive `coro` to its end like `Run`, awaiting `fn(v)` when it returns an awaitable.
+
+    An `Exception` from `fn` or its awaitable is raised in the body at its `Yield`, which
+    may handle it; cancellation (and any other `BaseException`) stops and unwinds the body,
+    then propagates.
 
     >>> import asyncio
     >>> from coroutine import NewWithReturn, RunAsync, Yield
@@ -34,9 +39,9 @@ async def RunAsync(coro: Coroutine[R, S], fn: Callable[[R], S | Awaitable[S]]) -
     42
 
     Raises:
-        YieldTypeError: `fn` produced a value that is not an `S`.
-        BaseException: what `fn` raised or what its awaitable raised (cancellation included),
-            after the coroutine was stopped and unwound; or what the body raised.
+        YieldTypeError: `fn` produced a value that is not an `S` (raised at the yield too).
+        BaseException: what the body raised (an unhandled exception from `fn` included), or
+            a cancellation once the body is unwound.
     """
     ctx = coro._ctx
     if not coro.Next():
@@ -49,8 +54,14 @@ async def RunAsync(coro: Coroutine[R, S], fn: Callable[[R], S | Awaitable[S]]) -
                 sent = await sent
             if check is not None and not check(sent):
                 raise bad_send(sent, ctx._sig)
+        except Exception as exc:
+            if ctx._state is not SUSPENDED:
+                raise
+            going = resume(coro, NOTHING, exc, None)
         except BaseException:
             coro.close()
             raise
-        if ctx._state is not SUSPENDED or not coro._resume(sent, None):  # fn may end it
+        else:
+            going = ctx._state is SUSPENDED and coro._advance("Next", sent)
+        if not going:
             return ctx._result  # type: ignore[no-any-return]

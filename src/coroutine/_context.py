@@ -1,32 +1,58 @@
-"""The yield path: how a body finds its coroutine, and how it switches out.
+"""The switch protocol: the only code in the library that switches between a driver and a body.
 
-Theory of operation. A coroutine's body runs in a worker greenlet whose contextvars context
-holds, in `_CURRENT`, the coroutine's `Context`: the state shared by the driver and the body.
-`Yield` looks that `Context` up, applies the type rule, and switches to the driver. `switch`
-below, and its copy inlined in `_make_yield` for speed, are the only code in the library that
-switches from a body to its driver (``grep -n "[.]switch("`` proves it: the driver side
-switches in from `_coroutine.py` and `_run.py`, and a finished worker parks in `_worker.py`).
+Theory of operation. A coroutine's body runs in a worker greenlet (`_worker`) whose
+contextvars context holds, in `CURRENT`, the coroutine's `Context`: the state its driver and
+its body share. The driver switches in with `resume` (or `start`, the first time); the body
+switches out with `switch_out` at a yield, or ends with `run_body` returning (the worker then
+parks) or `end_from_body`. ``grep -n "[.]switch(\\|[.]throw("`` over the package finds these
+functions, the copy of `switch_out` inlined in `_yield` (a test compares the two ASTs), and
+the worker parking in `_worker`.
+
+The handshake, as numbered rules (`Context._state` is the state; "normal" is not stored, it
+is a running coroutine whose worker is not the current greenlet):
+
+    D1. The driver refuses (wrong thread, wrong state) before it writes anything.
+    D2. The driver makes itself the worker's parent and `_driver` (only when they differ:
+        the common loop pays one identity test). Anything that escapes the worker therefore
+        lands in the driver's switch call, never in an unrelated greenlet.
+    D3. The driver writes RUNNING (and, to throw, `_exc` with the THROWN signal) last, then
+        switches. If anything is raised in the driver while `_state` is still RUNNING, the
+        body never took control: `recover` rolls back to SUSPENDED (or CREATED), or to DONE
+        if the worker died after the body had started.
+    B1. A yield checks that it runs in the body's own greenlet, and that the body is
+        RUNNING, before it writes anything.
+    B2. A yield writes `_recv`, clears `_sent`, writes SUSPENDED last, then switches to
+        `_driver`. If anything is raised in the body while `_state` is still SUSPENDED, it
+        never left: the yield restores RUNNING and `_recv` and lets the exception propagate
+        in the body, as if raised at the yield.
+    B3. The body ends by writing `_exc`/`_result`, then DONE, then returning (`run_body`) or
+        switching (`end_from_body`) to `_driver`. An exception escaping the worker after
+        that is raised in the driver (D2), which finds DONE and finishes the hand-off.
+    E1. The driver, seeing DONE, takes the worker back (parked: to the pool) and raises
+        `_exc` if set. Interrupted, it leaves the coroutine DONE, with at worst a worker
+        that is collected instead of pooled.
 
 Memory invariant. Nothing reachable from a body's frames or from its contextvars context may
 own the `Coroutine` object or the worker greenlet: greenlet cannot collect a suspended
-greenlet that sits in a reference cycle, so such a reference would make an abandoned
-coroutine immortal and its ``finally`` blocks would never run. Hence `Context` holds only a
-weak reference to its `Coroutine`, and knows its worker only by `id()`; while suspended, a
-body's frames reference only its driver greenlet (the target of the switch under way).
+greenlet inside a reference cycle, and an abandoned coroutine's ``finally`` blocks would never
+run. Hence `Context` holds only a weak reference to its `Coroutine` and knows its worker by
+`id()`; while suspended, a body's frames reference only its driver greenlet.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
 from collections.abc import Callable
 from contextvars import Context as _VarsContext
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
-from greenlet import GreenletExit, getcurrent
+from greenlet import GreenletExit, getcurrent, greenlet
 
+from . import _worker
 from ._errors import (
     CoroutineExit,
     NotDurableError,
@@ -35,47 +61,68 @@ from ._errors import (
     YieldTypeError,
     internal_error,
 )
-from ._signature import Rule, Signature, signature
-from ._typecheck import describe, is_any_form
+from ._signature import Rule, Signature
 
 if TYPE_CHECKING:
     from ._coroutine import Coroutine
 
 __all__ = [
     "CURRENT",
+    "NOTHING",
     "Context",
-    "Current",
-    "LoadContext",
-    "Yield",
-    "switch",
+    "Durability",
+    "end_from_body",
+    "restore",
+    "resume",
+    "run_body",
+    "start",
     "switch_out",
-    "type_params",
+    "user_site",
 ]
 
 R = TypeVar("R")
 S = TypeVar("S")
 
-# The states a Context moves through (see `_coroutine.py` for the transitions). "normal" is
-# not stored: it is a running coroutine whose greenlet is not the current one.
 CREATED = "created"
 SUSPENDED = "suspended"
 RUNNING = "running"
 DONE = "done"
 
 
-class _Nothing:
-    """What a resume carries when the driver sent nothing."""
+class _Signal:
+    """What a switch carries when it carries no user value."""
 
-    __slots__ = ()
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __repr__(self) -> str:
-        return "<nothing sent>"
+        return f"<{self.name}>"
 
 
-NOTHING: Any = _Nothing()
+NOTHING: Any = _Signal("nothing sent")  # a resume with no Send pending
+THROWN: Any = _Signal("exception thrown")  # raise `_exc` at the yield (D3)
+ABANDONED: Any = _Signal("body abandoned")  # end_from_body: the body stays suspended
 
 CURRENT: ContextVar[Context[Any, Any] | None] = ContextVar("coroutine.current", default=None)
-_current = CURRENT.get
+
+
+class Durability(Protocol):
+    """What the durable layer (`_durable`) plugs into a coroutine; the core calls only this."""
+
+    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
+        """A yield of a durable coroutine: replay it, or record around `switch_out`."""
+
+    def status(self, state: str) -> str:
+        """The status to show for the core's `state` (a restored state reads "suspended")."""
+
+    def replays_stop(self) -> bool:
+        """Whether a Stop before the first Next must still replay, to unwind the body."""
+
+    def marshal(self, ctx: Context[Any, Any]) -> bytes: ...
+    def marshal_delta(self, ctx: Context[Any, Any]) -> bytes: ...
+    def unmarshal(self, ctx: Context[Any, Any], b: bytes) -> None: ...
 
 
 class Context(Generic[R, S]):
@@ -91,6 +138,7 @@ class Context(Generic[R, S]):
         "_driver",
         "_durable",
         "_exc",
+        "_exit",
         "_gid",
         "_recv",
         "_result",
@@ -103,33 +151,33 @@ class Context(Generic[R, S]):
     )
 
     # Invariants:
-    # _state is one of CREATED, SUSPENDED, RUNNING, DONE; it only moves forward, except
-    #   SUSPENDED <-> RUNNING.
-    # _vars is the contextvars copy taken at creation while CREATED, None afterwards.
-    # _gid is id() of the worker greenlet while it runs this body (from the start until it is
-    #   released to the pool), else 0: an int, as a reference to the worker would form a cycle
-    #   through the worker's contextvars context.
-    # _driver is the greenlet that last resumed the body (where a yield switches to), or
-    #   None before the start. (Not the worker's `parent`: assigning that costs more.)
+    # _state is CREATED, SUSPENDED, RUNNING or DONE; it moves forward, except SUSPENDED <->
+    #   RUNNING and the roll-backs of rule D3.
+    # _vars is the contextvars copy taken at creation until the body starts (run_body's first
+    #   write), None afterwards: so "started" is `_vars is None`.
+    # _gid is id() of the worker greenlet once started, until it is released: an int, since a
+    #   reference would form a cycle through the worker's contextvars context.
+    # _driver is the greenlet that last resumed the body, and the worker's parent (D2).
     # _sent is NOTHING unless a Send is pending; every yield clears it.
-    # _exc is the body's uncaught exception between the worker finishing and the driver
-    #   raising it; None otherwise.
-    # _durable is None for a volatile coroutine, else the durability recorder.
+    # _exc carries an exception across the switch under way: thrown in (D3) or raised by the
+    #   body (B3); None otherwise.
+    # _exit is the CoroutineExit thrown by a stop until the body ends; None otherwise.
+    # _durable is None for a volatile coroutine, else its Durability.
     # _coro is a weak reference to the Coroutine object (a strong one would form a cycle).
-
     _sig: Signature
     _state: str
     _sent: Any
     _recv: Any
     _result: Any
     _exc: BaseException | None
+    _exit: CoroutineExit | None
     _stopping: bool
     _thread: int
-    _driver: Any
+    _driver: greenlet | None
     _gid: int
     _vars: _VarsContext | None
-    _durable: Any
-    _coro: Callable[[], Coroutine[Any, Any] | None]
+    _durable: Durability | None
+    _coro: Callable[[], Coroutine[Any, Any, Any] | None]
 
     def __new__(cls, *_: object, **__: object) -> Context[R, S]:
         raise TypeError(
@@ -138,44 +186,35 @@ class Context(Generic[R, S]):
         )
 
     @classmethod
-    def _make(cls, sig: Signature, coro: Coroutine[Any, Any], vars: _VarsContext) -> Context[R, S]:
+    def _make(
+        cls, sig: Signature, coro: Coroutine[Any, Any, Any], vars: _VarsContext
+    ) -> Context[R, S]:
         self = object.__new__(cls)
         self._sig = sig
         self._state = CREATED
         self._sent = NOTHING
-        self._recv = None
-        self._result = None
-        self._exc = None
+        self._recv = self._result = self._exc = self._exit = self._driver = self._durable = None
         self._stopping = False
         self._thread = threading.get_ident()
-        self._driver = None
         self._gid = 0
         self._vars = vars
-        self._durable = None
         self._coro = weakref.ref(coro)
         return self
 
     def Yield(self, v: R, /) -> S:
         """Yield `v` from this context's coroutine, which must be the innermost active one.
 
-        Same as ``Yield[R, S](v)`` with the coroutine's own types: checks `v` against `R`,
-        suspends, and returns what the driver sent.
+        Same as ``Yield[R, S](v)`` with the coroutine's own types.
 
         Raises:
             NotInCoroutineError: this context's coroutine is not the innermost active one on
-                this thread (it is suspended, done, or another coroutine is running inside it).
+                this thread (it is suspended, done, or another coroutine runs inside it).
             YieldTypeError: `v` is not an `R`, or the coroutine resumed with nothing sent and
                 `S` does not admit None.
         """
-        if _current() is not self:
-            raise NotInCoroutineError(
-                f"Context.Yield called outside its own coroutine ({self!r}): a context can "
-                "only yield from inside the body it belongs to, on that body's thread"
-            )
-        rule = self._sig.self_rule
-        if rule.check is not None and not rule.check(v):
-            raise _bad_value(v, self._sig, self._sig, _caller_site())
-        return switch_out(self, v, rule)  # type: ignore[no-any-return]
+        from ._yield import yield_in  # the yield path lives there; imported late (a cycle)
+
+        return yield_in(self, v)  # type: ignore[no-any-return]
 
     def Marshal(self) -> bytes:
         """The coroutine's durable state as bytes (see `New(..., durable=True)`).
@@ -183,24 +222,17 @@ class Context(Generic[R, S]):
         Raises:
             NotDurableError: the coroutine is volatile.
         """
-        if self._durable is None:
-            raise _not_durable("Marshal")
-        return self._durable.marshal(self)  # type: ignore[no-any-return]
+        return self._durability("Marshal").marshal(self)
 
     def MarshalDelta(self) -> bytes:
-        """What was recorded since the last `Marshal`/`MarshalDelta` (or `Unmarshal`), as
-        bytes to append to the state saved then; the full state if nothing was saved yet.
+        """What was recorded since the last `Marshal` or `MarshalDelta`, as bytes.
 
-        A store that saves after every step appends each delta: ``Unmarshal(full + delta1 +
-        delta2 + ...)`` restores the latest, and the bytes written grow with the steps taken,
-        not with their square.
+        ``Unmarshal(full + delta1 + delta2 + ...)`` restores the latest state.
 
         Raises:
             NotDurableError: the coroutine is volatile.
         """
-        if self._durable is None:
-            raise _not_durable("MarshalDelta")
-        return self._durable.marshal_delta(self)  # type: ignore[no-any-return]
+        return self._durability("MarshalDelta").marshal_delta(self)
 
     def Unmarshal(self, b: bytes, /) -> None:
         """Restore state produced by `Marshal` into this not-yet-started coroutine.
@@ -209,271 +241,307 @@ class Context(Generic[R, S]):
             NotDurableError: the coroutine is volatile.
             InvalidStateError: the bytes are corrupt or belong to another entry or program.
         """
+        self._durability("Unmarshal").unmarshal(self, b)
+
+    def _durability(self, op: str) -> Durability:
         if self._durable is None:
-            raise _not_durable("Unmarshal")
-        self._durable.unmarshal(self, b)
+            raise NotDurableError(
+                f"{op} needs a durable coroutine: create it with New[R, S](fn, durable=True), "
+                "or set COROUTINE_DURABLE=1"
+            )
+        return self._durable
 
     def __repr__(self) -> str:
-        coro = self._coro()
-        return f"<coroutine.Context{self._sig} of {coro!r}>"
+        return f"<coroutine.Context{self._sig} of {self._coro()!r}>"
 
 
-def _not_durable(op: str) -> NotDurableError:
-    return NotDurableError(
-        f"{op} needs a durable coroutine: create it with New[R, S](fn, durable=True), "
-        "or set COROUTINE_DURABLE=1"
-    )
+# -- the body's side ------------------------------------------------------------------------
 
 
 def switch_out(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
-    """Suspend the running body of `ctx`, handing `value` to its driver; return what it sent.
+    """Suspend the running body of `ctx`, handing `value` to its driver (rules B1, B2).
 
-    Called with the type rule already applied to `value`; applies the "resumed without a
-    value" rule to what comes back. Handles every case: stopped and durable coroutines too.
-    """
-    if ctx._state is not RUNNING:
-        # Only a body caught in a stop (or collected while its driver was gone) gets here.
-        raise ResumeError("cannot yield from a coroutine that has been stopped")
-    if ctx._durable is not None:
-        # The recorder replays this yield from its record, or records it around `switch`.
-        return ctx._durable.on_yield(ctx, value, rule, switch)
-    return switch(ctx, value, rule)
-
-
-def switch(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
-    """The switch itself: `switch_out` without the durability hook.
-
-    `Yield`'s closure repeats the common case inline (see `_make_yield`); keep them in step.
+    Returns what the driver sent; raises what it threw in. `rule` is the yield site's type
+    rule, already applied to `value`; here it decides a resume with nothing sent.
     """
     if id(getcurrent()) != ctx._gid:
-        raise _foreign_yield(ctx)
-    driver = ctx._driver
+        raise foreign_yield()
+    if ctx._state is not RUNNING:
+        raise ResumeError("cannot yield from a coroutine that has been stopped")
     if ctx._stopping:
-        # The body caught CoroutineExit (or a finally yields) while being stopped: end it
-        # here and report in the driver, where the body cannot swallow the error.
-        # Like a generator that ignored GeneratorExit, the abandoned body stays suspended
-        # here until its Coroutine is collected; then greenlet kills it and the body sees
-        # CoroutineExit once more.
-        ctx._state = DONE
-        ctx._exc = ResumeError("cannot yield from a coroutine that has been stopped")
-        try:
-            driver.switch(None)
-        except GreenletExit:
-            raise CoroutineExit from None
-        raise internal_error("an abandoned coroutine was resumed")
-    ctx._state = SUSPENDED
-    ctx._sent = NOTHING
+        end_from_body(ctx, ResumeError("cannot yield from a coroutine that has been stopped"))
+    recv = ctx._recv
     try:
-        sent = driver.switch(value)
-    except GreenletExit:
-        raise _killed(ctx) from None
-    if sent is NOTHING:
-        return _nothing_sent(ctx, rule)
+        ctx._recv = value
+        ctx._sent = NOTHING
+        ctx._state = SUSPENDED
+        sent = ctx._driver.switch(value)  # type: ignore[union-attr]
+    except BaseException as exc:
+        if isinstance(exc, GreenletExit):
+            raise killed(ctx) from None
+        if ctx._state is SUSPENDED:  # B2: raised before the switch; we never left
+            ctx._state = RUNNING
+            ctx._recv = recv
+        raise
+    if type(sent) is _Signal:
+        return signalled(ctx, sent, rule)
     return sent
 
 
-def _killed(ctx: Context[Any, Any]) -> CoroutineExit:
-    """The worker is being collected without its Coroutine's help (it was dropped in another
-    thread): nobody will drive it again, so it unwinds as a stop, for good."""
-    ctx._state = DONE
+def signalled(ctx: Context[Any, Any], sent: _Signal, rule: Rule) -> None:
+    """A resume that carried no user value: raise what was thrown, or apply the rule for a
+    resume with nothing sent (the yield returns None if its S admits it)."""
+    if sent is THROWN:
+        exc = ctx._exc
+        ctx._exc = None
+        try:
+            raise exc  # type: ignore[misc]  # here, so that it chains to what the body handles
+        finally:
+            del exc
+    if not rule.none_ok:
+        raise nothing_sent(ctx)
+
+
+def nothing_sent(ctx: Context[Any, Any]) -> YieldTypeError:
+    return YieldTypeError(
+        f"the coroutine {ctx._sig} resumed without a value, but this yield's send type "
+        "does not admit None; call Send before Next (or declare the yield's S as Optional)",
+        expected=ctx._sig.s,
+        got=None,
+        site=user_site(),
+    )
+
+
+def killed(ctx: Context[Any, Any]) -> CoroutineExit:
+    """The worker is collected without its Coroutine's help (dropped in another thread):
+    nobody will drive it again, so it unwinds as a stop, for good."""
     ctx._stopping = True
+    ctx._state = DONE
     return CoroutineExit()
 
 
-def _nothing_sent(ctx: Context[Any, Any], rule: Rule) -> None:
-    """A resume with nothing sent: the yield returns None if its S admits it."""
-    if not rule.none_ok:
-        raise YieldTypeError(
-            f"the coroutine {ctx._sig} resumed without a value, but this yield's send type "
-            "does not admit None; call Send before Next (or declare the yield's S as "
-            "Optional)",
-            expected=ctx._sig.s,
-            got=None,
-            site=_caller_site(3),
+def end_from_body(ctx: Context[Any, Any], exc: BaseException) -> NoReturn:
+    """End the coroutine from inside its body: the driving operation raises `exc` (B3).
+
+    The body stays suspended here, never resumed; when its coroutine is collected it sees
+    `CoroutineExit` (like a generator that ignored GeneratorExit).
+    """
+    ctx._exc = exc
+    del exc  # the driver raises it, and its traceback would lead back to the coroutine
+    ctx._exit = None
+    ctx._state = DONE
+    try:
+        ctx._driver.switch(ABANDONED)  # type: ignore[union-attr]
+    except GreenletExit:
+        raise CoroutineExit from None
+    raise internal_error("an abandoned coroutine body was resumed")
+
+
+def run_body(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> Any:
+    """Run one body to its end (B3); return the driver to park with, or None if abandoned."""
+    try:
+        ctx._vars = None  # started: from here on, a lost worker means a finished body
+        CURRENT.set(ctx)
+        result = fn()
+    except BaseException as exc:
+        if ctx._state is DONE:  # abandoned: it yielded while stopped, or it was collected
+            if isinstance(exc, CoroutineExit):
+                return None
+            raise  # greenlet reports it as unraisable
+        ctx._exc = _as_reported(ctx, exc)
+        ctx._exit = None
+        ctx._state = DONE
+        return ctx._driver
+    if ctx._state is DONE:
+        return None
+    if with_return and not ctx._stopping:
+        ctx._result = result
+    ctx._exit = None
+    ctx._state = DONE
+    return ctx._driver
+
+
+def _as_reported(ctx: Context[Any, Any], exc: BaseException) -> BaseException | None:
+    """What the driver raises for a body that raised `exc`, or None for a quiet end."""
+    if isinstance(exc, CoroutineExit) or _swallowed_exit(ctx._exit, exc):
+        return None
+    if isinstance(exc, (StopIteration, StopAsyncIteration)):  # PEP 479, as for generators
+        err = RuntimeError(f"coroutine body raised {type(exc).__name__}")
+        err.__cause__ = exc
+        return err
+    tb = exc.__traceback__  # drop the worker's frame, so the traceback starts in the body
+    return exc.with_traceback(tb.tb_next if tb is not None else None)
+
+
+def _swallowed_exit(exit: CoroutineExit | None, exc: BaseException) -> bool:
+    """Whether C code swallowed the stop's `exit` and raised `exc` instead.
+
+    sqlite3's user functions do this: the exit propagates out of the Python function that
+    sqlite3 called, and sqlite3 raises its own OperationalError, unchained, in the frame that
+    called sqlite3. So: `exc` is unchained, and the frame it was raised in is a strict
+    ancestor of the last frame the exit reached (a frame that caught the exit in Python is
+    that last frame itself). An error raised by a ``finally`` or ``except`` while the exit
+    propagates is chained to it, and propagates (SPEC §4.8).
+    """
+    if exit is None or exit.__traceback__ is None or exc.__traceback__ is None:
+        return False
+    if exc.__context__ is not None or exc.__cause__ is not None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = exit.__traceback__.tb_frame.f_back
+    while frame is not None:
+        if frame is tb.tb_frame:
+            return True
+        frame = frame.f_back
+    return False
+
+
+# -- the driver's side ----------------------------------------------------------------------
+
+
+def start(coro: Coroutine[Any, Any, Any], task: _worker.Task) -> bool:
+    """Start the body of the created coroutine `coro` in a worker (D2, D3): True if it
+    yielded, False if it ended (raising what it raised)."""
+    ctx = coro._ctx
+    g = _worker.acquire()
+    driver = getcurrent()
+    try:
+        g.parent = driver
+        g.gr_context = ctx._vars
+        coro._g = g
+        ctx._gid = id(g)
+        ctx._driver = driver
+        ctx._state = RUNNING
+        out = g.switch(task)
+    except BaseException:
+        recover(coro)
+        raise
+    if ctx._state is SUSPENDED:
+        return True
+    return ended(coro, out)
+
+
+def resume(
+    coro: Coroutine[Any, Any, Any],
+    value: Any,
+    exc: BaseException | None,
+    driver: greenlet | None,
+) -> bool:
+    """Resume the suspended body of `coro` with `value`, or raising `exc` at its yield
+    (D1-D3): True if it yielded again, False if it ended (raising what it raised).
+
+    `driver`, if not None, is the current greenlet (a loop such as `Run` looks it up once).
+    Callers pass every argument: a call without defaults is the cheapest Python has."""
+    ctx = coro._ctx
+    g: greenlet = coro._g  # type: ignore[assignment]
+    if driver is None:
+        driver = getcurrent()
+    if driver is not ctx._driver:
+        adopt(coro, g, driver)
+    try:
+        if exc is not None:
+            ctx._exc = exc
+            exc = None  # it may come back through this frame: no cycle through a local
+            value = THROWN
+        ctx._state = RUNNING
+        out = g.switch(value)
+    except BaseException:
+        recover(coro)
+        raise
+    if ctx._state is SUSPENDED:
+        return True
+    return ended(coro, out)
+
+
+def adopt(coro: Coroutine[Any, Any, Any], g: greenlet, driver: greenlet) -> None:
+    """Rule D2, with D1's thread check first (a greenlet of this thread passes the identity
+    test of `resume`, so only a new driver needs the thread looked up)."""
+    ctx = coro._ctx
+    if ctx._thread != threading.get_ident():
+        raise coro._refusal("resume")
+    g.parent = driver
+    ctx._driver = driver
+
+
+def recover(coro: Coroutine[Any, Any, Any]) -> None:
+    """Rule D3: an exception reached the driver during a switch; leave a defined state."""
+    ctx = coro._ctx
+    g = coro._g
+    if ctx._state is RUNNING:
+        ctx._exc = None
+        if ctx._vars is not None:  # the body never started: created again
+            ctx._state = CREATED
+            coro._g = None
+            ctx._driver = None
+        elif g is None or g.dead:  # the worker died after the body started: it ended
+            ctx._state = DONE
+            coro._g = None
+        else:  # the switch never happened
+            ctx._state = SUSPENDED
+    elif ctx._state is DONE and g is not None and (g.dead or _worker.is_parked(g)):
+        lost = ctx._exc  # interrupted while taking the worker back (E1)
+        ctx._exc = None
+        coro._g = None
+        current = sys.exc_info()[1]
+        if lost is not None and current is not None and current.__context__ is None:
+            current.__context__ = lost
+
+
+def ended(coro: Coroutine[Any, Any, Any], out: Any) -> bool:
+    """Rule E1: the body ended; take its worker back and raise what it raised."""
+    ctx = coro._ctx
+    if ctx._state is not DONE:
+        raise internal_error(
+            f"the body's greenlet switched to its driver without yielding (got {out!r}); "
+            "another greenlet library switched to this driver"
         )
+    g = coro._g
+    if out is not ABANDONED:  # else the body yielded while stopping: keep it until collected
+        coro._g = None
+        ctx._driver = None
+        if out is _worker.PARKED:
+            _worker.release(g)  # type: ignore[arg-type]
+    exc = ctx._exc
+    if exc is not None:
+        ctx._exc = None
+        try:
+            raise exc
+        finally:
+            del exc
+    return False
 
 
-def _foreign_yield(ctx: Context[Any, Any]) -> NotInCoroutineError:
-    """The yield runs in a greenlet other than the body's (another thread, or a greenlet that
-    shares the body's contextvars context, as greenback and SQLAlchemy's asyncio layer make
-    them). Nothing switched; the body's state is as it was."""
-    ctx._state = RUNNING
+def restore(ctx: Context[Any, Any], *, done: bool, sent: Any = NOTHING, result: Any = None) -> None:
+    """Load a restored durable state into the created `ctx` (for `Unmarshal`)."""
+    ctx._recv = None
+    ctx._sent = sent
+    if done:
+        coro = ctx._coro()
+        ctx._result = result if coro is not None and coro._with_return else None
+        ctx._vars = None
+        ctx._state = DONE
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_site() -> str | None:
+    """ "file:line" of the innermost frame outside this package (where the user's yield is)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def foreign_yield() -> NotInCoroutineError:
+    """A yield from a greenlet other than the body's, in (a copy of) its contextvars
+    context: another thread, or greenback / SQLAlchemy's greenlets (B1: nothing changes)."""
     return NotInCoroutineError(
         "Yield reached a coroutine from outside its body: from another thread or greenlet "
         "running in (a copy of) the body's contextvars context; a coroutine can only yield "
         "from the greenlet that runs its body"
     )
-
-
-def _caller_site(depth: int = 2) -> str | None:
-    try:
-        frame = sys._getframe(depth)
-    except ValueError:
-        return None
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-
-
-def _bad_value(
-    value: object, site: Signature, coro: Signature, where: str | None
-) -> YieldTypeError:
-    expected = coro.r if is_any_form(site.r) else site.r
-    loc = f" at {where}" if where else ""
-    return YieldTypeError(
-        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which does not "
-        f"match {describe(expected)} (the coroutine is {coro}); yield a value of type "
-        f"{describe(expected)}, or widen the declared types",
-        expected=expected,
-        got=value,
-        site=where,
-    )
-
-
-def _not_in_coroutine(what: str) -> NotInCoroutineError:
-    return NotInCoroutineError(
-        f"{what} called with no active coroutine: call it from code running inside a body "
-        "started with New[R, S](fn) (threads started inside a body do not count)"
-    )
-
-
-def _make_yield(site: Signature) -> Callable[[Any], Any]:
-    """The function `Yield[R2, S2]` stands for, specialised to one site signature.
-
-    This is the hot path of the library: it inlines the common case of `switch_out` (a
-    volatile coroutine that is not stopping) to save two calls per yield.
-    """
-    self_rule = site.self_rule
-    self_check = self_rule.check
-    rules = site.rules
-
-    def yield_(value: Any, /) -> Any:
-        ctx = _current()
-        if ctx is None:
-            raise _not_in_coroutine("Yield")
-        sig = ctx._sig
-        if sig is site:
-            rule = self_rule
-            check = self_check
-        else:
-            rule = rules.get(sig) or site.rule_in(sig, _caller_site())
-            check = rule.check
-        if check is not None and not check(value):
-            raise _bad_value(value, site, sig, _caller_site())
-        if ctx._stopping or ctx._durable is not None:
-            return switch_out(ctx, value, rule)
-        # -- switch(), inlined --
-        if id(getcurrent()) != ctx._gid:
-            raise _foreign_yield(ctx)
-        ctx._state = SUSPENDED
-        ctx._sent = NOTHING
-        try:
-            sent = ctx._driver.switch(value)
-        except GreenletExit:
-            raise _killed(ctx) from None
-        if sent is NOTHING:
-            return _nothing_sent(ctx, rule)
-        return sent
-
-    yield_.__qualname__ = yield_.__name__ = f"Yield{site}"
-    return yield_
-
-
-def type_params(item: object, name: str) -> tuple[Any, Any]:
-    """The `(R, S)` of a subscription `name[R, S]`; TypeError saying how to write it."""
-    if not isinstance(item, tuple) or len(item) != 2:
-        raise TypeError(
-            f"{name} takes two type arguments, the yielded and the sent type: "
-            f"{name}[R, S] (got {name}[{describe(item)}]); write {name}[int, Any] for example"
-        )
-    return item[0], item[1]
-
-
-class _YieldTable(dict[Any, Callable[[Any], Any]]):
-    """``Yield[R, S](value)``: suspend the innermost active coroutine, handing it `value`.
-
-    Returns what the driver sends back (an `S`). The active coroutine is found through a
-    context variable, so any function down the body's call stack may yield, through C code
-    such as ``sorted(key=...)`` included.
-
-    >>> from coroutine import New, Yield
-    >>> def body() -> None:
-    ...     for i in range(3):
-    ...         Yield[int, None](i)
-    >>> list(New[int, None](body))
-    [0, 1, 2]
-
-    Raises:
-        NotInCoroutineError: no coroutine is active on this thread and greenlet.
-        YieldTypeError: ``[R, S]`` does not fit the coroutine's types (R must be a subtype of
-            the coroutine's R, and its S of ours), `value` is not an `R`, or the coroutine was
-            resumed with nothing sent and `S` does not admit None.
-        CoroutineExit: the driver stopped the coroutine while it was suspended here.
-
-    Type arguments must be hashable (they are, but for ``Annotated`` with unhashable
-    metadata); the lookup is a plain dict subscription, the cheapest Python offers.
-    """
-
-    __slots__ = ()
-
-    def __missing__(self, item: Any) -> Callable[[Any], Any]:
-        r, s = type_params(item, "Yield")
-        fn = self[item] = _make_yield(signature(r, s))
-        return fn
-
-    def __call__(self, value: Any, /) -> Any:
-        return _yield_any(value)
-
-    def __repr__(self) -> str:
-        return "coroutine.Yield"
-
-
-# Yield is a dict from type pairs to specialised yield functions, not a class: `Yield[R, S]`
-# runs on every yield, and a dict subscription costs half a `__class_getitem__` call.
-# Type checkers read it as the generic class declared in stubs/.
-Yield = _YieldTable()
-
-
-_yield_any = _make_yield(signature(Any, Any))
-
-
-class LoadContext(Generic[R, S]):
-    """``LoadContext[R, S]()``: the `Context` of the innermost active coroutine.
-
-    It is the same object as that coroutine's ``Context()``. The pair ``[R, S]`` must fit
-    the coroutine's types by the same rule as `Yield`.
-
-    Raises:
-        NotInCoroutineError: no coroutine is active.
-        YieldTypeError: ``[R, S]`` does not fit the coroutine's types.
-    """
-
-    def __class_getitem__(cls, item: Any) -> Any:
-        r, s = type_params(item, "LoadContext")
-        site = signature(r, s)
-
-        def load() -> Context[Any, Any]:
-            return _load(site)
-
-        return load
-
-    def __new__(cls) -> Any:
-        return _load(None)
-
-
-def _load(site: Signature | None) -> Context[Any, Any]:
-    ctx = _current()
-    if ctx is None:
-        raise _not_in_coroutine("LoadContext")
-    if site is not None and site is not ctx._sig:
-        site.rule_in(ctx._sig, _caller_site(3))
-    return ctx
-
-
-def Current() -> Coroutine[Any, Any] | None:
-    """The innermost active coroutine on this thread, or None outside any body.
-
-    >>> from coroutine import Current, New
-    >>> Current() is None
-    True
-    """
-    ctx = _current()
-    return None if ctx is None else ctx._coro()

@@ -1,22 +1,9 @@
-"""The coroutine object: creation, the driver's operations, and the lifecycle they follow.
+"""The coroutine object: creation, and the driver's operations.
 
-Lifecycle (the `status` a driver sees; "normal" is a running coroutine that is itself
-resuming another one):
-
-    operation   created          suspended             running / normal    done
-    ---------   -------          ---------             ----------------    ----
-    Next        start -> run     resume -> run         ResumeError         False, runs nothing
-    Send        value lost       pending for Next      pending for Next    ignored
-    Stop        mark             mark                  mark                nothing
-    throw       done, raise exc  raise at yield        ResumeError         raise exc
-    close       done             Stop + Next           ResumeError         nothing
-    collected   nothing          close, errors to      (cannot happen)     nothing
-                                 sys.unraisablehook
-
-"run" ends at the next yield (suspended), or at the body's end (done). A marked (stopped)
-coroutine resumes by raising `CoroutineExit` at its yield point, or, if it was never
-started, ends without running. Every driving operation first checks that it is called on
-the coroutine's own thread.
+Every operation that runs the body goes through the switch protocol of `_context` (`start`,
+`resume`); what an operation does in each state, and each refusal's words, come from the
+table in `_lifecycle`. Every driving operation refuses, before it changes anything, a
+coroutine of another thread or one that is running.
 """
 
 from __future__ import annotations
@@ -25,9 +12,11 @@ import atexit
 import contextlib
 import functools
 import gc
+import inspect
 import sys
 import threading
 import traceback
+import types
 from _thread import get_ident
 from collections.abc import Callable
 from contextvars import copy_context
@@ -36,24 +25,26 @@ from typing import Any, Generic, TypeVar
 from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
 
-from . import _durable, _worker
-from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context, type_params
-from ._errors import CoroutineExit, ResumeError, YieldTypeError, internal_error
+from . import _durable, _lifecycle
+from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context, resume, start
+from ._errors import CoroutineExit, ResumeError, YieldTypeError
 from ._signature import Signature, signature
 from ._typecheck import describe
+from ._yield import type_params
 
 __all__ = ["Coroutine", "New", "NewWithReturn", "bad_send"]
 
 R = TypeVar("R")
 S = TypeVar("S")
+T = TypeVar("T")
 
 
-class Coroutine(Generic[R, S]):
+class Coroutine(Generic[R, S, T]):
     """A body suspended at a `Yield`, driven by whoever holds this object.
 
     Made by ``New[R, S](fn)`` or ``NewWithReturn[R, S](fn)``. Drive it Go-style with
     `Next`/`Recv`/`Send`, or as a Python generator (iteration, `send`, `throw`, `close`,
-    ``with``), or with `Run`.
+    ``with``), or with `Run`. ``Coroutine[R, S]`` is ``Coroutine[R, S, None]``.
 
     >>> from coroutine import New, Yield
     >>> def doubler() -> None:
@@ -69,21 +60,29 @@ class Coroutine(Generic[R, S]):
     (False, True)
     """
 
-    __slots__ = ("__weakref__", "_ctx", "_fn", "_g", "_with_return")
+    __slots__ = ("__weakref__", "_body", "_ctx", "_fn", "_g", "_with_return")
 
     # Invariants:
     # _ctx is this coroutine's Context, for life.
     # _g is the worker greenlet running the body iff the body started and is not done, or
     #   it is done by yielding while stopped (then _g keeps that body suspended until this
     #   object is collected, as a generator that ignored GeneratorExit).
-    # _fn is the entry function (kept for repr and for durability).
+    # _fn is the entry function (for repr and durability); _body is what the worker runs:
+    #   _fn, or _fn wrapped by the durable recorder.
     _ctx: Context[R, S]
     _g: greenlet | None
     _fn: Callable[[], Any]
+    _body: Callable[[], Any]
     _with_return: bool
 
-    def __new__(cls, *_: object, **__: object) -> Coroutine[R, S]:
+    def __new__(cls, *_: object, **__: object) -> Coroutine[R, S, T]:
         raise TypeError("Coroutine objects are made with New[R, S](fn) or NewWithReturn[R, S](fn)")
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        # Coroutine[R, S] means Coroutine[R, S, None] (the default of T, PEP 696).
+        if isinstance(item, tuple) and len(item) == 2:
+            item = (*item, type(None))
+        return super().__class_getitem__(item)  # type: ignore[misc]
 
     # -- Go-style driving ------------------------------------------------------------
 
@@ -100,19 +99,9 @@ class Coroutine(Generic[R, S]):
                 then done.
         """
         ctx = self._ctx
-        if ctx._state is not SUSPENDED or ctx._stopping:
-            return self._next_not_suspended()
-        # -- _resume(ctx._sent, None), inlined: this is the hot path of Go-style driving --
-        ctx._driver = getcurrent()
-        ctx._state = RUNNING
-        try:
-            out = self._g.switch(ctx._sent)  # type: ignore[union-attr]
-        except greenlet_error:
-            raise self._refused() from None
-        if ctx._state is SUSPENDED:
-            ctx._recv = out
-            return True
-        return self._ended(out)
+        if ctx._state is SUSPENDED and not ctx._stopping:
+            return resume(self, ctx._sent, None, None)
+        return self._advance("Next", NOTHING)
 
     def Recv(self) -> R:
         """The value of the last yield; None before the first; kept after the end."""
@@ -133,7 +122,7 @@ class Coroutine(Generic[R, S]):
             raise bad_send(v, ctx._sig)
         ctx._sent = v
 
-    def Result(self) -> R | None:
+    def Result(self) -> T | None:
         """`NewWithReturn`'s return value once done; None before, and if stopped."""
         return self._ctx._result  # type: ignore[no-any-return]
 
@@ -167,34 +156,24 @@ class Coroutine(Generic[R, S]):
         if state is RUNNING and self._g is not getcurrent():
             return "normal"
         if state is CREATED and ctx._durable is not None:
-            return ctx._durable.status(state)  # type: ignore[no-any-return]
+            return ctx._durable.status(state)
         return state
 
     # -- Python protocols ------------------------------------------------------------
 
-    def __iter__(self) -> Coroutine[R, S]:
+    def __iter__(self) -> Coroutine[R, S, T]:
         return self
 
     def __next__(self) -> R:
         ctx = self._ctx
-        if ctx._state is not SUSPENDED or ctx._stopping:
-            if self._next_not_suspended():
+        if ctx._state is SUSPENDED and not ctx._stopping:
+            if resume(self, ctx._sent, None, None):
                 return ctx._recv  # type: ignore[no-any-return]
-            raise StopIteration(ctx._result)
-        # -- Next(), inlined: `for v in coro` is the most common way to drive a coroutine --
-        ctx._driver = getcurrent()
-        ctx._state = RUNNING
-        try:
-            out = self._g.switch(ctx._sent)  # type: ignore[union-attr]
-        except greenlet_error:
-            raise self._refused() from None
-        if ctx._state is SUSPENDED:
-            ctx._recv = out
-            return out  # type: ignore[no-any-return]
-        self._ended(out)
+        elif self._advance("next", NOTHING):
+            return ctx._recv  # type: ignore[no-any-return]
         raise StopIteration(ctx._result)
 
-    def send(self, value: S, /) -> R:
+    def send(self, value: S | None, /) -> R:
         """Generator protocol: ``Send(value); Next()``; the value yielded, or StopIteration.
 
         On a coroutine that has not started, `value` is lost (like a `Send` before the first
@@ -205,27 +184,16 @@ class Coroutine(Generic[R, S]):
             StopIteration: the body ended; its ``value`` is `Result()`.
         """
         ctx = self._ctx
-        if ctx._state is CREATED:
-            if value is not None:
-                self.Send(value)  # checked, then lost
+        if ctx._state is CREATED and value is None:
             return self.__next__()
         check = ctx._sig.check_s
         if check is not None and not check(value):
             raise bad_send(value, ctx._sig)
-        if ctx._state is not SUSPENDED or ctx._stopping:
-            ctx._sent = value
-            return self.__next__()
-        # -- Send(value) + Next(), inlined --
-        ctx._driver = getcurrent()
-        ctx._state = RUNNING
-        try:
-            out = self._g.switch(value)  # type: ignore[union-attr]
-        except greenlet_error:
-            raise self._refused() from None
-        if ctx._state is SUSPENDED:
-            ctx._recv = out
-            return out  # type: ignore[no-any-return]
-        self._ended(out)
+        if ctx._state is SUSPENDED and not ctx._stopping:
+            if resume(self, value, None, None):
+                return ctx._recv  # type: ignore[no-any-return]
+        elif self._advance("send", value):
+            return ctx._recv  # type: ignore[no-any-return]
         raise StopIteration(ctx._result)
 
     def throw(self, exc: BaseException | type[BaseException], /) -> R:
@@ -235,24 +203,22 @@ class Coroutine(Generic[R, S]):
         the body; on a finished one, raises `exc`.
 
         Raises:
+            TypeError: `exc` is neither an exception nor an exception class (nothing changes).
             StopIteration: the body caught `exc` and ended.
             BaseException: `exc`, or what the body raised instead.
         """
-        if isinstance(exc, type):
+        if isinstance(exc, type) and issubclass(exc, BaseException):
             exc = exc()
+        elif not isinstance(exc, BaseException):
+            raise TypeError(
+                f"throw() takes an exception or an exception class, got {exc!r}; "
+                "write coro.throw(ValueError('why'))"
+            )
         ctx = self._ctx
-        state = ctx._state
         try:
-            if state is SUSPENDED:
-                if self._resume(NOTHING, exc):
-                    return ctx._recv  # type: ignore[no-any-return]
-                raise StopIteration(ctx._result)
-            if state is CREATED:
-                self._check_thread("throw into")
-                self._end_unstarted()
-            elif state is RUNNING:
-                raise self._busy("throw into")
-            raise exc
+            if self._advance("throw", exc):
+                return ctx._recv  # type: ignore[no-any-return]
+            raise StopIteration(ctx._result)
         finally:
             del exc  # else exc -> its traceback -> this frame -> exc: a cycle holding self
 
@@ -263,16 +229,9 @@ class Coroutine(Generic[R, S]):
             ResumeError: the body yielded again while being stopped, or it is running.
             BaseException: what a ``finally`` block raised while unwinding.
         """
-        state = self._ctx._state
-        if state is DONE:
-            return
-        if state is RUNNING:
-            raise self._busy("close")
-        self._check_thread("close")  # before Stop, so that a refused close changes nothing
-        self.Stop()
-        self.Next()
+        self._advance("close", NOTHING)
 
-    def __enter__(self) -> Coroutine[R, S]:
+    def __enter__(self) -> Coroutine[R, S, T]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -288,133 +247,77 @@ class Coroutine(Generic[R, S]):
     def __del__(self) -> None:
         # Unwind an abandoned suspended body like a generator's; an exception raised while
         # unwinding escapes __del__, which Python reports through sys.unraisablehook.
-        if self._g is None:  # created or done: nothing to unwind (the common, fast case)
+        try:
+            g = self._g
+        except AttributeError:  # interrupted inside New, before the slots were set
+            return
+        if g is None:  # created or done: nothing to unwind (the common, fast case)
             return
         ctx = self._ctx
         if ctx._thread != get_ident():
-            return  # greenlet unwinds it when its own thread next switches (see README)
+            return  # greenlet unwinds it when its own thread next switches (see docs/decisions.md)
         try:
             if ctx._state is SUSPENDED:
                 self.close()
         except greenlet_error:
             pass  # greenlet itself is being finalized: nothing can run any more
         finally:
-            if ctx._state is DONE and self._g is not None:
+            g = self._g
+            if ctx._state is DONE and g is not None:
                 # The body yielded while stopping: unwind it now, not whenever its greenlet
                 # goes (a parked worker it once drove may hold that greenlet until reused).
-                g = self._g
                 self._g = None
                 g.parent = getcurrent()  # where what the dying body raises goes
                 g.throw()  # GreenletExit: the yield raises CoroutineExit, for good
 
-    # -- the driver's side of a switch -----------------------------------------------
+    # -- the lifecycle, off the hot path ---------------------------------------------
 
-    def _resume(self, value: Any, exc: BaseException | None) -> bool:
-        """Switch into the suspended body with `value` (or raising `exc`) until it yields
-        (True) or ends (False)."""
-        ctx = self._ctx
-        g = self._g
-        ctx._driver = getcurrent()
-        ctx._state = RUNNING
+    def _advance(self, op: str, value: Any) -> bool:
+        """`op` ("Next", "next", "send", "throw" or "close") in any state but a plain
+        suspended one: what `_lifecycle.TABLE` says, refusals first (D1)."""
         try:
-            if exc is None and not ctx._stopping:
-                out = g.switch(value)  # type: ignore[union-attr]
-            else:
-                out = g.throw(exc if exc is not None else CoroutineExit())  # type: ignore[union-attr]
-                exc = None  # _ended may raise it: through this frame, that would be a cycle
-        except greenlet_error:
-            raise self._refused() from None
-        if ctx._state is SUSPENDED:
-            ctx._recv = out
-            return True
-        return self._ended(out)
+            ctx = self._ctx
+            state = ctx._state
+            if state is DONE:
+                if op == "throw":
+                    raise value
+                return False
+            if state is RUNNING:
+                raise self._refusal(op)
+            if ctx._thread != get_ident():
+                raise self._refusal(op, wrong_thread=True)
+            if state is SUSPENDED:
+                if op == "throw":
+                    return resume(self, NOTHING, value, None)
+                if op == "close":
+                    ctx._stopping = True
+                if ctx._stopping:
+                    ctx._exit = CoroutineExit()
+                    return resume(self, NOTHING, ctx._exit, None)
+                return resume(self, value, None, None)
+            # created
+            if op in ("throw", "close"):
+                ctx._stopping = True
+            if ctx._stopping and (ctx._durable is None or not ctx._durable.replays_stop()):
+                ctx._vars = None
+                ctx._state = DONE
+                if op == "throw":
+                    raise value
+                return False
+            went = start(self, (ctx, self._body, self._with_return))
+            if op == "throw":  # a restored body was replayed to be unwound; then, as created
+                raise value
+            return went
+        finally:
+            del value  # an exception thrown may come back through this frame: no cycle
 
-    def _refused(self) -> BaseException:
-        """greenlet refused a switch in (before anything ran): restore and explain.
-
-        The thread is checked after the fact, so that the common path has no thread lookup.
-        """
-        ctx = self._ctx
-        ctx._state = SUSPENDED
-        if ctx._thread != get_ident():
-            return self._wrong_thread()
-        return internal_error("greenlet refused to resume the body of a suspended coroutine")
-
-    def _next_not_suspended(self) -> bool:
-        ctx = self._ctx
-        state = ctx._state
-        if state is SUSPENDED:  # and stopping
-            return self._resume(NOTHING, None)
-        if state is DONE:
-            return False
-        if state is RUNNING:
-            raise self._busy("resume")
-        self._check_thread("start")
-        if ctx._stopping and (ctx._durable is None or not ctx._durable.replays_stop()):
-            self._end_unstarted()
-            return False
-        if ctx._durable is not None:
-            ctx._durable.before_start(ctx)
-        g = _worker.acquire()
-        g.gr_context = ctx._vars
-        ctx._vars = None
-        ctx._gid = id(g)
-        ctx._driver = getcurrent()
-        self._g = g
-        ctx._state = RUNNING
-        out = g.switch((ctx, self._fn, self._with_return))
-        if ctx._state is SUSPENDED:
-            ctx._recv = out
-            return True
-        return self._ended(out)
-
-    def _ended(self, out: Any) -> bool:
-        """The body ended: recycle its worker and raise what it raised."""
-        ctx = self._ctx
-        if ctx._state is not DONE:
-            raise internal_error(
-                f"the body's greenlet switched to its driver without yielding (got {out!r}); "
-                "another greenlet library switched to this driver"
+    def _refusal(self, op: str, wrong_thread: bool = False) -> ResumeError:
+        """The ResumeError for `op` refused here: its words come from `_lifecycle`."""
+        if wrong_thread or self._ctx._thread != get_ident():
+            return _lifecycle.wrong_thread(
+                op, repr(self), threading.current_thread().name, _thread_name(self._ctx._thread)
             )
-        ctx._driver = None
-        if out is _worker.PARKED:
-            g = self._g
-            self._g = None
-            ctx._gid = 0
-            _worker.release(g)  # type: ignore[arg-type]
-        # else the body yielded while stopping: self._g keeps it suspended until collected.
-        exc = ctx._exc
-        if exc is not None:
-            ctx._exc = None
-            try:
-                raise exc
-            finally:
-                del exc
-        return False
-
-    def _end_unstarted(self) -> None:
-        ctx = self._ctx
-        ctx._state = DONE
-        ctx._vars = None
-
-    def _check_thread(self, op: str) -> None:
-        if self._ctx._thread != get_ident():
-            raise self._wrong_thread(op)
-
-    def _wrong_thread(self, op: str = "resume") -> ResumeError:
-        owner = _thread_name(self._ctx._thread)
-        here = threading.current_thread().name
-        return ResumeError(
-            f"cannot {op} {self!r} from thread {here!r}: it belongs to thread {owner!r}, "
-            "which created it; drive each coroutine from its own thread"
-        )
-
-    def _busy(self, op: str) -> ResumeError:
-        status = self.status
-        why = "it is running" if status == "running" else "it is resuming another coroutine"
-        return ResumeError(
-            f"cannot {op} {self!r}: {why}; a coroutine can only be resumed while suspended"
-        )
+        return _lifecycle.refusal(self.status, op, repr(self))
 
 
 @atexit.register
@@ -463,28 +366,55 @@ def _create(
     *,
     durable: bool | None = None,
     version: str | None = None,
-) -> Coroutine[Any, Any]:
-    if not callable(fn):
-        kind = "NewWithReturn" if with_return else "New"
-        raise TypeError(
-            f"{kind} takes the body as a function of no arguments, got {fn!r}; write "
-            f"{kind}[R, S](fn), or wrap arguments with functools.partial or a lambda"
-        )
-    coro: Coroutine[Any, Any] = object.__new__(Coroutine)
+) -> Coroutine[Any, Any, Any]:
+    _check_entry(fn, with_return)
+    coro: Coroutine[Any, Any, Any] = object.__new__(Coroutine)
     coro._g = None  # first: __del__ reads it
-    coro._fn = fn
+    coro._fn = coro._body = fn
     coro._with_return = with_return
-    coro._ctx = Context._make(sig, coro, copy_context())
-    if durable or (durable is None and _durable.DURABLE):
-        _durable.attach(coro, explicit=bool(durable), version=version)
+    ctx = coro._ctx = Context._make(sig, coro, copy_context())
+    if durable or (durable is None and (_durable.DURABLE or version is not None)):
+        ctx._durable, coro._body = _durable.attach(
+            fn, sig, explicit=bool(durable) or version is not None, version=version
+        )
     return coro
 
 
+def _check_entry(fn: Callable[[], Any], with_return: bool) -> None:
+    """Refuse, at creation, a body that is not a function of no arguments.
+
+    Only plain functions and partials of them are looked into (a code object's counts, so
+    it costs next to nothing); other callables are trusted.
+    """
+    kind = "NewWithReturn" if with_return else "New"
+    if type(fn) is types.FunctionType:
+        code = fn.__code__
+        needs = code.co_argcount - len(fn.__defaults__ or ())
+        needs += code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
+        if needs <= 0:
+            return
+    elif type(fn) is functools.partial:
+        try:
+            inspect.signature(fn).bind()
+            return
+        except TypeError:  # it needs arguments
+            pass
+        except ValueError:  # no signature to read (a builtin): trust it
+            return
+    elif callable(fn):
+        return
+    what = "not callable" if not callable(fn) else "a function that needs arguments"
+    raise TypeError(
+        f"{kind} takes the body as a function of no arguments, got {fn!r} ({what}); write "
+        f"{kind}[R, S](fn), or wrap arguments with functools.partial or a lambda"
+    )
+
+
 _ANY = signature(Any, Any)
-_factories: dict[tuple[object, bool], Callable[..., Coroutine[Any, Any]]] = {}
+_factories: dict[tuple[object, bool], Callable[..., Coroutine[Any, Any, Any]]] = {}
 
 
-def _factory(item: Any, with_return: bool, name: str) -> Callable[..., Coroutine[Any, Any]]:
+def _factory(item: Any, with_return: bool, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     try:
         return _factories[item, with_return]
     except (KeyError, TypeError):
@@ -495,7 +425,7 @@ def _factory(item: Any, with_return: bool, name: str) -> Callable[..., Coroutine
     return made
 
 
-class New(Coroutine[R, S]):
+class New(Coroutine[R, S, None]):
     """``New[R, S](fn)``: a coroutine that will run `fn()` as its body; nothing runs yet.
 
     `fn` may call ``Yield[R, S](v)`` anywhere down its call stack. Its return value is
@@ -503,14 +433,12 @@ class New(Coroutine[R, S]):
 
     Args:
         fn: the body, a function of no arguments.
-        durable: record the coroutine so it can be marshalled (see docs/durable.md);
-            None means the `coroutine.Durable` default.
-        version: the program's version, for a durable coroutine: its states then resume
-            under the same version whatever the code has become (guard changes with
-            `coroutine.Patched`); without it, only under the same code.
+        durable: record the coroutine so it can be marshalled (see docs/durable.md); None
+            means the `coroutine.Durable` default.
+        version: the durable program version the state records (implies durable).
 
     Raises:
-        TypeError: `fn` is not callable.
+        TypeError: `fn` is not a function of no arguments.
         NotDurableError: ``durable=True`` and `fn` cannot be recorded.
     """
 
@@ -520,16 +448,21 @@ class New(Coroutine[R, S]):
         return _factory(item, False, "New")
 
     def __new__(
-        cls, fn: Callable[[], object], /, *, durable: bool | None = None, version: str | None = None
+        cls,
+        fn: Callable[[], object],
+        /,
+        *,
+        durable: bool | None = None,
+        version: str | None = None,
     ) -> Any:
         return _create(_ANY, False, fn, durable=durable, version=version)
 
 
-class NewWithReturn(Coroutine[R, S]):
+class NewWithReturn(Coroutine[R, S, T]):
     """``NewWithReturn[R, S](fn)``: like `New`, and `Result()` is `fn`'s return value.
 
     Raises:
-        TypeError: `fn` is not callable.
+        TypeError: `fn` is not a function of no arguments.
         NotDurableError: ``durable=True`` and `fn` cannot be recorded.
     """
 
@@ -539,6 +472,11 @@ class NewWithReturn(Coroutine[R, S]):
         return _factory(item, True, "NewWithReturn")
 
     def __new__(
-        cls, fn: Callable[[], R], /, *, durable: bool | None = None, version: str | None = None
+        cls,
+        fn: Callable[[], T],
+        /,
+        *,
+        durable: bool | None = None,
+        version: str | None = None,
     ) -> Any:
         return _create(_ANY, True, fn, durable=durable, version=version)

@@ -17,7 +17,8 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from . import _codec
-from ._context import Context
+from ._context import Context, Durability
+from ._durable_core import switch_out
 from ._entry import Refusal, entry
 from ._errors import InvalidStateError, NotDurableError
 from ._log import E, P, X
@@ -51,6 +52,8 @@ def wrap(fn: Callable[[], Any], rec: Recorder) -> Callable[[], Any]:
             phase = rec.phase
             if phase is DIVERGED and isinstance(exc, InvalidStateError):
                 raise
+            if isinstance(exc, (MemoryError, RecursionError)):
+                raise  # a fault of this process, not a divergence of the body
             if phase is REPLAYING or phase is DIVERGED:
                 raise InvalidStateError(
                     f"replay diverged: the body raised {_codec._short(exc)} after {rec.nyield} "
@@ -75,8 +78,12 @@ def wrap(fn: Callable[[], Any], rec: Recorder) -> Callable[[], Any]:
 # -- attaching: the core's entry point --------------------------------------------------------
 
 
-def attach(coro: Any, explicit: bool, version: str | None = None) -> None:
-    """Make `coro` durable; refuse (explicit) or leave it volatile (default) otherwise.
+def attach(
+    fn: Callable[[], Any], sig: Any, *, explicit: bool, version: str | None = None
+) -> tuple[Durability, Callable[[], Any]]:
+    """The durability hooks of a coroutine with entry `fn` and signature `sig`, and the body
+    it runs: `fn` wrapped by the recorder; or, for an entry that cannot be recorded when
+    durability is only the default, hooks that say why, and `fn` itself.
 
     Raises:
         NotDurableError: `explicit` and the entry cannot be recorded.
@@ -84,8 +91,6 @@ def attach(coro: Any, explicit: bool, version: str | None = None) -> None:
     """
     if version is not None and not isinstance(version, str):
         raise TypeError(f"version= takes a str naming the program's version, got {version!r}")
-    ctx: Context[Any, Any] = coro._ctx
-    fn = coro._fn
     try:
         found = entry(fn)
     except Refusal as why:
@@ -95,11 +100,9 @@ def attach(coro: Any, explicit: bool, version: str | None = None) -> None:
         )
         if explicit:
             raise NotDurableError(f"New(..., durable=True): {reason}") from None
-        ctx._durable = _Refused(reason)
-        return
-    rec = Recorder(repr(ctx._sig), found, version)
-    ctx._durable = rec
-    coro._fn = wrap(fn, rec)
+        return _Refused(reason), fn
+    rec = Recorder(repr(sig), found, version)
+    return rec, wrap(fn, rec)
 
 
 class _Refused:
@@ -125,14 +128,11 @@ class _Refused:
     def unmarshal(self, ctx: Context[Any, Any], b: bytes) -> None:
         raise self._refuse("Unmarshal")
 
-    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
-        return switch(ctx, value, rule)
+    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
+        return switch_out(ctx, value, rule)
 
     def status(self, state: str) -> str:
         return state
-
-    def before_start(self, ctx: Context[Any, Any]) -> None:
-        pass
 
     def replays_stop(self) -> bool:
         return False

@@ -1,62 +1,25 @@
-"""The durable layer's side of the core's interface: the only code of `_entry`, `_replay`,
-`_state`, `_log` and `_durable` that reads or writes a `Context`'s private fields, or
-switches greenlets.
+"""The durable layer's side of the core's interface (issue 10's switch protocol).
 
-When the core's switch protocol lands (issue 10), these become calls of
-``_context.switch_out``, ``end_from_body``, ``restore`` and ``user_site``.
+The only code of `_entry`, `_replay`, `_state`, `_log` and `_durable` that changes a
+`Context` or switches greenlets goes through these: the core's primitives `switch_out` (a
+live yield), `end_from_body` (a replay that diverged), `restore` (`Unmarshal`) and
+`user_site` (where a replayed yield's error points). The layer reads, and never writes,
+``ctx._state``, ``ctx._stopping``, ``ctx._sent``, ``ctx._result``, ``ctx._sig`` and
+``ctx._coro``.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import Any, NoReturn
+from typing import Any
 
-from greenlet import GreenletExit
+from ._context import NOTHING, Context, end_from_body, restore, switch_out, user_site
 
-from ._context import DONE, NOTHING, Context
-from ._errors import CoroutineExit
-
-__all__ = ["end_from_body", "restore", "take_sent", "user_site"]
+__all__ = ["NOTHING", "end_from_body", "pending_send", "restore", "switch_out", "user_site"]
 
 
-def take_sent(ctx: Context[Any, Any]) -> Any:
-    """The Send pending for the yield the replay resumes at, cleared as a yield clears it."""
-    sent = ctx._sent
-    ctx._sent = NOTHING
-    return sent
+def pending_send(ctx: Context[Any, Any]) -> Any:
+    """The Send pending for the yield a replay resumes at (the boundary), or NOTHING.
 
-
-def end_from_body(ctx: Context[Any, Any], err: BaseException) -> NoReturn:
-    """End the running body: its driver's operation raises `err`; the body never resumes."""
-    if ctx._driver is None or ctx._state is DONE:
-        raise err
-    ctx._state = DONE
-    ctx._exc = err
-    try:
-        ctx._driver.switch(None)
-    except GreenletExit:  # the abandoned body is collected: unwind it as a stop
-        raise CoroutineExit from None
-    raise err
-
-
-def restore(ctx: Context[Any, Any], *, done: bool, sent: Any = NOTHING, result: Any = None) -> None:
-    """Load a restored position into a created coroutine."""
-    ctx._recv = None
-    ctx._sent = sent
-    if done:
-        coro = ctx._coro()
-        ctx._result = result if coro is not None and coro._with_return else None
-        ctx._state = DONE
-        ctx._vars = None
-
-
-_PACKAGE = os.path.dirname(__file__) + os.sep
-
-
-def user_site() -> str | None:
-    """``file:line`` of the innermost frame outside this package."""
-    frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    Not cleared here: the body's next live yield clears it, as every yield does.
+    """
+    return ctx._sent

@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from . import _codec, _log, _state
-from ._context import CREATED, DONE, NOTHING, SUSPENDED, Context
-from ._durable_core import end_from_body, restore, take_sent, user_site
+from ._context import CREATED, DONE, SUSPENDED, Context
+from ._durable_core import NOTHING, end_from_body, pending_send, restore, switch_out, user_site
 from ._entry import Entry
 from ._errors import (
     CoroutineExit,
@@ -104,9 +104,6 @@ class Recorder:
     def status(self, state: str) -> str:
         return SUSPENDED if self.phase is RESTORED else state
 
-    def before_start(self, ctx: Context[Any, Any]) -> None:
-        pass  # the wrapped body starts the replay (`start`), in the body's own context
-
     def replays_stop(self) -> bool:
         """Whether a `Stop` before the first `Next` must still replay the body, to unwind it
         from the restored yield."""
@@ -120,7 +117,7 @@ class Recorder:
             if self.peek() is None and self.pending is None:
                 self._end_replay()
 
-    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule, switch: Any) -> Any:
+    def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
         phase = self.phase
         if phase is REPLAYING:
             return self._replay_yield(ctx, value, rule)
@@ -133,17 +130,17 @@ class Recorder:
         if phase is DIVERGED:  # the body caught the divergence raised by SideEffect or Patched
             self._diverge(ctx, "the body went on after it")
         if phase is not LIVE or ctx._stopping:
-            return switch(ctx, value, rule)  # nothing to record (or switch refuses)
+            return switch_out(ctx, value, rule)  # nothing to record (or it refuses)
         try:
             d, raw = _codec.digest_and_canonical(value)
         except _codec.EncodeError as exc:
             self._break(f"yield {self.nyield} yielded a value that {exc}")
-            return switch(ctx, value, rule)
+            return switch_out(ctx, value, rule)
         self.nyield += 1
         self.pending = d
         self.pending_raw = raw
         try:
-            sent = switch(ctx, value, rule)
+            sent = switch_out(ctx, value, rule)
         except YieldTypeError:  # resumed with nothing sent, and S does not admit None
             self._append(b"N" + d, 1)
             raise
@@ -203,7 +200,7 @@ class Recorder:
         self._end_replay()
         if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
             raise CoroutineExit
-        sent = take_sent(ctx)
+        sent = pending_send(ctx)
         if sent is NOTHING:
             if not rule.none_ok:
                 self._append(b"N" + d, 1)

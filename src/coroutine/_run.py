@@ -7,33 +7,42 @@ from typing import TypeVar
 
 from greenlet import getcurrent
 
-from ._context import RUNNING, SUSPENDED
+from ._context import NOTHING, SUSPENDED, resume
 from ._coroutine import Coroutine, bad_send
 
 __all__ = ["Run"]
 
 R = TypeVar("R")
 S = TypeVar("S")
+T = TypeVar("T")
 
 
-def Run(coro: Coroutine[R, S], fn: Callable[[R], S]) -> R | None:
+def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
     """Drive `coro` to its end, sending back `fn(v)` for each value `v` it yields.
 
     Starts from the coroutine's current position: a value received before `Run` is not
     passed to `fn`, and a pending `Send` is delivered. Returns `coro.Result()`. `fn` may call
     ``coro.Stop()``; the body is then unwound and `Run` returns.
 
+    If `fn` raises an `Exception`, it is raised in the body at its `Yield` (as `throw`
+    does), so the code that asked can handle it:
+
     >>> from coroutine import NewWithReturn, Run, Yield
     >>> def ask() -> int:
-    ...     return Yield[str, int]("a") + Yield[str, int]("b")
+    ...     try:
+    ...         return Yield[str, int]("a") + Yield[str, int]("b")
+    ...     except KeyError:
+    ...         return -1
     >>> Run(NewWithReturn[str, int](ask), lambda name: {"a": 1, "b": 2}[name])
     3
+    >>> Run(NewWithReturn[str, int](ask), lambda name: {"a": 1}[name])
+    -1
 
     Raises:
-        YieldTypeError: `fn` returned a value that is not an `S`.
-        BaseException: what `fn` raised, after the coroutine was stopped and unwound (an error
-            raised while unwinding wins, with `fn`'s exception as its ``__context__``); or
-            what the body raised.
+        YieldTypeError: `fn` returned a value that is not an `S` (raised at the yield too).
+        BaseException: what the body raised (an exception from `fn` it did not handle
+            included); or, for a `BaseException` from `fn` that is not an `Exception`
+            (KeyboardInterrupt, SystemExit), that exception once the body is unwound.
         ResumeError: see `Coroutine.Next`.
     """
     ctx = coro._ctx
@@ -41,27 +50,22 @@ def Run(coro: Coroutine[R, S], fn: Callable[[R], S]) -> R | None:
         return ctx._result  # type: ignore[no-any-return]
     check = ctx._sig.check_s
     driver = getcurrent()
-    worker = coro._g
     while True:
         try:
             sent = fn(ctx._recv)
             if check is not None and not check(sent):
                 raise bad_send(sent, ctx._sig)
+        except Exception as exc:
+            if ctx._state is not SUSPENDED:  # fn drove the coroutine itself
+                raise
+            going = resume(coro, NOTHING, exc, None)
         except BaseException:
             coro.close()
             raise
-        if ctx._state is not SUSPENDED or ctx._stopping:
-            # fn stopped the coroutine, or drove it itself (maybe to its end, or closed it):
-            # take the general path.
-            if ctx._state is not SUSPENDED or not coro._resume(sent, None):
-                return ctx._result  # type: ignore[no-any-return]
-            continue
-        # -- Coroutine._resume(sent, None), inlined: the hot path of Run --
-        ctx._driver = driver
-        ctx._state = RUNNING
-        out = worker.switch(sent)  # type: ignore[union-attr]
-        if ctx._state is SUSPENDED:
-            ctx._recv = out
         else:
-            coro._ended(out)
+            if ctx._state is SUSPENDED and not ctx._stopping:
+                going = resume(coro, sent, None, driver)
+            else:  # fn stopped the coroutine, or drove it (maybe to its end) itself
+                going = ctx._state is SUSPENDED and coro._advance("Next", sent)
+        if not going:
             return ctx._result  # type: ignore[no-any-return]

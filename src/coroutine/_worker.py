@@ -21,17 +21,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import getcurrent, greenlet
+from greenlet import GreenletExit, getcurrent, greenlet
 
-from ._context import CURRENT, DONE, Context
-from ._errors import CoroutineExit
+from . import _context
 
-__all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "release"]
+__all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "is_parked", "release"]
 
 POOL_CAP = 64
 """Idle workers kept per thread: enough for schedulers that finish coroutines in bursts."""
 
-Task = tuple[Context[Any, Any], Callable[[], Any], bool]
+Task = tuple["_context.Context[Any, Any]", Callable[[], Any], bool]
 
 
 class _Parked:
@@ -47,10 +46,12 @@ _local = threading.local()
 
 
 class _Worker(greenlet):
-    """A worker greenlet. `poolable` is False for one first started inside a body."""
+    """A worker greenlet. `poolable` is False for one first started inside a body; `parked`
+    is True while it waits for its next body."""
 
-    __slots__ = ("poolable",)
+    __slots__ = ("parked", "poolable")
     poolable: bool
+    parked: bool
 
 
 def acquire() -> greenlet:
@@ -58,21 +59,15 @@ def acquire() -> greenlet:
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool:
         return pool.pop()
-    # A worker's parent is where control lands when it dies. The default, the greenlet that
-    # made it, may be another worker that is by then parked or reused: use the thread's root.
-    worker = _Worker(_worker_main, parent=_root())
-    worker.poolable = CURRENT.get() is None
+    worker = _Worker(_worker_main)
+    worker.poolable = _context.CURRENT.get() is None
+    worker.parked = False
     return worker
 
 
-def _root() -> greenlet:
-    root: greenlet | None = getattr(_local, "root", None)
-    if root is None:
-        root = getcurrent()
-        while root.parent is not None:
-            root = root.parent
-        _local.root = root
-    return root
+def is_parked(worker: greenlet) -> bool:
+    """Whether `worker` waits for a body (rather than holding an abandoned one)."""
+    return getattr(worker, "parked", False)
 
 
 def release(worker: greenlet) -> None:
@@ -89,36 +84,26 @@ def release(worker: greenlet) -> None:
 
 
 def _worker_main(task: Task) -> None:
+    """A worker's life: run bodies until abandoned or dropped.
+
+    Whatever escapes this function goes to the worker's parent, which the switch protocol
+    keeps equal to the driver that switched in (`_context`, rule D2): so an exception raised
+    at any instruction here, the first included, lands in that driver's switch call.
+    """
     while True:
-        driver = _run(*task)
+        driver = _context.run_body(*task)
         del task  # a parked worker must not keep the finished body's entry or state alive
         if driver is None:
             return  # abandoned: this worker dies
         # While parked, this frame still references `driver` (the switch call is under way).
         # That only delays the collection of a driver that is itself a worker abandoned by
         # its coroutine, until this worker is reused or dropped from the pool.
-        task = driver.switch(PARKED)
+        # (Not kept in a local: a suspended greenlet referenced from its own frame would
+        # form a cycle, and greenlet cannot collect those.)
+        getcurrent().parked = True  # type: ignore[attr-defined]
+        try:
+            task = driver.switch(PARKED)
+        except GreenletExit:
+            return  # dropped from the pool, or by an interrupted hand-off: die quietly
+        getcurrent().parked = False  # type: ignore[attr-defined]
         del driver
-
-
-def _run(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> greenlet | None:
-    """Run one body to its end; the driver to park with, or None if abandoned."""
-    CURRENT.set(ctx)
-    try:
-        result = fn()
-    except BaseException as exc:  # the body's exception belongs to its driver
-        if ctx._state is DONE:  # abandoned: stopped and yielded, or collected
-            if isinstance(exc, CoroutineExit):
-                return None
-            raise  # out of a greenlet being collected: greenlet reports it as unraisable
-        ctx._state = DONE
-        if not isinstance(exc, CoroutineExit):  # a stop that unwound the body is a quiet end
-            # Drop this frame (the worker's) so the traceback starts in the body.
-            ctx._exc = exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None)
-        return ctx._driver  # type: ignore[no-any-return]
-    if ctx._state is DONE:
-        return None
-    ctx._state = DONE
-    if with_return and not ctx._stopping:
-        ctx._result = result
-    return ctx._driver  # type: ignore[no-any-return]

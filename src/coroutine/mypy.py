@@ -33,7 +33,7 @@ from ._plugin.store import Store
 
 __all__ = ["YIELD_MISMATCH", "CoroutinePlugin", "plugin"]
 
-__version__ = 1
+__version__ = 2
 """Bumped on every change of behaviour or of the stored format: it invalidates caches."""
 
 # mypy 1.x writes the cache after freeing bodies: summarise while checking instead.

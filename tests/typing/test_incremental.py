@@ -192,8 +192,10 @@ def test_the_plugin_types_calls_on_mypy_before_2_2(tmp_path: Path) -> None:
         'main.py:4: note: Revealed type is "coroutine.Context[builtins.int, builtins.str]"' in out
     )
     assert (
-        'main.py:6: note: Revealed type is "coroutine.Coroutine[builtins.int, builtins.str]"' in out
+        'main.py:6: note: Revealed type is "coroutine.Coroutine[builtins.int, builtins.str, None]"'
+        in out
     )
-    assert (
-        'main.py:7: note: Revealed type is "coroutine.Coroutine[builtins.int, builtins.str]"' in out
+    assert (  # T read from the body
+        "main.py:7: note: Revealed type is "
+        '"coroutine.Coroutine[builtins.int, builtins.str, builtins.int]"' in out
     )

@@ -31,7 +31,7 @@ def body() -> int:
     return len(got)
 
 c = NewWithReturn[int, str](body)
-reveal_type(c)  # reveal: Coroutine[int, str]
+reveal_type(c)  # reveal: Coroutine[int, str, int]
 reveal_type(c.Recv())  # reveal: int
 reveal_type(Run(c, lambda v: str(v)))  # reveal: int | None
 Run(c, lambda v: v)  # error
@@ -105,7 +105,7 @@ def test_checkers_read_the_stubs_of_the_installed_wheel(tmp_path: Path) -> None:
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
         check=True,
     )
-    (wheel,) = dist.glob("coroutine-*.whl")
+    (wheel,) = dist.glob("stackful_coroutines-*.whl")
     python = _venv(tmp_path / "venv")
     _pip(python, str(wheel))
     site = subprocess.run(

@@ -12,7 +12,7 @@ from mypy.messages import format_type_bare
 from mypy.nodes import Decorator, FuncDef, LambdaExpr, MypyFile, RefExpr, TypeInfo, Var
 from mypy.plugin import FunctionContext
 from mypy.subtypes import is_subtype
-from mypy.types import CallableType, Instance, Type, get_proper_type
+from mypy.types import AnyType, CallableType, Instance, NoneType, Type, TypeOfAny, get_proper_type
 
 from .store import Reached, Store
 from .walk import Facts, assigned_classes, function_facts
@@ -25,9 +25,9 @@ YIELD_MISMATCH = ErrorCode(
 
 
 def pair_of(t: Type) -> tuple[Type, Type] | None:
-    """``[R, S]`` of a ``Coroutine``, ``New``, ``Yield``... instance type."""
+    """``[R, S]`` of a ``Coroutine[R, S, T]``, ``New``, ``Yield``... instance type."""
     p = get_proper_type(t)
-    if isinstance(p, Instance) and len(p.args) == 2:
+    if isinstance(p, Instance) and len(p.args) in (2, 3):
         return p.args[0], p.args[1]
     return None
 
@@ -42,13 +42,19 @@ def yield_result(ctx: FunctionContext) -> Type:
 
 
 def as_generic(ctx: FunctionContext, suffix: str) -> Type:
-    """Make ``New[R, S](fn)`` a ``Coroutine[R, S]`` and ``LoadContext[R, S]()`` a
+    """Make ``New[R, S](fn)`` a ``Coroutine[R, S, None]``, ``NewWithReturn[R, S](fn)`` a
+    ``Coroutine[R, S, T]`` with ``T`` the return type of `fn`, and ``LoadContext[R, S]()`` a
     ``Context[R, S]`` on mypy versions that ignore ``__new__``'s return type."""
     p = get_proper_type(ctx.default_return_type)
     if not isinstance(p, Instance) or not p.type.fullname.endswith(suffix):
         return ctx.default_return_type
-    target = "coroutine.Context" if suffix == "LoadContext" else "coroutine.Coroutine"
-    return ctx.api.named_generic_type(target, list(p.args))
+    if suffix == "LoadContext":
+        return ctx.api.named_generic_type("coroutine.Context", list(p.args))
+    returned: Type = NoneType()
+    if suffix == "NewWithReturn":
+        fn = get_proper_type(ctx.arg_types[0][0]) if ctx.arg_types and ctx.arg_types[0] else None
+        returned = fn.ret_type if isinstance(fn, CallableType) else AnyType(TypeOfAny.special_form)
+    return ctx.api.named_generic_type("coroutine.Coroutine", [*p.args[:2], returned])
 
 
 def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None, name: str) -> None:

@@ -1,0 +1,232 @@
+"""`Yield`, `LoadContext` and `Current`: how code in a body finds its coroutine and yields.
+
+`Yield[R2, S2]` is a dict lookup that returns a function specialised to that site signature;
+the function applies the type rule and switches out through `_context.switch_out`, whose
+common case (a volatile coroutine that is not stopping) it inlines: this is the library's
+hot path. `tests/test_switch_protocol.py` compares the inlined statements with
+`switch_out`'s, so the copy cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from greenlet import GreenletExit, getcurrent
+
+from ._context import (
+    CURRENT,
+    NOTHING,
+    RUNNING,
+    SUSPENDED,
+    Context,
+    _Signal,
+    foreign_yield,
+    killed,
+    signalled,
+    switch_out,
+    user_site,
+)
+from ._errors import NotInCoroutineError, ResumeError, YieldTypeError
+from ._signature import Rule, Signature, signature
+from ._typecheck import describe, is_any_form
+
+if TYPE_CHECKING:
+    from ._coroutine import Coroutine
+
+__all__ = ["Current", "LoadContext", "Yield", "type_params", "yield_in"]
+
+R = TypeVar("R")
+S = TypeVar("S")
+
+_current = CURRENT.get
+
+
+def yield_in(ctx: Context[Any, Any], value: object) -> Any:
+    """`Context.Yield`: yield `value` from `ctx`'s coroutine with its own types."""
+    if _current() is not ctx:
+        raise NotInCoroutineError(
+            f"Context.Yield called outside its own coroutine ({ctx!r}): a context can "
+            "only yield from inside the body it belongs to, on that body's thread"
+        )
+    rule = ctx._sig.self_rule
+    if rule.check is not None and not rule.check(value):
+        raise _bad_value(value, ctx._sig, ctx._sig)
+    return _yield_slow(ctx, value, rule)
+
+
+def _yield_slow(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
+    """A yield that the inlined copy does not handle: durable, or stopping."""
+    if ctx._durable is not None:
+        return ctx._durable.on_yield(ctx, value, rule)
+    return switch_out(ctx, value, rule)
+
+
+def _bad_value(value: object, site: Signature, coro: Signature) -> YieldTypeError:
+    expected = coro.r if is_any_form(site.r) else site.r
+    where = user_site()
+    loc = f" at {where}" if where else ""
+    return YieldTypeError(
+        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which does not "
+        f"match {describe(expected)} (the coroutine is {coro}); yield a value of type "
+        f"{describe(expected)}, or widen the declared types",
+        expected=expected,
+        got=value,
+        site=where,
+    )
+
+
+def _not_in_coroutine(what: str) -> NotInCoroutineError:
+    return NotInCoroutineError(
+        f"{what} called with no active coroutine: call it from code running inside a body "
+        "started with New[R, S](fn) (threads started inside a body do not count)"
+    )
+
+
+def _make_yield(site: Signature) -> Callable[[Any], Any]:
+    """The function `Yield[R2, S2]` stands for, specialised to one site signature."""
+    self_rule = site.self_rule
+    self_check = self_rule.check
+    rules = site.rules
+    _getcurrent = getcurrent
+
+    def yield_(value: Any, /) -> Any:
+        ctx = _current()
+        if ctx is None:
+            raise _not_in_coroutine("Yield")
+        sig = ctx._sig
+        if sig is site:
+            rule = self_rule
+            check = self_check
+        else:
+            rule = rules.get(sig) or site.rule_in(sig, user_site())
+            check = rule.check
+        if check is not None and not check(value):
+            raise _bad_value(value, site, sig)
+        if ctx._stopping or ctx._durable is not None:
+            return _yield_slow(ctx, value, rule)
+        # -- switch_out(ctx, value, rule), inlined (checked against it by a test) --
+        if id(_getcurrent()) != ctx._gid:
+            raise foreign_yield()
+        if ctx._state is not RUNNING:
+            raise ResumeError("cannot yield from a coroutine that has been stopped")
+        recv = ctx._recv
+        try:
+            ctx._recv = value
+            ctx._sent = NOTHING
+            ctx._state = SUSPENDED
+            sent = ctx._driver.switch(value)  # type: ignore[union-attr]
+        except BaseException as exc:
+            if isinstance(exc, GreenletExit):
+                raise killed(ctx) from None
+            if ctx._state is SUSPENDED:
+                ctx._state = RUNNING
+                ctx._recv = recv
+            raise
+        if type(sent) is _Signal:
+            return signalled(ctx, sent, rule)
+        return sent
+
+    yield_.__qualname__ = yield_.__name__ = f"Yield{site}"
+    return yield_
+
+
+def type_params(item: object, name: str) -> tuple[Any, Any]:
+    """The `(R, S)` of a subscription `name[R, S]`; TypeError saying how to write it."""
+    if not isinstance(item, tuple) or len(item) != 2:
+        raise TypeError(
+            f"{name} takes two type arguments, the yielded and the sent type: "
+            f"{name}[R, S] (got {name}[{describe(item)}]); write {name}[int, Any] for example"
+        )
+    return item[0], item[1]
+
+
+class _YieldTable(dict[Any, Callable[[Any], Any]]):
+    """``Yield[R, S](value)``: suspend the innermost active coroutine, handing it `value`.
+
+    Returns what the driver sends back (an `S`). The active coroutine is found through a
+    context variable, so any function down the body's call stack may yield, through C code
+    such as ``sorted(key=...)`` included.
+
+    >>> from coroutine import New, Yield
+    >>> def body() -> None:
+    ...     for i in range(3):
+    ...         Yield[int, None](i)
+    >>> list(New[int, None](body))
+    [0, 1, 2]
+
+    Raises:
+        NotInCoroutineError: no coroutine is active on this thread and greenlet.
+        YieldTypeError: ``[R, S]`` does not fit the coroutine's types (R must be a subtype of
+            the coroutine's R, and its S of ours), `value` is not an `R`, or the coroutine was
+            resumed with nothing sent and `S` does not admit None.
+        CoroutineExit: the driver stopped the coroutine while it was suspended here.
+
+    Type arguments must be hashable (they are, but for ``Annotated`` with unhashable
+    metadata); the lookup is a plain dict subscription, the cheapest Python offers.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, item: Any) -> Callable[[Any], Any]:
+        r, s = type_params(item, "Yield")
+        fn = self[item] = _make_yield(signature(r, s))
+        return fn
+
+    def __call__(self, value: Any, /) -> Any:
+        return _yield_any(value)
+
+    def __repr__(self) -> str:
+        return "coroutine.Yield"
+
+
+# Yield is a dict from type pairs to specialised yield functions, not a class: `Yield[R, S]`
+# runs on every yield, and a dict subscription costs half a `__class_getitem__` call.
+# Type checkers read it as the generic class declared in stubs/.
+Yield = _YieldTable()
+
+_yield_any = _make_yield(signature(Any, Any))
+
+
+class LoadContext(Generic[R, S]):
+    """``LoadContext[R, S]()``: the `Context` of the innermost active coroutine.
+
+    It is the same object as that coroutine's ``Context()``. The pair ``[R, S]`` must fit
+    the coroutine's types by the same rule as `Yield`.
+
+    Raises:
+        NotInCoroutineError: no coroutine is active.
+        YieldTypeError: ``[R, S]`` does not fit the coroutine's types.
+    """
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        r, s = type_params(item, "LoadContext")
+        site = signature(r, s)
+
+        def load() -> Context[Any, Any]:
+            return _load(site)
+
+        return load
+
+    def __new__(cls) -> Any:
+        return _load(None)
+
+
+def _load(site: Signature | None) -> Context[Any, Any]:
+    ctx = _current()
+    if ctx is None:
+        raise _not_in_coroutine("LoadContext")
+    if site is not None and site is not ctx._sig:
+        site.rule_in(ctx._sig, user_site())
+    return ctx
+
+
+def Current() -> Coroutine[Any, Any, Any] | None:
+    """The innermost active coroutine on this thread, or None outside any body.
+
+    >>> from coroutine import Current, New
+    >>> Current() is None
+    True
+    """
+    ctx = _current()
+    return None if ctx is None else ctx._coro()
