@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 # Coroutines running workflow bodies. Weak: a workflow dropped from a worker's cache is
 # collected (and unwound) like any coroutine.
-_WORKFLOWS: weakref.WeakSet[Coroutine[Any, Any]] = weakref.WeakSet()
+_WORKFLOWS: weakref.WeakSet[Coroutine[Any, Any, Any]] = weakref.WeakSet()
 
 # Every decorated activity by name ("module:QualName"); the engine runs only these.
 _REGISTRY: dict[str, Activity[..., Any]] = {}
