@@ -98,7 +98,7 @@ def _supervise(args: argparse.Namespace) -> int:
 
 
 def _celery_worker(args: argparse.Namespace) -> int:
-    from ._celery import celery_app
+    from ._celery import celery_app, configure_worker
 
     app = celery_app(args.broker_url, queue=args.queue, lease=args.lease)
     argv = [
@@ -111,8 +111,6 @@ def _celery_worker(args: argparse.Namespace) -> int:
         "--without-heartbeat",
     ]
     argv += [f"--pool={args.pool}", f"--concurrency={args.concurrency}"]
-    from ._celery import configure_worker
-
     configure_worker(cache_size=args.cache, sticky=not args.no_sticky)
     app.worker_main(argv)
     return 0
