@@ -129,6 +129,10 @@ def _drop_queues(broker: str, queue: str) -> None:
         r = redis.Redis.from_url(broker)
         for key in r.scan_iter(match=f"*{queue}*"):
             r.delete(key)
+        for tag, message in r.hscan_iter("unacked"):  # else a later worker restores them
+            if queue.encode() in message:
+                r.hdel("unacked", tag)
+                r.zrem("unacked_index", tag)
         r.close()
 
 
