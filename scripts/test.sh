@@ -9,8 +9,28 @@
 # (mypy --strict, ruff, the typing and plugin suites) and the coverage report run once, on
 # PRIMARY (3.11 by default, else the oldest version found), since they do not depend on the
 # interpreter running them.
+#
+# The workflow tests (tests/workflow) use real services, which must be running first: Redis
+# 127.0.0.1:6379, PostgreSQL 127.0.0.1:5432 (database `test`, trust auth) and RabbitMQ
+# 127.0.0.1:5672 (guest/guest). This script stops at once, naming any that is unreachable.
+# The workflow crash and concurrency tests run at full size on PRIMARY and at a quarter of
+# the size (WORKFLOW_TEST_SCALE=small, never skipped) on the other versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+missing=()
+for service in "Redis 127.0.0.1 6379" "PostgreSQL 127.0.0.1 5432" "RabbitMQ 127.0.0.1 5672"; do
+    read -r name host port <<<"$service"
+    if ! timeout 3 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then
+        missing+=("$name ($host:$port)")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test.sh: the workflow tests need these services, which are not reachable:" >&2
+    printf '  %s\n' "${missing[@]}" >&2
+    echo "test.sh: start them (see the comment at the top of this script) and run again" >&2
+    exit 1
+fi
 
 PRIMARY="${PRIMARY:-3.11}"
 wanted=("${@:-3.10 3.11 3.12 3.13}")
@@ -39,7 +59,8 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
         "${pythons[$v]}" -m venv "$venv"
     fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,workflow]'
+    if [ "$v" = "$PRIMARY" ]; then export WORKFLOW_TEST_SCALE=full; else export WORKFLOW_TEST_SCALE=small; fi
     if [ "$v" = "$PRIMARY" ]; then
         echo "--- static checks (CPython $v) ---"
         "$venv/bin/python" -m mypy || status=1

@@ -1,0 +1,174 @@
+"""Workflow throughput: activity steps per second, through the store, with real workers.
+
+    python -m benchmarks.bench_workflow [--quick] [--broker redis://127.0.0.1:6379/0]
+
+Needs the ``workflow`` extra (``pip install -e '.[workflow]'``) and, for the Celery rows,
+Redis at --broker. Every figure is measured end to end, with worker processes: the time from
+the first ``Engine.start`` until the store shows no running workflow, divided by the
+activity calls (workflow steps) made. The activity itself does nothing, so this is the
+engine's own cost: claim, resume (live or by replay), commit.
+
+* long: one workflow of --steps steps (only one worker can hold it at a time);
+* short: --workflows workflows of 2 steps each;
+* SQLite: ``python -m coroutine.workflow worker`` processes over one SQLite file;
+* Celery: ``python -m coroutine.workflow celery-worker`` processes (threads pool, one task at
+  a time), one Celery task per step, state in the same SQLite file;
+* sticky: workers keep live coroutines and resume them; replaying: ``--no-sticky``, every
+  step rebuilt from the stored state (``Unmarshal`` + replay of the body).
+
+The prototype's floor (issue 14): 1,111 steps/s sticky and 85 steps/s replaying on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from coroutine.workflow import CeleryExecutor, Engine, activity
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOTYPE = {"sticky": 1111.0, "replaying": 85.0}
+
+
+@activity
+def bump(x: int) -> int:
+    return x + 1
+
+
+def long_flow(n: int) -> int:
+    x = 0
+    for _ in range(n):
+        x = bump(x)
+    return x
+
+
+def short_flow() -> int:
+    return bump(bump(0))
+
+
+def _start_workers(n: int, executor: str, url: str, broker: str, queue: str, sticky: bool) -> list:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env["C_FORCE_ROOT"] = "1"
+    extra = [] if sticky else ["--no-sticky"]
+    procs = []
+    for i in range(n):
+        if executor == "sqlite":
+            args = ["worker", url, *extra]
+        else:
+            args = ["celery-worker", broker, "--queue", queue, "--name", f"b{i}", *extra]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "coroutine.workflow", *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=ROOT,
+            )
+        )
+    return procs
+
+
+def _wait(engine: Engine, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while engine.store.count_running():
+        if time.monotonic() > deadline:
+            raise TimeoutError("workflows still running")
+        if engine.executor is not None:
+            engine.run(until_idle=True, poll=0.005)
+        else:
+            time.sleep(0.005)
+
+
+def measure(
+    shape: str, executor: str, workers: int, sticky: bool, args: argparse.Namespace
+) -> float:
+    from benchmarks import bench_workflow as me  # the workers import it by this name
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_workflow"))
+    url = f"sqlite://{tmp}/store.db"
+    queue = f"bench{uuid.uuid4().hex[:8]}"
+    procs = _start_workers(workers, executor, url, args.broker, queue, sticky)
+    ex = CeleryExecutor(args.broker, queue=queue) if executor == "celery" else None
+    try:
+        with Engine(url, ex) as engine:
+            engine.start(me.short_flow)  # warm up: every worker is up before timing
+            _wait(engine)
+            t = time.perf_counter()
+            if shape == "long":
+                engine.start(me.long_flow, args.steps)
+                steps = args.steps
+            else:
+                for _ in range(args.workflows):
+                    engine.start(me.short_flow)
+                steps = 2 * args.workflows
+            _wait(engine)
+            elapsed = time.perf_counter() - t
+            assert all(r.status == "done" for r in engine.list())
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        if ex is not None:
+            ex.close()
+            _drop_queues(args.broker, queue)
+    return steps / elapsed
+
+
+def _drop_queues(broker: str, queue: str) -> None:
+    if broker.startswith("redis"):
+        import redis
+
+        r = redis.Redis.from_url(broker)
+        for key in r.scan_iter(match=f"*{queue}*"):
+            r.delete(key)
+        for tag, message in r.hscan_iter("unacked"):  # else a later worker restores them
+            if queue.encode() in message:
+                r.hdel("unacked", tag)
+                r.zrem("unacked_index", tag)
+        r.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (not comparable)")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--steps", type=int, default=500, help="steps of the long workflow")
+    parser.add_argument("--workflows", type=int, default=300, help="short workflows")
+    parser.add_argument("--executors", default="sqlite,celery")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.workflows = 100, 50
+    print(f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores; steps/s (higher is better)")
+    print()
+    print("| workload | executor | workers | sticky | replaying | sticky / replaying |")
+    print("|---|---|---|---|---|---|")
+    for shape in ("long", "short"):
+        for executor in args.executors.split(","):
+            for workers in (1, 4):
+                s = measure(shape, executor, workers, True, args)
+                r = measure(shape, executor, workers, False, args)
+                size = f"{args.steps} steps" if shape == "long" else f"{args.workflows} x 2 steps"
+                print(
+                    f"| {shape} ({size}) | {executor} | {workers} | {s:,.0f} | {r:,.0f} "
+                    f"| {s / r:.1f}x |",
+                    flush=True,
+                )
+    p = PROTOTYPE
+    print(
+        f"| prototype floor (issue 14) | sqlite | 1 | {p['sticky']:,.0f} | {p['replaying']:,.0f} "
+        f"| {p['sticky'] / p['replaying']:.1f}x |"
+    )
+
+
+if __name__ == "__main__":
+    from benchmarks import bench_workflow
+
+    bench_workflow.main()

@@ -1,0 +1,51 @@
+"""Durable workflows on a store and workers: ``coroutine.workflow``.
+
+A workflow is a plain synchronous function; the functions it calls that are marked
+`@activity` are its steps. An `Engine` records each step's result in a store (SQLite,
+Redis or PostgreSQL), so any worker process, on any machine, can take the next step, and a
+crashed worker's step is taken by another. See docs/workflows.md for the guarantees.
+
+>>> from coroutine.workflow import Engine, activity
+"""
+
+from ._activity import Activity, ActivityCall, RetryPolicy, activity, idempotency_key
+from ._engine import Engine, Executor, workflow
+from ._errors import (
+    NotInActivityError,
+    StoreURLError,
+    WorkflowCancelledError,
+    WorkflowError,
+    WorkflowFailedError,
+    WorkflowNotDoneError,
+    WorkflowNotFoundError,
+)
+from ._records import Row as WorkflowInfo
+
+__all__ = [
+    "Activity",
+    "ActivityCall",
+    "CeleryExecutor",
+    "Engine",
+    "Executor",
+    "NotInActivityError",
+    "RetryPolicy",
+    "StoreURLError",
+    "WorkflowCancelledError",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowInfo",
+    "WorkflowNotDoneError",
+    "WorkflowNotFoundError",
+    "activity",
+    "idempotency_key",
+    "workflow",
+]
+
+
+def __getattr__(name: str) -> object:
+    # CeleryExecutor imports celery: only when asked for.
+    if name == "CeleryExecutor":
+        from ._celery import CeleryExecutor
+
+        return CeleryExecutor
+    raise AttributeError(f"module 'coroutine.workflow' has no attribute {name!r}")

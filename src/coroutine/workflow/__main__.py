@@ -1,0 +1,133 @@
+"""Run workflow workers: ``python -m coroutine.workflow worker STORE_URL``.
+
+``worker STORE_URL`` runs steps of every workflow in the store, in this process, until
+SIGINT or SIGTERM (it then finishes the step in hand and exits 0). Start as many as you like,
+on one machine (SQLite) or many (Redis, PostgreSQL).
+
+``celery-worker BROKER_URL`` runs a Celery worker that executes the steps a `CeleryExecutor`
+sends over that broker (the store's URL travels in each message). ``supervise STORE_URL
+BROKER_URL`` resubmits the steps of workflows whose worker went silent for a lease (it
+died after its commit, before sending the next step): run one beside the Celery workers.
+
+Workflow modules are imported by name from the stored entry, so they must be importable by
+the worker (run it where your code is, or set PYTHONPATH); ``--import MODULE`` imports more
+(for example the modules that define activities) before starting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from ._engine import Engine
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m coroutine.workflow",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker", help="run workflow steps from a store until stopped")
+    w.add_argument("store_url", help="sqlite:///path, redis://host:port/db, postgresql://...")
+    w.add_argument("--until-idle", action="store_true", help="exit once no step is ready")
+    w.add_argument("--batch", type=int, default=100, help="steps in a row per workflow")
+    c = sub.add_parser("celery-worker", help="run a Celery worker for a CeleryExecutor")
+    c.add_argument("broker_url", help="redis://127.0.0.1:6379/0, amqp://guest@host//, ...")
+    c.add_argument("--queue", default="coroutine-workflow", help="the executor's queue")
+    c.add_argument("--name", default="workflow", help="the worker's node name (before @)")
+    c.add_argument("--concurrency", type=int, default=1, help="tasks run at once")
+    c.add_argument(
+        "--pool",
+        choices=["threads", "prefork", "solo"],
+        default="threads",
+        help="Celery pool (threads by default: the solo pool stalls on RabbitMQ)",
+    )
+    s = sub.add_parser("supervise", help="resubmit lost steps to Celery workers")
+    s.add_argument("store_url")
+    s.add_argument("broker_url")
+    s.add_argument("--queue", default="coroutine-workflow", help="the executor's queue")
+    s.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds")
+    for q in (w, c):
+        q.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds")
+        q.add_argument("--cache", type=int, default=1024, help="live workflows kept (LRU)")
+        q.add_argument("--no-sticky", action="store_true", help="replay every step")
+        q.add_argument("--import", dest="imports", action="append", default=[], metavar="MOD")
+    return p
+
+
+def _worker(args: argparse.Namespace) -> int:
+    engine = Engine(
+        args.store_url,
+        lease=args.lease,
+        cache_size=args.cache,
+        sticky=not args.no_sticky,
+        batch=args.batch,
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        engine.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with engine:
+        engine.run(until_idle=args.until_idle)
+    return 0
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from ._celery import CeleryExecutor
+
+    executor = CeleryExecutor(args.broker_url, queue=args.queue)
+    engine = Engine(args.store_url, executor, lease=args.lease)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        engine.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with engine:
+        engine.run(until_idle=False, poll=min(1.0, args.lease / 4))
+    executor.close()
+    return 0
+
+
+def _celery_worker(args: argparse.Namespace) -> int:
+    from ._celery import celery_app, configure_worker
+
+    app = celery_app(args.broker_url, queue=args.queue, lease=args.lease)
+    argv = [
+        "worker",
+        f"--hostname={args.name}@%h",
+        f"--queues={args.queue}",
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    argv += [f"--pool={args.pool}", f"--concurrency={args.concurrency}"]
+    configure_worker(cache_size=args.cache, sticky=not args.no_sticky)
+    app.worker_main(argv)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: the command line) and run the chosen worker."""
+    args = _parser().parse_args(argv)
+    sys.path.insert(0, "")  # like `python -m`: the current directory's modules are found
+    for mod in getattr(args, "imports", []):
+        importlib.import_module(mod)
+    if args.command == "worker":
+        return _worker(args)
+    if args.command == "supervise":
+        return _supervise(args)
+    return _celery_worker(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

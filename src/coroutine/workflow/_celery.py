@@ -1,0 +1,141 @@
+"""The Celery executor: each workflow step is a Celery task, on Celery workers, over a broker.
+
+Theory of operation. `CeleryExecutor.submit` sends one task message, ``(store URL, workflow
+id, step, lease)``, to the executor's queue. A worker that receives it claims that workflow
+*at that step* in the shared store (`Store.claim` with an id: the row must still be at that
+step, running, with no live lease held by another worker); a duplicate or late message finds
+the step moved on or leased and is dropped. The claimed step runs as in `Engine.run`
+(`Runner.step`: activities, then one compare-and-set commit), and the task then sends the
+next step's message.
+
+Messages are acknowledged late (after the task returns) and rejected when the worker is lost,
+so a message whose worker dies is delivered again by the broker; and `Engine.run` in
+supervising mode resubmits any running workflow left untouched for a lease (a worker that
+died after its commit but before sending the next message), so no workflow is stranded
+whatever the broker does. Duplicates cost a rejected claim, nothing more.
+
+Sticky workers: each worker also consumes its own queue, ``<queue>.sticky.<node name>``
+(added when it starts, by the ``celeryd_after_setup`` signal, as the Celery documentation
+shows for dedicated per-worker queues), and sends a workflow's next step there, so the step
+finds the live coroutine in that process's cache. If the worker dies, the sticky message
+waits unconsumed and the supervisor's resubmission to the shared queue takes over after a
+lease, as Temporal's sticky task queues fall back to the normal queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from celery import Celery  # type: ignore[import-untyped]
+from celery.signals import celeryd_after_setup  # type: ignore[import-untyped]
+
+from ._runner import Runner
+from ._store import open_store
+
+__all__ = ["CeleryExecutor", "celery_app", "configure_worker", "sticky_queue"]
+
+TASK = "coroutine.workflow.step"
+
+# How this process's runners are built (set by the celery-worker command before it starts).
+_CONFIG: dict[str, Any] = {"cache_size": 1024, "sticky": True}
+# One runner (store connection + live-coroutine cache) per store URL, per thread of a worker
+# process: a coroutine and a SQLite connection belong to the thread that made them.
+_LOCAL = threading.local()
+
+
+def configure_worker(*, cache_size: int = 1024, sticky: bool = True) -> None:
+    """Set the cache size and stickiness of the runners this worker process will build."""
+    _CONFIG.update(cache_size=cache_size, sticky=sticky)
+
+
+def sticky_queue(queue: str, nodename: str) -> str:
+    """The queue only worker `nodename` consumes, for the steps whose coroutine it holds."""
+    return f"{queue}.sticky.{nodename}"
+
+
+def _runner(store_url: str, lease: float) -> Runner:
+    runners: dict[str, Runner] = _LOCAL.__dict__.setdefault("runners", {})
+    runner = runners.get(store_url)
+    if runner is None:
+        runner = Runner(open_store(store_url), lease=lease, **_CONFIG)
+        runners[store_url] = runner
+    return runner
+
+
+def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
+    """The task body: run step `step` of workflow `id` if it is still due; True iff it ran."""
+    runner = _runner(store_url, lease)
+    claim = runner.store.claim(runner.worker, time.time(), lease, id=id, step=step)
+    if claim is None:  # a duplicate or late message: another worker has it, or it moved on
+        return False
+    new = runner.step(claim)
+    if new is not None:
+        queue = task.app.conf.task_default_queue
+        if runner.sticky and task.request.hostname:
+            queue = sticky_queue(queue, task.request.hostname)
+        task.app.send_task(TASK, args=[store_url, id, new, lease], queue=queue)
+    return True
+
+
+def celery_app(broker_url: str, *, queue: str = "coroutine-workflow", lease: float = 30.0) -> Any:
+    """A Celery app that runs workflow steps from `queue` on `broker_url`.
+
+    Use it in a module of yours to run workers with the ``celery`` command
+    (``app = celery_app("redis://...")``, then ``celery -A yourmodule worker``), or let
+    ``python -m coroutine.workflow celery-worker BROKER_URL`` build and start one.
+    Messages are acknowledged late and redelivered after ``2 * lease`` seconds unacked
+    (Redis and SQS visibility timeout), since a step may be run twice safely.
+    """
+    app = Celery("coroutine.workflow", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": max(2 * lease, 1.0)},
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=TASK, bind=True)(_step)
+
+    def add_sticky_queue(sender: str, instance: Any, **kwargs: Any) -> None:
+        if instance.app is app:
+            instance.app.amqp.queues.select_add(sticky_queue(queue, sender))
+
+    celeryd_after_setup.connect(add_sticky_queue, weak=False)
+    return app
+
+
+class CeleryExecutor:
+    """Run workflow steps as Celery tasks on Celery workers.
+
+    Give a broker URL (``redis://127.0.0.1:6379/0``, ``amqp://guest:guest@host:5672//``)
+    or an app made by `celery_app`. Workers are started with
+    ``python -m coroutine.workflow celery-worker BROKER_URL --queue QUEUE`` (or ``celery -A``
+    on a module holding `celery_app(...)`). The store must be one every worker reaches: a
+    SQLite file on the same machine, or Redis or PostgreSQL.
+
+    Raises:
+        ImportError: celery is not installed (``pip install 'coroutine[workflow]'``).
+    """
+
+    def __init__(
+        self, broker_url: str | None = None, *, queue: str = "coroutine-workflow", app: Any = None
+    ) -> None:
+        if app is None:
+            if broker_url is None:
+                raise TypeError("CeleryExecutor needs a broker_url or an app from celery_app()")
+            app = celery_app(broker_url, queue=queue)
+        self.app = app
+        self.queue = app.conf.task_default_queue
+
+    def submit(self, store_url: str, id: str, step: int, lease: float) -> None:
+        """Send step `step` of workflow `id` to the queue, for any worker to run."""
+        self.app.send_task(TASK, args=[store_url, id, step, lease], queue=self.queue)
+
+    def close(self) -> None:
+        """Release the broker connections this executor holds."""
+        self.app.close()

@@ -1,0 +1,146 @@
+"""Helpers shared by the workflow tests and their fixtures (conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+REDIS = os.environ.get("WORKFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES = os.environ.get("WORKFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+RABBITMQ = os.environ.get("WORKFLOW_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+# The crash and concurrency tests run at full size (200 steps, 1,000 workflows) unless
+# WORKFLOW_TEST_SCALE=small: scripts/test.sh sets that on the Pythons other than the primary
+# one, where the same tests run (never skipped) at a quarter of the size, to keep CI short.
+SMALL = os.environ.get("WORKFLOW_TEST_SCALE", "full") == "small"
+
+
+def scaled(n: int) -> int:
+    return n // 4 if SMALL else n
+
+
+def _reachable(name: str, check: Callable[[], object]) -> str | None:
+    try:
+        check()
+    except Exception as exc:
+        return f"{name}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def check_services() -> list[str]:
+    import psycopg
+    import redis
+    from kombu import Connection
+
+    def rabbit() -> None:
+        with Connection(RABBITMQ, connect_timeout=3) as c:
+            c.ensure_connection(max_retries=1)
+
+    checks = {
+        f"Redis at {REDIS}": lambda: redis.Redis.from_url(REDIS, socket_timeout=3).ping(),
+        f"PostgreSQL at {POSTGRES}": lambda: psycopg.connect(POSTGRES, connect_timeout=3).close(),
+        f"RabbitMQ at {RABBITMQ}": rabbit,
+    }
+    return [e for name, f in checks.items() if (e := _reachable(name, f))]
+
+
+def unique(tag: str) -> str:
+    return f"t{tag}{uuid.uuid4().hex[:10]}"
+
+
+def drop_redis(prefix: str) -> None:
+    """Delete the keys named with `prefix`, and kombu's unacked copies of its messages (which
+    a later Celery worker would otherwise restore, recreating the queue)."""
+    import redis
+
+    r = redis.Redis.from_url(REDIS)
+    keys = list(r.scan_iter(match=f"*{prefix}*", count=1000))
+    for i in range(0, len(keys), 500):
+        r.delete(*keys[i : i + 500])
+    for tag, message in r.hscan_iter("unacked"):
+        if prefix.encode() in message:
+            r.hdel("unacked", tag)
+            r.zrem("unacked_index", tag)
+    r.close()
+
+
+def drop_amqp(queue: str, nodes: list[str]) -> None:
+    """Delete a RabbitMQ queue and the sticky queues of the worker `nodes`."""
+    from kombu import Connection
+
+    with Connection(RABBITMQ) as c:
+        ch = c.default_channel
+        for name in [queue, *(f"{queue}.sticky.{n}@{socket.gethostname()}" for n in nodes)]:
+            ch.queue_delete(name)
+
+
+def drop_postgres(prefix: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as db:
+        db.execute(f"DROP TABLE IF EXISTS {prefix}_workflows, {prefix}_states")
+
+
+def subprocess_env(effects: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["C_FORCE_ROOT"] = "1"
+    if effects:
+        env["WF_EFFECTS"] = effects
+    return env
+
+
+class Procs:
+    """Worker subprocesses started by a test; all stopped at its end.
+
+    Their output goes to files in `logs` (a pipe nobody reads would fill and stall them).
+    """
+
+    def __init__(self, logs: Path) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs = logs
+
+    def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.logs / f"worker{len(self.procs)}.log", "wb") as log:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "coroutine.workflow", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        # Celery workers: killed (a warm shutdown on RabbitMQ takes seconds, and a dead
+        # worker is what the engine must survive anyway); our own workers: SIGTERM.
+        for p in self.procs:
+            if p.poll() is None:
+                celery = "celery-worker" in p.args  # type: ignore[operator]
+                os.killpg(p.pid, signal.SIGKILL if celery else signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+# What the crash tests measured, printed at the end of the run (the at-least-once counts).
+REPORTS: list[str] = []
+
+
+def hostname() -> str:
+    return socket.gethostname()
