@@ -18,6 +18,7 @@ after a crash applies its effect once.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sqlite3
 import sys
@@ -133,6 +134,4 @@ if __name__ == "__main__":
     # The workflow must be found by module name in every worker: use this file as the
     # module `order_workflow`, not as `__main__`.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import order_workflow
-
-    order_workflow.main()
+    importlib.import_module("order_workflow").main()

@@ -8,6 +8,8 @@ crashed worker's step is taken by another. See docs/workflows.md for the guarant
 >>> from coroutine.workflow import Engine, activity
 """
 
+from typing import TYPE_CHECKING
+
 from ._activity import Activity, ActivityCall, RetryPolicy, activity, idempotency_key
 from ._engine import Engine, Executor, workflow
 from ._errors import (
@@ -20,6 +22,9 @@ from ._errors import (
     WorkflowNotFoundError,
 )
 from ._records import Row as WorkflowInfo
+
+if TYPE_CHECKING:  # at run time, imported on first use: it imports celery
+    from ._celery import CeleryExecutor
 
 __all__ = [
     "Activity",
