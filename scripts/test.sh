@@ -72,7 +72,8 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
     echo "--- runtime suite (CPython $v) ---"
     core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
     core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
-    core="$core,*/coroutine/_async.py,*/coroutine/_errors.py"
+    core="$core,*/coroutine/_async.py,*/coroutine/_errors.py,*/coroutine/_yield.py"
+    core="$core,*/coroutine/_lifecycle.py"
     if [ "$v" = "$PRIMARY" ]; then
         # Once, with greenlet-aware branch coverage of the core runtime (see .coveragerc).
         "$venv/bin/python" -m coverage erase
