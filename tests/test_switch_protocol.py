@@ -63,7 +63,7 @@ def test_only_the_switch_protocol_switches_greenlets() -> None:
     # `.switch(` and `.throw(` on a greenlet: the primitives of _context, the inlined yield,
     # the parked worker, and the unwinding of an abandoned body in Coroutine.__del__.
     allowed = {
-        "_context.py": {"switch_out", "end_from_body", "start", "resume"},
+        "_context.py": {"switch_out", "end_from_body", "resume"},
         "_yield.py": {"yield_"},
         "_worker.py": {"_worker_main"},
         "_coroutine.py": {"__del__"},

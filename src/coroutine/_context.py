@@ -2,7 +2,8 @@
 
 Theory of operation. A coroutine's body runs in a worker greenlet (`_worker`) whose
 contextvars context holds, in `CURRENT`, the coroutine's `Context`: the state its driver and
-its body share. The driver switches in with `resume` (or `start`, the first time); the body
+its body share. The driver switches in with `resume` (`start` prepares a worker, then
+resumes it with the body's task); the body
 switches out with `switch_out` at a yield, or ends with `run_body` returning (the worker then
 parks) or `end_from_body`. ``grep -n "[.]switch(\\|[.]throw("`` over the package finds these
 functions, the copy of `switch_out` inlined in `_yield` (a test compares the two ASTs), and
@@ -420,20 +421,13 @@ def start(coro: Coroutine[Any, Any, Any], task: _worker.Task) -> bool:
     ctx = coro._ctx
     g = _worker.acquire()
     driver = getcurrent()
-    try:
-        g.parent = driver
-        g.gr_context = ctx._vars
-        coro._g = g
-        ctx._gid = id(g)
-        ctx._driver = driver
-        ctx._state = RUNNING
-        out = g.switch(task)
-    except BaseException:
-        recover(coro)
-        raise
-    if ctx._state is SUSPENDED:
-        return True
-    return ended(coro, out)
+    # Interrupted here, the coroutine is still created: the next start takes another worker.
+    g.parent = driver
+    g.gr_context = ctx._vars
+    coro._g = g
+    ctx._gid = id(g)
+    ctx._driver = driver
+    return resume(coro, task, None, driver)  # its roll-back knows an unstarted body (D3)
 
 
 def resume(
