@@ -12,9 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._context import NOTHING, Context, end_from_body, restore, switch_out, user_site
+from ._context import (
+    NOTHING,
+    Context,
+    end_from_body,
+    nothing_sent,
+    restore,
+    switch_out,
+    user_site,
+)
 
-__all__ = ["NOTHING", "end_from_body", "pending_send", "restore", "switch_out", "user_site"]
+__all__ = [
+    "NOTHING",
+    "end_from_body",
+    "nothing_sent",
+    "pending_send",
+    "restore",
+    "switch_out",
+    "user_site",
+]
 
 
 def pending_send(ctx: Context[Any, Any]) -> Any:

@@ -29,7 +29,14 @@ from typing import Any, NoReturn
 
 from . import _codec, _log, _state
 from ._context import CREATED, DONE, SUSPENDED, Context
-from ._durable_core import NOTHING, end_from_body, pending_send, restore, switch_out, user_site
+from ._durable_core import (
+    NOTHING,
+    end_from_body,
+    nothing_sent,
+    pending_send,
+    restore,
+    switch_out,
+)
 from ._entry import Entry
 from ._errors import (
     CoroutineExit,
@@ -184,7 +191,7 @@ class Recorder:
             if kind == Y:
                 return payload
             if kind == N:
-                raise _nothing_sent(ctx)
+                raise nothing_sent(ctx)
             raise payload
         # The boundary: the yield the marshalled coroutine was suspended at.
         if not self._matches(ctx, n, value, self.pending or b"\0"):
@@ -201,7 +208,7 @@ class Recorder:
         if sent is NOTHING:
             if not rule.none_ok:
                 self._append(b"N" + d, 1)
-                raise _nothing_sent(ctx)
+                raise nothing_sent(ctx)
             sent = None
         self.append_value(b"Y" + d, sent, f"the value sent to yield {n}", 1)
         return sent
@@ -386,13 +393,3 @@ def _did(kind: int, payload: Any) -> str:
     if kind == P:
         return f"passed Patched({_codec._short(payload)})"
     return "made a yield"
-
-
-def _nothing_sent(ctx: Context[Any, Any]) -> YieldTypeError:
-    return YieldTypeError(
-        f"the coroutine {ctx._sig} resumed without a value, but this yield's send type does "
-        "not admit None; call Send before Next (or declare the yield's S as Optional)",
-        expected=ctx._sig.s,
-        got=None,
-        site=user_site(),
-    )
