@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _worker
+from . import _accel, _worker
 from ._errors import (
     CoroutineExit,
     NotDurableError,
@@ -522,6 +522,15 @@ def restore(ctx: Context[Any, Any], *, done: bool, sent: Any = NOTHING, result: 
         ctx._result = result if coro is not None and coro._with_return else None
         ctx._vars = None
         ctx._state = DONE
+
+
+# -- the compiled protocol -------------------------------------------------------------------
+
+py_resume = resume
+"""The reference `resume`; `_speedups.resume` (the same rules, compiled) replaces it below
+when the extension is loaded, and calls back into `adopt`, `recover` and `ended`."""
+if _accel.speedups is not None:
+    resume = _accel.speedups.resume
 
 
 # -- errors ---------------------------------------------------------------------------------
