@@ -200,3 +200,24 @@ def test_only_run_body_sets_the_current_coroutine_variable() -> None:
                     if text.startswith(("CURRENT.set(", "CURRENT.reset(", "_context.CURRENT.set(")):
                         setters.append(f"{path.name}:{func.name}")
     assert setters == ["_context.py:run_body"]
+
+
+def test_a_worker_failing_before_the_body_starts_leaves_it_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The worker's first Python call raises: the exception escapes the worker into the
+    # driver's switch (rule D2), and recover (called from C when accelerated) rolls back (D3).
+    from coroutine import _context
+
+    def broken(*_: object) -> None:
+        raise LookupError("worker broke")
+
+    c = NewWithReturn[int, int](_counter)
+    with monkeypatch.context() as m:
+        m.setattr(_context, "run_body", broken)
+        with pytest.raises(LookupError, match="worker broke"):
+            c.Next()
+        assert c.status == "created" and c._g is None
+    assert c.Next() and c.Recv() == 1
+    c.close()
+    assert c.status == "done"

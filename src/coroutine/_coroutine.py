@@ -489,7 +489,8 @@ py_create = _create
 calls back into this one for a durable coroutine and into `_check_entry` for a refusal), and
 `Next`, `Recv`, `Send`, `__next__` and `send` above are replaced by their compiled forms."""
 PURE_METHODS = {
-    name: Coroutine.__dict__[name] for name in ("Next", "Recv", "Send", "__next__", "send")
+    name: Coroutine.__dict__[name]
+    for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
 }
 """The reference methods, as written above (tests compare them with the compiled ones)."""
 
@@ -512,6 +513,7 @@ if _accel.speedups is not None:
             "killed": _context.killed,
             "resume": _context.py_resume,
             "create": py_create,
+            "del": PURE_METHODS["__del__"],
             "check_entry": _check_entry,
             "acquire": _worker.acquire,
             "bad_send": bad_send,

@@ -42,7 +42,7 @@ static PyObject *NOTHING, *THROWN, *ABANDONED, *PARKED;
 static PyObject *CURRENT;                 /* the ContextVar */
 static PyTypeObject *SignalType, *CoroType, *CtxType;
 static PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
-static PyObject *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
+static PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 static PyObject *durable_module;          /* _durable, for its DURABLE flag */
 static PyObject *worker_local;            /* _worker._local (threading.local) */
 static Py_ssize_t pool_cap;
@@ -586,7 +586,19 @@ Coro_send(PyObject *self, PyObject *value)
     return out;
 }
 
+/* __del__: the common case (created or done: nothing to unwind) without a Python frame; the
+ * Python `__del__` for a body to unwind. */
+static PyObject *
+Coro_del(PyObject *self, PyObject *unused)
+{
+    PyObject *g = SLOT(self, k_g);
+    if (g == NULL || g == Py_None)
+        Py_RETURN_NONE;
+    return PyObject_CallOneArg(py_del, self);
+}
+
 static PyMethodDef coro_methods[] = {
+    {"__del__", Coro_del, METH_NOARGS, NULL},
     {"Next", Coro_Next, METH_NOARGS, NULL},
     {"Recv", Coro_Recv, METH_NOARGS, NULL},
     {"Send", Coro_Send, METH_O, NULL},
@@ -1171,7 +1183,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "CURRENT", &CURRENT) || take(ns, "recover", &py_recover)
         || take(ns, "ended", &py_ended) || take(ns, "adopt", &py_adopt)
         || take(ns, "signalled", &py_signalled) || take(ns, "killed", &py_killed)
-        || take(ns, "create", &py_create) || take(ns, "check_entry", &py_check_entry)
+        || take(ns, "del", &py_del) || take(ns, "create", &py_create) || take(ns, "check_entry", &py_check_entry)
         || take(ns, "acquire", &py_acquire) || take(ns, "bad_send", &py_bad_send)
         || take(ns, "resume", &py_resume) || take(ns, "durable", &durable_module)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)

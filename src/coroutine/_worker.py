@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import GreenletExit, getcurrent, greenlet
+from greenlet import GreenletExit, greenlet
 
 from . import _context
 
@@ -47,9 +47,8 @@ _local = threading.local()
 
 # A worker is a plain greenlet, not a subclass: greenlet checks the type of the greenlets it
 # switches several times per switch, and a subclass turns each check into a walk of its MRO
-# (about 200 instructions a round trip). Its two flags live in its instance dictionary:
-# `poolable` is False for one first started inside a body; `parked` is True while it waits
-# for its next body.
+# (about 200 instructions a round trip). Its flag `poolable`, False for one first started
+# inside a body, lives in its instance dictionary.
 
 
 def acquire() -> greenlet:
@@ -59,13 +58,15 @@ def acquire() -> greenlet:
         return pool.pop()
     worker = greenlet(_worker_main)
     worker.poolable = _context.CURRENT.get() is None  # type: ignore[attr-defined]
-    worker.parked = False  # type: ignore[attr-defined]
     return worker
 
 
 def is_parked(worker: greenlet) -> bool:
-    """Whether `worker` waits for a body (rather than holding an abandoned one)."""
-    return getattr(worker, "parked", False)
+    """Whether `worker` waits for a body (rather than holding an abandoned one): it is
+    suspended in `_worker_main` itself, at its switch to the driver (a body's innermost frame
+    is the body's, or the yield's). Read only off the hot path (rule E1's recovery)."""
+    frame = worker.gr_frame
+    return frame is not None and frame.f_code is _worker_main.__code__
 
 
 def release(worker: greenlet) -> None:
@@ -98,10 +99,8 @@ def _worker_main(task: Task) -> None:
         # its coroutine, until this worker is reused or dropped from the pool.
         # (Not kept in a local: a suspended greenlet referenced from its own frame would
         # form a cycle, and greenlet cannot collect those.)
-        getcurrent().parked = True  # type: ignore[attr-defined]
         try:
             task = driver.switch(PARKED)
         except GreenletExit:
             return  # dropped from the pool, or by an interrupted hand-off: die quietly
-        getcurrent().parked = False  # type: ignore[attr-defined]
         del driver
