@@ -203,14 +203,38 @@ exact_instance(PyObject *value, PyObject *form)
     return (PyObject *)Py_TYPE(value) == form && Py_IS_TYPE(form, &PyType_Type);
 }
 
+/* g.switch(value). The one-item argument tuple is recycled: after the switch comes back,
+ * a tuple nobody else kept (greenlet hands the target its item, not the tuple) is emptied
+ * and kept for the next switch, saving an allocation and a deallocation per switch. A
+ * switch made while the spare is in use (one nested in another) allocates its own. */
+static PyObject *spare_args;
+
 static inline PyObject *
-switch_to(PyObject *g, PyObject *value) /* g.switch(value) */
+switch_to(PyObject *g, PyObject *value)
 {
-    PyObject *args = PyTuple_New(1);
-    if (args == NULL)
+#if PY_VERSION_HEX >= 0x030E0000 /* 3.14 caches a tuple's hash: never recycle one */
+    Py_CLEAR(spare_args);
+#endif
+    PyObject *args = spare_args;
+    if (args != NULL)
+        spare_args = NULL;
+    else if ((args = PyTuple_New(1)) == NULL)
         return NULL;
     PyTuple_SET_ITEM(args, 0, Py_NewRef(value));
     PyObject *out = PyGreenlet_Switch((PyGreenlet *)g, args, NULL);
+    if (Py_REFCNT(args) == 1 && spare_args == NULL) {
+        PyObject *item = PyTuple_GET_ITEM(args, 0);
+        PyTuple_SET_ITEM(args, 0, NULL);
+        Py_DECREF(item);
+        if (spare_args == NULL && Py_REFCNT(args) == 1) { /* (item's release ran no code that
+                                                             took the spare or the tuple) */
+            if (!PyObject_GC_IsTracked(args))
+                PyObject_GC_Track(args);
+            spare_args = args;
+            return out;
+        }
+        PyTuple_SET_ITEM(args, 0, Py_NewRef(Py_None));
+    }
     Py_DECREF(args);
     return out;
 }
@@ -825,19 +849,10 @@ slow:
 static PyObject *cache_vars, *cache_ctx; /* weakrefs, or NULL */
 
 static inline PyObject *
-weak_target(PyObject *ref) /* borrowed; Py_None if dead */
+weak_target(PyObject *ref) /* borrowed; Py_None if dead (PyWeakref_GET_OBJECT, not deprecated) */
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    PyObject *o;
-    if (PyWeakref_GetRef(ref, &o) <= 0) {
-        PyErr_Clear();
-        return Py_None;
-    }
-    Py_DECREF(o); /* still alive: its referrer (the thread state or the cache caller) holds it */
-    return o;
-#else
-    return PyWeakref_GET_OBJECT(ref);
-#endif
+    PyObject *obj = ((PyWeakReference *)ref)->wr_object;
+    return Py_REFCNT(obj) > 0 ? obj : Py_None;
 }
 
 static PyObject *
