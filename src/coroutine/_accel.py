@@ -14,6 +14,7 @@ nothing.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from types import ModuleType
@@ -27,7 +28,7 @@ if os.environ.get("COROUTINE_PURE", "") not in ("", "0"):
     REASON = "pure Python: COROUTINE_PURE is set"
 else:
     try:
-        from . import _speedups as speedups  # type: ignore[attr-defined,no-redef]
+        speedups = importlib.import_module(f"{__package__}._speedups")
     except ImportError as exc:  # not built: a platform without a compiler
         REASON = f"pure Python: the C extension coroutine._speedups is not available ({exc})"
         if os.environ.get("COROUTINE_DEBUG", "") not in ("", "0"):

@@ -32,6 +32,12 @@ is a running coroutine whose worker is not the current greenlet):
         `_exc` if set. Interrupted, it leaves the coroutine DONE, with at worst a worker
         that is collected instead of pooled.
 
+Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
+`src/coroutine/_speedups.c` runs the common case of `start`, `resume`, `ended`, `release` and
+of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
+slots, and calls back into this module for everything else (`adopt`, `recover`, `signalled`,
+`killed`); the functions below stay the reference, and ``COROUTINE_PURE=1`` runs them.
+
 Memory invariant. Nothing reachable from a body's frames or from its contextvars context may
 own the `Coroutine` object or the worker greenlet: greenlet cannot collect a suspended
 greenlet inside a reference cycle, and an abandoned coroutine's ``finally`` blocks would never
