@@ -5,7 +5,11 @@
 #   ./scripts/test.sh 3.12       one version only
 #
 # Each version gets its own virtualenv under .venv-test/ with the package installed
-# editable with its dev extra. The runtime suite runs on every version; the static checks
+# editable with its dev extra (which compiles the C accelerator, coroutine._speedups). The
+# runtime suite runs twice on every version: accelerated, then pure Python with
+# COROUTINE_PURE=1 (tests/test_speedups.py fails the first run if the extension did not
+# load, so CI cannot test the pure path twice); coverage is measured on the pure run, whose
+# Python code is the reference the extension compiles. The static checks
 # (mypy --strict, ruff, the typing and plugin suites) and the coverage report run once, on
 # PRIMARY (3.11 by default, else the oldest version found), since they do not depend on the
 # interpreter running them.
@@ -69,7 +73,10 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
         "$venv/bin/python" -m ruff check "${lint_paths[@]}" || status=1
         "$venv/bin/python" -m ruff format --check "${lint_paths[@]}" || status=1
     fi
-    echo "--- runtime suite (CPython $v) ---"
+    echo "--- runtime suite, accelerated (CPython $v) ---"
+    "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1
+    echo "--- runtime suite, pure Python (CPython $v, COROUTINE_PURE=1) ---"
+    export COROUTINE_PURE=1
     core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
     core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
     core="$core,*/coroutine/_async.py,*/coroutine/_errors.py,*/coroutine/_yield.py"
@@ -89,6 +96,7 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
     else
         "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1
     fi
+    unset COROUTINE_PURE
     if [ "$v" = "$PRIMARY" ] && [ -d tests/typing ]; then
         echo "--- typing suite (CPython $v) ---"
         PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -q tests/typing || status=1

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import coroutine
 from coroutine import (
     Coroutine,
     CoroutineExit,
@@ -311,7 +312,11 @@ def test_a_recursion_error_at_any_point_of_a_resume_leaves_a_defined_state(where
         assert seen == list(range(len(seen)))
         c.close()
         assert c.status == "done"
-    assert errors > 0  # the sweep did reach the limit
+    # The sweep did reach the limit; but the compiled driver (coroutine._speedups) runs no
+    # Python frame between Next and the switch, and from CPython 3.12 C calls do not count
+    # towards the Python recursion limit: there, nothing can strike on the driver's side.
+    compiled_driver = coroutine.ACCELERATED and sys.version_info >= (3, 12)
+    assert errors > 0 or (where == "driver" and compiled_driver)
     assert_thread_still_works()
 
 

@@ -5,6 +5,7 @@ stack, ``Yield[R, S](value)`` suspends the whole coroutine and hands `value` to 
 which answers with an `S`. See the README for the tour, and docs/ for the reference.
 """
 
+from ._accel import ACCELERATED
 from ._async import RunAsync
 from ._context import Context
 from ._coroutine import Coroutine, New, NewWithReturn
@@ -25,6 +26,7 @@ from ._yield import Current, LoadContext, Yield
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACCELERATED",
     "Context",
     "Coroutine",
     "CoroutineError",

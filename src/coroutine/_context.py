@@ -33,6 +33,12 @@ is a running coroutine whose worker is not the current greenlet):
         `_exc` if set. Interrupted, it leaves the coroutine DONE, with at worst a worker
         that is collected instead of pooled.
 
+Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
+`src/coroutine/_speedups.c` runs the common case of `start`, `resume`, `ended`, `release` and
+of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
+slots, and calls back into this module for everything else (`adopt`, `recover`, `signalled`,
+`killed`); the functions below stay the reference, and ``COROUTINE_PURE=1`` runs them.
+
 Memory invariant. Nothing reachable from a body's frames or from its contextvars context may
 own the `Coroutine` object or the worker greenlet: greenlet cannot collect a suspended
 greenlet inside a reference cycle, and an abandoned coroutine's ``finally`` blocks would never
@@ -53,7 +59,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _worker
+from . import _accel, _worker
 from ._errors import (
     CoroutineExit,
     NotDurableError,
@@ -529,6 +535,15 @@ def restore(ctx: Context[Any, Any], *, done: bool, sent: Any = NOTHING, result: 
         ctx._result = result if coro is not None and coro._with_return else None
         ctx._vars = None
         ctx._state = DONE
+
+
+# -- the compiled protocol -------------------------------------------------------------------
+
+py_resume = resume
+"""The reference `resume`; `_speedups.resume` (the same rules, compiled) replaces it below
+when the extension is loaded, and calls back into `adopt`, `recover` and `ended`."""
+if _accel.speedups is not None:
+    resume = _accel.speedups.resume
 
 
 # -- errors ---------------------------------------------------------------------------------

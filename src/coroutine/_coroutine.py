@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
 
-from . import _durable, _lifecycle
+from . import _accel, _context, _durable, _lifecycle, _worker
 from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context, resume, start
 from ._errors import CoroutineExit, ResumeError, YieldTypeError
 from ._signature import Signature, signature
@@ -480,3 +480,50 @@ class NewWithReturn(Coroutine[R, S, T]):
         version: str | None = None,
     ) -> Any:
         return _create(_ANY, True, fn, durable=durable, version=version)
+
+
+# -- the compiled protocol --------------------------------------------------------------------
+
+py_create = _create
+"""The reference `_create`; with the extension loaded, `_speedups.create` replaces it (it
+calls back into this one for a durable coroutine and into `_check_entry` for a refusal), and
+`Next`, `Recv`, `Send`, `__next__` and `send` above are replaced by their compiled forms."""
+PURE_METHODS = {
+    name: Coroutine.__dict__[name]
+    for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
+}
+"""The reference methods, as written above (tests compare them with the compiled ones)."""
+
+if _accel.speedups is not None:
+    _accel.speedups.setup(
+        {
+            "CREATED": CREATED,
+            "SUSPENDED": SUSPENDED,
+            "RUNNING": RUNNING,
+            "DONE": DONE,
+            "NOTHING": NOTHING,
+            "THROWN": _context.THROWN,
+            "ABANDONED": _context.ABANDONED,
+            "PARKED": _worker.PARKED,
+            "CURRENT": _context.CURRENT,
+            "recover": _context.recover,
+            "ended": _context.ended,
+            "adopt": _context.adopt,
+            "signalled": _context.signalled,
+            "killed": _context.killed,
+            "resume": _context.py_resume,
+            "create": py_create,
+            "del": PURE_METHODS["__del__"],
+            "check_entry": _check_entry,
+            "acquire": _worker.acquire,
+            "bad_send": bad_send,
+            "durable": _durable,
+            "local": _worker._local,
+            "POOL_CAP": _worker.POOL_CAP,
+            "Coroutine": Coroutine,
+            "Context": Context,
+            "Signature": Signature,
+            "Signal": _context._Signal,
+        }
+    )
+    _create = _accel.speedups.create

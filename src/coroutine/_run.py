@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from greenlet import getcurrent
 
+from ._accel import speedups
 from ._context import NOTHING, SUSPENDED, resume
 from ._coroutine import Coroutine, bad_send
 
@@ -45,6 +46,8 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
             (KeyboardInterrupt, SystemExit), that exception once the body is unwound.
         ResumeError: see `Coroutine.Next`.
     """
+    if _run is not None:
+        return _run(coro, fn)  # type: ignore[no-any-return]
     ctx = coro._ctx
     if not coro.Next():  # checks the thread, and delivers a pending Send
         return ctx._result  # type: ignore[no-any-return]
@@ -69,3 +72,7 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
                 going = ctx._state is SUSPENDED and coro._advance("Next", sent)
         if not going:
             return ctx._result  # type: ignore[no-any-return]
+
+
+_run = None if speedups is None else speedups.run
+"""The loop above, compiled (`_speedups.run`), when the extension is loaded."""

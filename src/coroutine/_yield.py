@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from greenlet import GreenletExit, getcurrent
 
+from ._accel import speedups
 from ._context import (
     CURRENT,
     NOTHING,
@@ -141,7 +142,22 @@ def type_params(item: object, name: str) -> tuple[Any, Any]:
     return item[0], item[1]
 
 
-class _YieldTable(dict[Any, Callable[[Any], Any]]):
+def _site_function(site: Signature) -> Callable[[Any], Any]:
+    """`_make_yield(site)`, compiled when the extension is loaded: the compiled function
+    runs the common case (B1, B2 as in `switch_out`) and calls the Python one for the rest."""
+    fn = _make_yield(site)
+    if speedups is None:
+        return fn
+    return speedups.YieldSite(site, site.r, site.self_rule, fn, fn.__qualname__)  # type: ignore[no-any-return]
+
+
+if TYPE_CHECKING or speedups is None:
+    _Table = dict
+else:  # a dict that answers a repeated `Yield[R, S]` by identity, before hashing the pair
+    _Table = speedups.YieldTable
+
+
+class _YieldTable(_Table[Any, Callable[[Any], Any]]):
     """``Yield[R, S](value)``: suspend the innermost active coroutine, handing it `value`.
 
     Returns what the driver sends back (an `S`). The active coroutine is found through a
@@ -170,7 +186,7 @@ class _YieldTable(dict[Any, Callable[[Any], Any]]):
 
     def __missing__(self, item: Any) -> Callable[[Any], Any]:
         r, s = type_params(item, "Yield")
-        fn = self[item] = _make_yield(signature(r, s))
+        fn = self[item] = _site_function(signature(r, s))
         return fn
 
     def __call__(self, value: Any, /) -> Any:

@@ -27,6 +27,7 @@ _S = TypeVar("_S", default=Any)
 
 _T = TypeVar("_T")
 
+ACCELERATED: bool
 Durable: bool
 """The default of ``durable=``: True iff COROUTINE_DURABLE=1 was set at import."""
 

@@ -1,0 +1,169 @@
+"""Instructions per operation, counted by callgrind, for both implementations side by side.
+
+    python -m benchmarks.instructions                 # the table (pure and accelerated)
+    python -m benchmarks.instructions SCENARIO N      # one run (what callgrind counts)
+
+Each scenario runs N and 2N times under ``valgrind --tool=callgrind`` with PYTHONHASHSEED=0;
+(I(2N) - I(N)) / N is the cost of one operation, start-up cancelled out. The coroutine rows
+run once with ``COROUTINE_PURE=1`` and once accelerated; the raw greenlet rows are the floors
+the budgets of issue 11 are stated against (type checks on, ``Yield[int, int]`` subscripted at
+every yield, as users write it). Instruction counts are exact and repeatable on a shared,
+noisy machine, where times are not; `bench_*.py` give the times.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+N = 20_000
+
+
+def _identity(v: int) -> int:
+    return v
+
+
+def _counter(n: int) -> None:
+    from coroutine import Yield
+
+    x = 0
+    for _ in range(n):
+        x = Yield[int, int](x + 1)
+
+
+def raw_pair(n: int) -> None:
+    import greenlet
+
+    def body(x: int) -> None:
+        driver = greenlet.getcurrent().parent
+        while True:
+            x = driver.switch(x + 1)  # type: ignore[union-attr]
+
+    g = greenlet.greenlet(body)
+    x = 0
+    for _ in range(n):
+        x = g.switch(x)
+    g.throw(greenlet.GreenletExit)
+
+
+def raw_pooled_cycle(n: int) -> None:
+    """A parked worker greenlet runs one function to completion per switch pair."""
+    import greenlet
+
+    def worker(fn: Callable[[], None]) -> None:
+        driver = greenlet.getcurrent().parent
+        while True:
+            fn()
+            fn = driver.switch(None)  # type: ignore[union-attr]
+
+    g = greenlet.greenlet(worker)
+    for _ in range(n):
+        g.switch(_noop)
+    g.throw(greenlet.GreenletExit)
+
+
+def _noop() -> None:
+    pass
+
+
+def run(n: int) -> None:
+    from coroutine import New, Run
+
+    Run(New[int, int](lambda: _counter(n)), _identity)
+
+
+def next_send_recv(n: int) -> None:
+    from coroutine import New
+
+    c = New[int, int](lambda: _counter(n))
+    while c.Next():
+        c.Send(c.Recv())
+
+
+def send(n: int) -> None:
+    from coroutine import New
+
+    c = New[int, int](lambda: _counter(n))
+    x = c.send(None)
+    try:
+        while True:
+            x = c.send(x)
+    except StopIteration:
+        pass
+
+
+def create_complete(n: int) -> None:
+    from coroutine import New
+
+    make = New[int, int]
+    for _ in range(n):
+        make(_noop).Next()
+
+
+SCENARIOS: dict[str, Callable[[int], None]] = {
+    "raw greenlet switch pair": raw_pair,
+    "Run": run,
+    "Next/Send/Recv": next_send_recv,
+    "send()": send,
+    "raw pooled greenlet cycle": raw_pooled_cycle,
+    "New + Next to completion": create_complete,
+}
+BUDGETS = {  # scenario: (floor, budget)
+    "Run": ("raw greenlet switch pair", 1.25),
+    "Next/Send/Recv": ("raw greenlet switch pair", 1.45),
+    "send()": ("raw greenlet switch pair", 1.45),
+    "New + Next to completion": ("raw pooled greenlet cycle", 2.0),
+}
+
+
+def instructions(name: str, n: int, pure: bool) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("COROUTINE_PURE", None)
+    if pure:
+        env["COROUTINE_PURE"] = "1"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        cmd += [sys.executable, "-m", "benchmarks.instructions", name, str(n)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+        return int(re.search(r"Collected : (\d+)", proc.stderr)[1])  # type: ignore[index]
+
+
+def per_op(name: str, pure: bool, n: int = N) -> float:
+    return (instructions(name, 2 * n, pure) - instructions(name, n, pure)) / n
+
+
+def main() -> None:
+    import coroutine
+
+    v = sys.version_info
+    print(f"CPython {v.major}.{v.minor}, N = {N}; accelerated: {coroutine.ACCELERATED}\n")
+    print("| scenario | pure Python | ratio | accelerated | ratio | budget |")
+    print("|---|---|---|---|---|---|")
+    floors: dict[str, float] = {}
+    for name in SCENARIOS:
+        if name.startswith("raw"):
+            floors[name] = per_op(name, True)
+            print(f"| {name} | {floors[name]:,.0f} | 1.00x | | | |", flush=True)
+            continue
+        floor, budget = BUDGETS[name]
+        pure = per_op(name, True)
+        fast = per_op(name, False) if coroutine.ACCELERATED else float("nan")
+        base = floors[floor]
+        print(
+            f"| {name} | {pure:,.0f} | {pure / base:.2f}x | {fast:,.0f} | {fast / base:.2f}x "
+            f"| <= {budget}x {floor} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3:
+        SCENARIOS[sys.argv[1]](int(sys.argv[2]))
+    else:
+        main()

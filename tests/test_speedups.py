@@ -1,0 +1,223 @@
+"""The compiled switch protocol (`coroutine._speedups`) against its reference, pure Python.
+
+The whole suite runs twice in CI, accelerated and with ``COROUTINE_PURE=1``; this file
+checks that those really are two implementations, that they agree on one transcript of
+every driving path, and what only the compiled one promises (no library frames in
+tracebacks, flat reference counts).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import coroutine
+from coroutine import Coroutine, New, NewWithReturn, Run, Yield, _accel, _coroutine, _run
+
+PURE = os.environ.get("COROUTINE_PURE", "") not in ("", "0")
+SCRIPTS = Path(__file__).parent / "subprocess_scripts"
+LIBRARY = os.path.dirname(os.path.abspath(coroutine.__file__)) + os.sep
+accelerated_only = pytest.mark.skipif(PURE, reason="the compiled path is off (COROUTINE_PURE)")
+
+
+def _python(code: str, **env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k not in ("COROUTINE_PURE",)}
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True
+    )
+    return done.stdout + done.stderr
+
+
+def test_the_extension_is_loaded_unless_forced_pure() -> None:
+    # So that CI cannot silently run the pure path twice.
+    methods = {n: Coroutine.__dict__[n] for n in _coroutine.PURE_METHODS}
+    if PURE:
+        assert not coroutine.ACCELERATED and _accel.speedups is None
+        assert methods == _coroutine.PURE_METHODS
+        assert _run._run is None
+    else:
+        assert coroutine.ACCELERATED, _accel.REASON
+        assert all(methods[n] is not _coroutine.PURE_METHODS[n] for n in methods)
+        assert type(Yield[int, int]).__name__ == "YieldSite"
+        assert _run._run is not None
+
+
+def test_coroutine_pure_disables_the_extension_in_a_fresh_interpreter() -> None:
+    code = (
+        "import coroutine, coroutine._coroutine as k, coroutine._context as c; "
+        "print(coroutine.ACCELERATED, c.resume is c.py_resume, "
+        "k.Coroutine.Next is k.PURE_METHODS['Next'], "
+        "'coroutine._speedups' in __import__('sys').modules)"
+    )
+    assert _python(code, COROUTINE_PURE="1").split() == ["False", "True", "True", "False"]
+    if not PURE:
+        assert _python(code).split() == ["True", "False", "False", "True"]
+
+
+def test_a_missing_extension_is_quiet_unless_debugging() -> None:
+    code = (
+        "import sys, warnings; warnings.simplefilter('always'); "
+        "sys.modules['coroutine._speedups'] = None; "
+        "import coroutine, coroutine._accel as a; print(coroutine.ACCELERATED, a.REASON)"
+    )
+    quiet = _python(code)
+    assert quiet.startswith("False pure Python: the C extension") and "Warning" not in quiet
+    loud = _python(code, COROUTINE_DEBUG="1")
+    assert loud.count("RuntimeWarning: coroutine runs pure Python") == 1
+
+
+@pytest.mark.skipif(PURE, reason="compares the two implementations from the accelerated run")
+def test_both_implementations_write_the_same_transcript() -> None:
+    script = str(SCRIPTS / "transcript.py")
+    env = {k: v for k, v in os.environ.items() if k != "COROUTINE_PURE"}
+    runs = [
+        subprocess.run(
+            [sys.executable, script], env=e, capture_output=True, text=True, check=True
+        ).stdout
+        for e in (env, {**env, "COROUTINE_PURE": "1"})
+    ]
+    assert runs[0].count("\n") > 50
+    assert runs[0] == runs[1]
+
+
+def _counter() -> int:
+    x = 0
+    for _ in range(3):
+        x = Yield[int, int](x + 1)
+    return x
+
+
+def _library_frames(exc: BaseException) -> list[str]:
+    return [
+        f"{f.filename}:{f.name}"
+        for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename.startswith(LIBRARY)
+    ]
+
+
+def _fails() -> None:
+    Yield[int, int](1)
+    raise KeyError("body")
+
+
+@accelerated_only
+@pytest.mark.parametrize(
+    "drive",
+    [
+        lambda c: c.Next(),
+        lambda c: next(c),
+        lambda c: c.send(1),
+        lambda c: Run(c, lambda v: v),
+    ],
+    ids=["Next", "next", "send", "Run"],
+)
+def test_a_body_exception_shows_the_driving_line_then_the_body(drive: Any) -> None:
+    c = New[int, int](_fails)
+    c.Next()
+    c.Send(0)
+    with pytest.raises(KeyError) as info:
+        drive(c)
+    frames = traceback.extract_tb(info.value.__traceback__)
+    names = [f.name for f in frames]
+    assert names[-1] == "_fails"
+    # Run's only library frame is its one-line dispatch to the compiled loop.
+    assert _library_frames(info.value) in ([], [f"{LIBRARY}_run.py:Run"])
+
+
+@accelerated_only
+def test_an_exception_thrown_in_has_no_library_frame_at_the_yield() -> None:
+    def body() -> None:
+        Yield[int, int](1)
+
+    c = New[int, int](body)
+    c.Next()
+    with pytest.raises(ValueError) as info:
+        c.throw(ValueError("in"))
+    names = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert names[-1] == "body"
+    # throw is Python (off the hot path): its frames precede the body's; none follows it.
+    assert "yield_" not in names and "signalled" not in names, names
+
+
+def _echo() -> None:
+    x: object = None
+    while True:
+        x = Yield[object, object](x)
+
+
+def _rounds(n: int, sent: object, result: object) -> None:
+    c = New[object, object](_echo)
+    c.Next()
+    for _ in range(n):
+        c.Send(sent)
+        c.Next()
+        if c.Recv() is not sent or c.send(sent) is not sent:
+            raise AssertionError("the value did not come back")
+    c.close()
+    for _ in range(n):
+        Run(NewWithReturn[object, object](lambda: Yield[object, object](result)), lambda v: v)
+        Run(NewWithReturn[object, object](lambda: result), lambda v: v)
+
+
+def test_reference_counts_stay_flat_over_round_trips() -> None:
+    # (benchmarks/bench_refcount.py runs 10**6.) A warm-up round first: the last finished
+    # coroutine's Context may outlive it until the next one (both implementations).
+    sent, result = object(), object()
+    _rounds(10, sent, result)
+    before = sys.getrefcount(sent), sys.getrefcount(result)
+    _rounds(3000, sent, result)
+    assert (sys.getrefcount(sent), sys.getrefcount(result)) == before
+
+
+def test_the_yield_table_answers_by_identity_and_by_equality() -> None:
+    fn = Yield[int, int]
+    assert Yield[int, int] is fn
+    assert Yield[(int, int)] is fn
+    assert Yield[list[int], int] is Yield[list[int], int]  # equal, not identical, forms
+    with pytest.raises(TypeError, match="two type arguments"):
+        Yield[int]  # type: ignore[misc]
+
+
+def test_only_run_body_sets_the_current_coroutine_variable() -> None:
+    # The compiled yield caches CURRENT's value per contextvars context (see current_ctx in
+    # _speedups.c): sound only while run_body, first thing in a body's fresh context, is the
+    # one place that sets it.
+    import ast
+
+    setters = []
+    for path in Path(coroutine.__file__).parent.rglob("*.py"):
+        for func in ast.walk(ast.parse(path.read_text())):
+            if isinstance(func, ast.FunctionDef):
+                for node in ast.walk(func):
+                    text = ast.unparse(node) if isinstance(node, ast.Call) else ""
+                    if text.startswith(("CURRENT.set(", "CURRENT.reset(", "_context.CURRENT.set(")):
+                        setters.append(f"{path.name}:{func.name}")
+    assert setters == ["_context.py:run_body"]
+
+
+def test_a_worker_failing_before_the_body_starts_leaves_it_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The worker's first Python call raises: the exception escapes the worker into the
+    # driver's switch (rule D2), and recover (called from C when accelerated) rolls back (D3).
+    from coroutine import _context
+
+    def broken(*_: object) -> None:
+        raise LookupError("worker broke")
+
+    c = NewWithReturn[int, int](_counter)
+    with monkeypatch.context() as m:
+        m.setattr(_context, "run_body", broken)
+        with pytest.raises(LookupError, match="worker broke"):
+            c.Next()
+        assert c.status == "created" and c._g is None
+    assert c.Next() and c.Recv() == 1
+    c.close()
+    assert c.status == "done"
