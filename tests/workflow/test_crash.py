@@ -27,7 +27,7 @@ from wf_support import REDIS, REPORTS, Procs, scaled, subprocess_env
 from coroutine.workflow import CeleryExecutor, Engine
 
 STEPS = scaled(200)
-DELAY = 0.004  # each activity's work, so that kills land inside steps too
+DELAY = 0.01  # each activity's work: kills land inside steps, and the run outlasts 4 kills
 
 
 def _seed() -> int:
@@ -84,7 +84,7 @@ def test_sqlite_workers_killed_at_random_lose_and_repeat_nothing_committed(
         deadline = time.monotonic() + 150
         while e.status(wid) == "running":
             assert time.monotonic() < deadline, f"not done after 150 s (seed {seed})"
-            time.sleep(rng.uniform(0.1, 0.5))
+            time.sleep(rng.uniform(0.05, 0.3))
             if kills < scaled(12) and e.status(wid) == "running":
                 _kill_and_restart(procs, workers, lambda i: procs.start(args, env), rng)
                 kills += 1
