@@ -3,9 +3,8 @@
 Theory of operation. A coroutine's body runs in a worker greenlet (`_worker`) whose
 contextvars context holds, in `CURRENT`, the coroutine's `Context`: the state its driver and
 its body share. The driver switches in with `resume` (`start` prepares a worker, then
-resumes it with the body's task); the body
-switches out with `switch_out` at a yield, or ends with `run_body` returning (the worker then
-parks) or `end_from_body`. ``grep -n "[.]switch(\\|[.]throw("`` over the package finds these
+resumes it with the body's task); the body switches out with `switch_out` at a yield, or
+ends with `run_body` returning (the worker then parks) or `end_from_body`. ``grep -n "[.]switch(\\|[.]throw("`` over the package finds these
 functions, the copy of `switch_out` inlined in `_yield` (a test compares the two ASTs), and
 the worker parking in `_worker`.
 
