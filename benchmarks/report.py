@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 
 BUDGETS = {
     ("roundtrip", "Run"): 1.3,
-    ("roundtrip", "Next/Send/Recv"): 1.6,
+    ("roundtrip", "Next/Send/Recv"): 1.45,
     ("create", "New + Next + Next"): 0.25,
     ("memory", "coroutine"): 1.2,
 }
