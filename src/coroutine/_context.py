@@ -4,9 +4,10 @@ Theory of operation. A coroutine's body runs in a worker greenlet (`_worker`) wh
 contextvars context holds, in `CURRENT`, the coroutine's `Context`: the state its driver and
 its body share. The driver switches in with `resume` (`start` prepares a worker, then
 resumes it with the body's task); the body switches out with `switch_out` at a yield, or
-ends with `run_body` returning (the worker then parks) or `end_from_body`. ``grep -n "[.]switch(\\|[.]throw("`` over the package finds these
-functions, the copy of `switch_out` inlined in `_yield` (a test compares the two ASTs), and
-the worker parking in `_worker`.
+ends with `run_body` returning (the worker then parks) or `end_from_body`.
+``grep -n "[.]switch(\\|[.]throw("`` over the package finds these functions, the copy of
+`switch_out` inlined in `_yield` (a test compares the two ASTs), and the worker parking in
+`_worker`.
 
 The handshake, as numbered rules (`Context._state` is the state; "normal" is not stored, it
 is a running coroutine whose worker is not the current greenlet):

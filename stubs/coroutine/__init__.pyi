@@ -124,6 +124,7 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None: ...
 async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -> T | None: ...
 
 __all__ = [
+    "ACCELERATED",
     "Context",
     "Coroutine",
     "CoroutineError",
