@@ -119,19 +119,22 @@ BODY_MOVES = {
 }
 
 
+def _verb(op: str) -> str:
+    """How a refusal names `op`: every driving operation but these two resumes."""
+    return {"close": "close", "throw": "throw into"}.get(op, "resume")
+
+
 def refusal(status: str, op: str, coro: str) -> ResumeError:
     """The error for `op` on a coroutine whose status is "running" or "normal"."""
     why = "it is running" if status == "running" else "it is resuming another coroutine"
-    verb = {"close": "close", "throw": "throw into"}.get(op, "resume")
     return ResumeError(
-        f"cannot {verb} {coro}: {why}; a coroutine can only be resumed while suspended"
+        f"cannot {_verb(op)} {coro}: {why}; a coroutine can only be resumed while suspended"
     )
 
 
 def wrong_thread(op: str, coro: str, here: str, owner: str) -> ResumeError:
-    verb = {"close": "close", "throw": "throw into"}.get(op, "resume")
     return ResumeError(
-        f"cannot {verb} {coro} from thread {here!r}: it belongs to thread {owner!r}, "
+        f"cannot {_verb(op)} {coro} from thread {here!r}: it belongs to thread {owner!r}, "
         "which created it; drive each coroutine from its own thread"
     )
 

@@ -568,6 +568,20 @@ stop_iteration(PyObject *ctx) /* raise StopIteration(ctx._result) */
     return NULL;
 }
 
+/* What `__next__` and `send` return after driving: the value yielded (r > 0), or StopIteration
+ * with `Result()` (r == 0), or NULL with the error set (r < 0). Takes a reference to `ctx`. */
+static PyObject *
+recv_or_stop(PyObject *ctx, int r)
+{
+    PyObject *out = NULL;
+    if (r > 0)
+        out = Py_NewRef(SLOT(ctx, c_recv));
+    else if (r == 0)
+        stop_iteration(ctx);
+    Py_DECREF(ctx);
+    return out;
+}
+
 static PyObject *
 Coro_next(PyObject *self, PyObject *unused) /* __next__ */
 {
@@ -576,13 +590,7 @@ Coro_next(PyObject *self, PyObject *unused) /* __next__ */
         return NULL;
     Py_INCREF(ctx);
     int r = next_op(self, s_next);
-    PyObject *out = NULL;
-    if (r > 0)
-        out = Py_NewRef(SLOT(ctx, c_recv));
-    else if (r == 0)
-        stop_iteration(ctx);
-    Py_DECREF(ctx);
-    return out;
+    return recv_or_stop(ctx, r);
 }
 
 static PyObject *
@@ -601,13 +609,7 @@ Coro_send(PyObject *self, PyObject *value)
         r = resume_body(self, value, NULL, NULL);
     else
         r = advance(self, s_send, value);
-    PyObject *out = NULL;
-    if (r > 0)
-        out = Py_NewRef(SLOT(ctx, c_recv));
-    else if (r == 0)
-        stop_iteration(ctx);
-    Py_DECREF(ctx);
-    return out;
+    return recv_or_stop(ctx, r);
 }
 
 /* __del__: the common case (created or done: nothing to unwind) without a Python frame; the
