@@ -33,6 +33,11 @@ is a running coroutine whose worker is not the current greenlet):
         `_exc` if set. Interrupted, it leaves the coroutine DONE, with at worst a worker
         that is collected instead of pooled.
 
+Inlined. In pure Python, `_inline` compiles `resume`'s statements into the hot driving
+operations at import (`Coroutine.Next`, `__next__`, `send`, `Run`'s loop, `start`), in place
+of the call: one source, so the rules below have one text. That is why `resume` ends with its
+only ``return``.
+
 Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
 `src/coroutine/_speedups.c` runs the common case of `start`, `resume`, `ended`, `release` and
 of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
@@ -50,8 +55,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import weakref
+from _thread import get_ident
 from collections.abc import Callable
 from contextvars import Context as _VarsContext
 from contextvars import ContextVar
@@ -59,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _accel, _worker
+from . import _accel, _inline, _worker
 from ._errors import (
     CoroutineExit,
     NotDurableError,
@@ -79,6 +84,7 @@ __all__ = [
     "Context",
     "Durability",
     "end_from_body",
+    "new_context",
     "restore",
     "resume",
     "run_body",
@@ -192,22 +198,6 @@ class Context(Generic[R, S]):
             "LoadContext[R, S]() inside a coroutine"
         )
 
-    @classmethod
-    def _make(
-        cls, sig: Signature, coro: Coroutine[Any, Any, Any], vars: _VarsContext
-    ) -> Context[R, S]:
-        self = object.__new__(cls)
-        self._sig = sig
-        self._state = CREATED
-        self._sent = NOTHING
-        self._recv = self._result = self._exc = self._exit = self._driver = self._durable = None
-        self._stopping = False
-        self._thread = threading.get_ident()
-        self._gid = 0
-        self._vars = vars
-        self._coro = weakref.ref(coro)
-        return self
-
     def Yield(self, v: R, /) -> S:
         """Yield `v` from this context's coroutine, which must be the innermost active one.
 
@@ -260,6 +250,23 @@ class Context(Generic[R, S]):
 
     def __repr__(self) -> str:
         return f"<coroutine.Context{self._sig} of {self._coro()!r}>"
+
+
+def new_context(
+    sig: Signature, coro: Coroutine[Any, Any, Any], vars: _VarsContext
+) -> Context[Any, Any]:
+    """The `Context` of the created coroutine `coro`, whose body will run in `vars`."""
+    ctx: Context[Any, Any] = object.__new__(Context)
+    ctx._sig = sig
+    ctx._state = CREATED
+    ctx._sent = NOTHING
+    ctx._recv = ctx._result = ctx._exc = ctx._exit = ctx._driver = ctx._durable = None
+    ctx._stopping = False
+    ctx._thread = get_ident()
+    ctx._gid = 0
+    ctx._vars = vars
+    ctx._coro = weakref.ref(coro)
+    return ctx
 
 
 # -- the body's side ------------------------------------------------------------------------
@@ -428,7 +435,8 @@ def start(coro: Coroutine[Any, Any, Any], task: _worker.Task) -> bool:
     g = _worker.acquire()
     driver = getcurrent()
     # Interrupted here, the coroutine is still created: the next start takes another worker.
-    g.parent = driver
+    if g.parent is not driver:  # D2 (a pooled worker's parent is often its last driver)
+        g.parent = driver
     g.gr_context = ctx._vars
     coro._g = g
     ctx._gid = id(g)
@@ -463,16 +471,14 @@ def resume(
     except BaseException:
         recover(coro)
         raise
-    if ctx._state is SUSPENDED:
-        return True
-    return ended(coro, out)
+    return ctx._state is SUSPENDED or ended(coro, out)  # the only return: see `_inline`
 
 
 def adopt(coro: Coroutine[Any, Any, Any], g: greenlet, driver: greenlet) -> None:
     """Rule D2, with D1's thread check first (a greenlet of this thread passes the identity
     test of `resume`, so only a new driver needs the thread looked up)."""
     ctx = coro._ctx
-    if ctx._thread != threading.get_ident():
+    if ctx._thread != get_ident():
         raise coro._refusal("resume")
     g.parent = driver
     ctx._driver = driver
@@ -544,6 +550,8 @@ py_resume = resume
 when the extension is loaded, and calls back into `adopt`, `recover` and `ended`."""
 if _accel.speedups is not None:
     resume = _accel.speedups.resume
+else:  # pure Python: `start` runs `resume`'s statements in its own frame (see `_inline`)
+    start = _inline.inline(resume, start)
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -16,17 +16,27 @@ import inspect
 import sys
 import threading
 import traceback
-import types
 from _thread import get_ident
 from collections.abc import Callable
 from contextvars import copy_context
+from types import FunctionType
 from typing import Any, Generic, TypeVar
 
 from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
 
-from . import _accel, _context, _durable, _lifecycle, _worker
-from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context, resume, start
+from . import _accel, _context, _durable, _inline, _lifecycle, _worker
+from ._context import (
+    CREATED,
+    DONE,
+    NOTHING,
+    RUNNING,
+    SUSPENDED,
+    Context,
+    new_context,
+    resume,
+    start,
+)
 from ._errors import CoroutineExit, ResumeError, YieldTypeError
 from ._signature import Signature, signature
 from ._typecheck import describe
@@ -296,7 +306,7 @@ class Coroutine(Generic[R, S, T]):
                     return resume(self, NOTHING, ctx._exit, None)
                 return resume(self, value, None, None)
             # created
-            if op in ("throw", "close"):
+            if op == "throw" or op == "close":
                 ctx._stopping = True
             if ctx._stopping and (ctx._durable is None or not ctx._durable.replays_stop()):
                 ctx._vars = None
@@ -367,12 +377,14 @@ def _create(
     durable: bool | None = None,
     version: str | None = None,
 ) -> Coroutine[Any, Any, Any]:
-    _check_entry(fn, with_return)
+    code = fn.__code__ if type(fn) is FunctionType else None
+    if code is None or code.co_argcount or code.co_kwonlyargcount:  # else nothing to check
+        _check_entry(fn, with_return)
     coro: Coroutine[Any, Any, Any] = object.__new__(Coroutine)
     coro._g = None  # first: __del__ reads it
     coro._fn = coro._body = fn
     coro._with_return = with_return
-    ctx = coro._ctx = Context._make(sig, coro, copy_context())
+    ctx = coro._ctx = new_context(sig, coro, copy_context())
     if durable or (durable is None and (_durable.DURABLE or version is not None)):
         ctx._durable, coro._body = _durable.attach(
             fn, sig, explicit=bool(durable) or version is not None, version=version
@@ -387,7 +399,7 @@ def _check_entry(fn: Callable[[], Any], with_return: bool) -> None:
     it costs next to nothing); other callables are trusted.
     """
     kind = "NewWithReturn" if with_return else "New"
-    if type(fn) is types.FunctionType:
+    if type(fn) is FunctionType:
         code = fn.__code__
         needs = code.co_argcount - len(fn.__defaults__ or ())
         needs += code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
@@ -484,6 +496,8 @@ class NewWithReturn(Coroutine[R, S, T]):
 
 # -- the compiled protocol --------------------------------------------------------------------
 
+if _accel.speedups is None:  # pure Python: see `_inline`
+    _create = _inline.inline(new_context, _create)
 py_create = _create
 """The reference `_create`; with the extension loaded, `_speedups.create` replaces it (it
 calls back into this one for a durable coroutine and into `_check_entry` for a refusal), and
@@ -492,7 +506,13 @@ PURE_METHODS = {
     name: Coroutine.__dict__[name]
     for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
 }
-"""The reference methods, as written above (tests compare them with the compiled ones)."""
+"""The reference methods, as written above (tests compare them with the compiled ones);
+in pure Python, the hot ones run with the driver primitive inlined (see `_inline`)."""
+if _accel.speedups is None:
+    for _name in ("Next", "__next__", "send"):
+        PURE_METHODS[_name] = _inline.inline(_context.py_resume, PURE_METHODS[_name])
+        setattr(Coroutine, _name, PURE_METHODS[_name])
+    Coroutine._advance = _inline.inline(start, Coroutine._advance)  # type: ignore[method-assign]
 
 if _accel.speedups is not None:
     _accel.speedups.setup(

@@ -7,8 +7,9 @@ from typing import TypeVar
 
 from greenlet import getcurrent
 
+from . import _inline
 from ._accel import speedups
-from ._context import NOTHING, SUSPENDED, resume
+from ._context import NOTHING, SUSPENDED, py_resume, resume
 from ._coroutine import Coroutine, bad_send
 
 __all__ = ["Run"]
@@ -76,3 +77,5 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
 
 _run = None if speedups is None else speedups.run
 """The loop above, compiled (`_speedups.run`), when the extension is loaded."""
+if speedups is None:  # pure Python: the loop runs `resume`'s statements itself (see `_inline`)
+    Run = _inline.inline(py_resume, Run)

@@ -1,0 +1,235 @@
+"""The driver primitive compiled into the hot driving operations, at import (pure Python only).
+
+Theory of operation. `_context.resume` is the one driver primitive (rules D1-D3): every
+driving operation calls it. In pure Python that call is a third of what a round trip spends
+beside the switch itself (about 500 of 1,500 instructions on CPython 3.11), so the hot
+operations (`Coroutine.Next`, `__next__` and `send`, `Run`'s loop, `_context.start`) are
+recompiled at import with the primitive's statements in place of each call to it: one
+source, no copy written by hand, so the two cannot drift. The creation path gets the same
+treatment (`start` into `Coroutine._advance`, `_context.new_context` into `_create`). When
+the compiled extension is loaded (`coroutine.ACCELERATED`) nothing here runs: the extension
+replaces these operations.
+
+`inline(primitive, caller)` returns `caller` recompiled, or `caller` itself if either source
+cannot be read (a distribution without ``.py`` files): the semantics are the same, only the
+call is not saved. It refuses, with `InlineError` at import, what it cannot inline soundly:
+
+    I1. Each call to the primitive is the whole value of a statement: ``return resume(...)``
+        or ``name = resume(...)``, with positional arguments only.
+    I2. The primitive's only ``return`` is its last statement, and it defines no function or
+        class and does not yield: its statements then run in the caller's frame unchanged.
+    I3. The primitive's parameters and local names are renamed ``_<primitive>_<name>``, so
+        they cannot clash with the caller's (a parameter it never assigns is replaced by its
+        argument, if that is a name or a constant). Every global name it reads is bound in
+        the caller's module to the same object as in its own: the inliner binds the missing
+        ones, and refuses a name the caller's module binds to something else.
+    I4. Every inlined statement carries the line number of the call it replaces: a traceback
+        or a line-coverage report reads the caller's source, at the line of that call.
+
+So a fault injected at a line event of the caller (the fault sweep of `tests/`) lands before
+the inlined statements or after them, never between two of them; the primitive itself, which
+the cold operations still call, is swept statement by statement.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import builtins
+import copy
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["InlineError", "inline"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InlineError(Exception):
+    """A caller or primitive the inliner cannot handle soundly (rules I1-I3)."""
+
+
+def inline(primitive: Callable[..., Any], caller: F) -> F:
+    """`caller`, recompiled with `primitive`'s body in place of each call to it."""
+    try:
+        prim = _function_ast(primitive)
+        tree = _function_ast(caller)
+    except (OSError, TypeError):  # no source to read: keep the call
+        return caller
+    if caller.__closure__ is not None:
+        raise InlineError(f"{caller.__qualname__} is a closure: it cannot be recompiled alone")
+    prim.body = [_unannotated(stmt) for stmt in prim.body]
+    _bind_globals(prim, primitive, caller)
+    params, body = _prepared(prim, primitive)
+    count = _Splicer(primitive.__name__, params, body).splice(tree)
+    if count == 0:
+        raise InlineError(f"{caller.__qualname__} does not call {primitive.__name__}")
+    return _compiled(tree, caller)  # type: ignore[no-any-return]
+
+
+def _function_ast(fn: Any) -> ast.FunctionDef:
+    inlined = fn.__dict__.get(_TREE)  # a function already recompiled: its own tree
+    if inlined is not None:
+        return copy.deepcopy(inlined)  # type: ignore[no-any-return]
+    source = textwrap.dedent(inspect.getsource(fn))
+    node = ast.parse(source).body[0]
+    if not isinstance(node, ast.FunctionDef) or node.decorator_list:
+        raise InlineError(f"{fn.__qualname__} is not a plain function definition")
+    ast.increment_lineno(node, fn.__code__.co_firstlineno - node.lineno)
+    return node
+
+
+def _unannotated(stmt: ast.stmt) -> ast.stmt:
+    """``x: T = v`` as ``x = v``: a local's annotation is never evaluated (nor checked, I3)."""
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        return ast.copy_location(ast.Assign([stmt.target], stmt.value), stmt)
+    return stmt
+
+
+def _prepared(prim: ast.FunctionDef, fn: Any) -> tuple[list[str], list[ast.stmt]]:
+    """The primitive's renamed parameters and body (rules I2, I3), its docstring dropped."""
+    body = list(prim.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    last = body[-1] if body else None
+    if not isinstance(last, ast.Return) or last.value is None:
+        raise InlineError(f"{fn.__name__} must end with its only return (rule I2)")
+    for node in ast.walk(ast.Module(body=body[:-1], type_ignores=[])):
+        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom, ast.Await)) or isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        ):
+            raise InlineError(f"{fn.__name__} has a {type(node).__name__} (rule I2)")
+    args = prim.args
+    if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
+        raise InlineError(f"{fn.__name__} must take plain positional parameters (rule I1)")
+    local = set(fn.__code__.co_varnames)
+    rename = _Renamer(f"_{fn.__name__}_", local)
+    body = [rename.visit(stmt) for stmt in body]
+    return [rename.prefix + a.arg for a in args.args], body
+
+
+def _bind_globals(prim: ast.FunctionDef, primitive: Any, caller: Any) -> None:
+    """Rule I3: the primitive's global names, bound in the caller's module to the same objects."""
+    local = set(primitive.__code__.co_varnames)
+    theirs, ours = primitive.__globals__, caller.__globals__
+    for node in ast.walk(ast.Module(body=prim.body, type_ignores=[])):
+        if not isinstance(node, ast.Name) or node.id in local or hasattr(builtins, node.id):
+            continue
+        name, want = node.id, theirs[node.id]
+        if ours.setdefault(name, want) is not want:
+            raise InlineError(
+                f"{primitive.__name__} reads the global {name!r}, which {caller.__module__} "
+                f"binds to another object (rule I3): rename it there"
+            )
+
+
+_MISSING = object()
+
+
+class _Renamer(ast.NodeTransformer):
+    def __init__(self, prefix: str, local: set[str]) -> None:
+        self.prefix, self.local = prefix, local
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if node.id in self.local:
+            return ast.copy_location(ast.Name(self.prefix + node.id, node.ctx), node)
+        return node
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.ExceptHandler:
+        if node.name in self.local:
+            node.name = self.prefix + node.name
+        self.generic_visit(node)
+        return node
+
+
+class _Splicer(ast.NodeTransformer):
+    """Replaces each statement whose value is a call to the primitive (rule I1)."""
+
+    def __init__(self, name: str, params: list[str], body: list[ast.stmt]) -> None:
+        self.name, self.params, self.body, self.count = name, params, body, 0
+        self.assigned = {
+            node.id
+            for node in ast.walk(ast.Module(body=body, type_ignores=[]))
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)
+        }
+
+    def splice(self, tree: ast.FunctionDef) -> int:
+        self.visit(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == self.name:
+                raise InlineError(
+                    f"a call to {self.name} in {tree.name} is not a statement's whole value "
+                    "(rule I1)"
+                )
+        return self.count
+
+    def visit_Return(self, node: ast.Return) -> Any:
+        return self._inlined(node, node.value, lambda v: ast.Return(v))
+
+    def visit_Assign(self, node: ast.Assign) -> Any:
+        return self._inlined(node, node.value, lambda v: ast.Assign(node.targets, v))
+
+    def visit_If(self, node: ast.If) -> Any:
+        self.generic_visit(node)
+        return self._inlined(node, node.test, lambda v: ast.If(v, node.body, node.orelse))
+
+    def _inlined(
+        self, node: ast.stmt, value: ast.expr | None, tail: Callable[[ast.expr], ast.stmt]
+    ) -> Any:
+        if not (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == self.name
+        ):
+            return node
+        if value.keywords or len(value.args) != len(self.params):
+            raise InlineError(f"call {self.name} with {len(self.params)} positional arguments")
+        self.count += 1
+        bound: list[ast.stmt] = []
+        plain: dict[str, ast.expr] = {}  # rule I3: a name or constant needs no local of its own
+        for param, arg in zip(self.params, value.args, strict=True):
+            if isinstance(arg, (ast.Name, ast.Constant)) and param not in self.assigned:
+                plain[param] = arg
+            else:
+                bound.append(ast.Assign([ast.Name(param, ast.Store())], arg))
+        body = ast.Module(body=bound + copy.deepcopy(self.body), type_ignores=[])
+        body = _Substituted(plain).visit(body)
+        for part in ast.walk(body):  # rule I4
+            if isinstance(part, (ast.stmt, ast.expr, ast.excepthandler)):
+                part.lineno = part.end_lineno = node.lineno
+                part.col_offset, part.end_col_offset = node.col_offset, node.end_col_offset
+        *stmts, last = body.body
+        assert isinstance(last, ast.Return) and last.value is not None  # rule I2
+        return [*stmts, ast.copy_location(tail(last.value), node)]
+
+
+class _Substituted(ast.NodeTransformer):
+    def __init__(self, plain: dict[str, ast.expr]) -> None:
+        self.plain = plain
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        arg = self.plain.get(node.id)
+        return node if arg is None else copy.copy(arg)
+
+
+def _compiled(tree: ast.FunctionDef, caller: Any) -> Any:
+    module = ast.fix_missing_locations(ast.Module(body=[tree], type_ignores=[]))
+    flags = __future__.annotations.compiler_flag
+    code = compile(module, caller.__code__.co_filename, "exec", flags=flags, dont_inherit=True)
+    (fn_code,) = (c for c in code.co_consts if isinstance(c, types.CodeType))
+    fn = types.FunctionType(fn_code, caller.__globals__, caller.__name__, caller.__defaults__)
+    fn.__kwdefaults__ = caller.__kwdefaults__
+    fn.__qualname__, fn.__doc__, fn.__module__ = (
+        caller.__qualname__,
+        caller.__doc__,
+        caller.__module__,
+    )
+    fn.__annotations__ = caller.__annotations__
+    fn.__dict__[_TREE] = tree  # so that `fn` can be inlined in turn
+    return fn
+
+
+_TREE = "_inlined_tree"
