@@ -229,6 +229,7 @@ def _compiled(tree: ast.FunctionDef, caller: Any) -> Any:
     )
     fn.__annotations__ = caller.__annotations__
     fn.__dict__[_TREE] = tree  # so that `fn` can be inlined in turn
+    fn.__wrapped__ = caller  # type: ignore[attr-defined]  # as written (the fault sweep runs both)
     return fn
 
 
