@@ -37,11 +37,13 @@ import __future__
 import ast
 import builtins
 import copy
+import functools
 import inspect
+import linecache
 import textwrap
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = ["InlineError", "inline"]
 
@@ -54,31 +56,40 @@ class InlineError(Exception):
 
 def inline(primitive: Callable[..., Any], caller: F) -> F:
     """`caller`, recompiled with `primitive`'s body in place of each call to it."""
-    try:
-        prim = _function_ast(primitive)
-        tree = _function_ast(caller)
-    except (OSError, TypeError):  # no source to read: keep the call
-        return caller
+    if _TREE in caller.__dict__:
+        raise InlineError(f"{caller.__qualname__} is recompiled already: inline into it first")
     if caller.__closure__ is not None:
         raise InlineError(f"{caller.__qualname__} is a closure: it cannot be recompiled alone")
-    prim.body = [_unannotated(stmt) for stmt in prim.body]
+    try:
+        prim = _primitive(primitive)
+        tree = _function_ast(_source(caller), caller, caller=True)
+    except OSError:  # no source to read: keep the call
+        return caller
     _bind_globals(prim, primitive, caller)
-    params, body = _prepared(prim, primitive)
-    count = _Splicer(primitive.__name__, params, body).splice(tree)
+    count = _Splicer(primitive.__name__, prim).splice(tree)
     if count == 0:
         raise InlineError(f"{caller.__qualname__} does not call {primitive.__name__}")
     return _compiled(tree, caller)  # type: ignore[no-any-return]
 
 
-def _function_ast(fn: Any) -> ast.FunctionDef:
-    inlined = fn.__dict__.get(_TREE)  # a function already recompiled: its own tree
-    if inlined is not None:
-        return copy.deepcopy(inlined)  # type: ignore[no-any-return]
-    source = textwrap.dedent(inspect.getsource(fn))
+@functools.cache
+def _source(fn: Any) -> str:
+    tree = fn.__dict__.get(_TREE)
+    if tree is not None:  # recompiled: its own statements (their lines do not matter, I4)
+        return ast.unparse(tree)
+    code = fn.__code__
+    lines = linecache.getlines(code.co_filename)  # not inspect.getsource: it scans sys.modules
+    if not lines:
+        raise OSError(f"no source for {fn.__qualname__}")
+    return textwrap.dedent("".join(inspect.getblock(lines[code.co_firstlineno - 1 :])))
+
+
+def _function_ast(source: str, fn: Any, *, caller: bool = False) -> ast.FunctionDef:
     node = ast.parse(source).body[0]
     if not isinstance(node, ast.FunctionDef) or node.decorator_list:
         raise InlineError(f"{fn.__qualname__} is not a plain function definition")
-    ast.increment_lineno(node, fn.__code__.co_firstlineno - node.lineno)
+    if caller:  # the caller's lines are its file's; the primitive's do not matter (I4)
+        ast.increment_lineno(node, fn.__code__.co_firstlineno - node.lineno)
     return node
 
 
@@ -89,9 +100,22 @@ def _unannotated(stmt: ast.stmt) -> ast.stmt:
     return stmt
 
 
-def _prepared(prim: ast.FunctionDef, fn: Any) -> tuple[list[str], list[ast.stmt]]:
-    """The primitive's renamed parameters and body (rules I2, I3), its docstring dropped."""
-    body = list(prim.body)
+class _Primitive(NamedTuple):
+    """A primitive ready to inline: its renamed parameters and statements, as text to parse
+    anew at each call site (cheaper than a deep copy), what it assigns and which globals it
+    reads."""
+
+    params: list[str]
+    text: str
+    assigned: frozenset[str]
+    reads: frozenset[str]
+
+
+@functools.cache
+def _primitive(fn: Any) -> _Primitive:
+    """`fn` checked against rules I1 and I2 and renamed (I3), its docstring dropped."""
+    prim = _function_ast(_source(fn), fn)
+    body = [_unannotated(stmt) for stmt in prim.body]
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]
     last = body[-1] if body else None
@@ -106,27 +130,27 @@ def _prepared(prim: ast.FunctionDef, fn: Any) -> tuple[list[str], list[ast.stmt]
     if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
         raise InlineError(f"{fn.__name__} must take plain positional parameters (rule I1)")
     local = set(fn.__code__.co_varnames)
+    names = [n for n in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(n, ast.Name)]
+    reads = frozenset(n.id for n in names if n.id not in local and not hasattr(builtins, n.id))
     rename = _Renamer(f"_{fn.__name__}_", local)
     body = [rename.visit(stmt) for stmt in body]
-    return [rename.prefix + a.arg for a in args.args], body
+    assigned = frozenset(
+        rename.prefix + n.id for n in names if n.id in local and not isinstance(n.ctx, ast.Load)
+    )
+    text = ast.unparse(ast.fix_missing_locations(ast.Module(body=body, type_ignores=[])))
+    return _Primitive([rename.prefix + a.arg for a in args.args], text, assigned, reads)
 
 
-def _bind_globals(prim: ast.FunctionDef, primitive: Any, caller: Any) -> None:
+def _bind_globals(prim: _Primitive, primitive: Any, caller: Any) -> None:
     """Rule I3: the primitive's global names, bound in the caller's module to the same objects."""
-    local = set(primitive.__code__.co_varnames)
     theirs, ours = primitive.__globals__, caller.__globals__
-    for node in ast.walk(ast.Module(body=prim.body, type_ignores=[])):
-        if not isinstance(node, ast.Name) or node.id in local or hasattr(builtins, node.id):
-            continue
-        name, want = node.id, theirs[node.id]
+    for name in sorted(prim.reads):
+        want = theirs[name]
         if ours.setdefault(name, want) is not want:
             raise InlineError(
                 f"{primitive.__name__} reads the global {name!r}, which {caller.__module__} "
                 f"binds to another object (rule I3): rename it there"
             )
-
-
-_MISSING = object()
 
 
 class _Renamer(ast.NodeTransformer):
@@ -148,13 +172,8 @@ class _Renamer(ast.NodeTransformer):
 class _Splicer(ast.NodeTransformer):
     """Replaces each statement whose value is a call to the primitive (rule I1)."""
 
-    def __init__(self, name: str, params: list[str], body: list[ast.stmt]) -> None:
-        self.name, self.params, self.body, self.count = name, params, body, 0
-        self.assigned = {
-            node.id
-            for node in ast.walk(ast.Module(body=body, type_ignores=[]))
-            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)
-        }
+    def __init__(self, name: str, prim: _Primitive) -> None:
+        self.name, self.prim, self.count = name, prim, 0
 
     def splice(self, tree: ast.FunctionDef) -> int:
         self.visit(tree)
@@ -185,17 +204,18 @@ class _Splicer(ast.NodeTransformer):
             and value.func.id == self.name
         ):
             return node
-        if value.keywords or len(value.args) != len(self.params):
-            raise InlineError(f"call {self.name} with {len(self.params)} positional arguments")
+        params, stmts = self.prim.params, ast.parse(self.prim.text).body
+        if value.keywords or len(value.args) != len(params):
+            raise InlineError(f"call {self.name} with {len(params)} positional arguments")
         self.count += 1
         bound: list[ast.stmt] = []
         plain: dict[str, ast.expr] = {}  # rule I3: a name or constant needs no local of its own
-        for param, arg in zip(self.params, value.args, strict=True):
-            if isinstance(arg, (ast.Name, ast.Constant)) and param not in self.assigned:
+        for param, arg in zip(params, value.args, strict=True):
+            if isinstance(arg, (ast.Name, ast.Constant)) and param not in self.prim.assigned:
                 plain[param] = arg
             else:
                 bound.append(ast.Assign([ast.Name(param, ast.Store())], arg))
-        body = ast.Module(body=bound + copy.deepcopy(self.body), type_ignores=[])
+        body = ast.Module(body=bound + stmts, type_ignores=[])
         body = _Substituted(plain).visit(body)
         for part in ast.walk(body):  # rule I4
             if isinstance(part, (ast.stmt, ast.expr, ast.excepthandler)):
@@ -228,7 +248,7 @@ def _compiled(tree: ast.FunctionDef, caller: Any) -> Any:
         caller.__module__,
     )
     fn.__annotations__ = caller.__annotations__
-    fn.__dict__[_TREE] = tree  # so that `fn` can be inlined in turn
+    fn.__dict__[_TREE] = tree  # so that `fn` can be inlined in turn (never mutated)
     fn.__wrapped__ = caller  # type: ignore[attr-defined]  # as written (the fault sweep runs both)
     return fn
 
