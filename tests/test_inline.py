@@ -87,10 +87,20 @@ def test_each_statement_form_is_inlined_and_computes_what_the_call_did(
 def test_a_name_or_constant_argument_replaces_a_parameter_never_assigned(
     tmp_path: Path, prim: types.FunctionType
 ) -> None:
-    m = _caller(tmp_path, "def f(x):\n    return prim(x, None)\n")
+    m = _caller(tmp_path, "def f(x):\n    return prim(x, 2)\n")
     names = inline(prim, m.f).__code__.co_varnames
     assert "_prim_a" not in names  # `a` is never assigned: `x` stands for it
     assert "_prim_b" in names  # `b` is assigned by the primitive: it gets a local
+
+
+def test_a_none_argument_decides_the_tests_on_its_parameter(
+    tmp_path: Path, prim: types.FunctionType
+) -> None:
+    m = _caller(tmp_path, "def f(x):\n    return prim(x, None)\n")
+    inlined = inline(prim, m.f)
+    assert [inlined(x) for x in (0, 4)] == [m.f(x) for x in (0, 4)] == [1, 41]
+    # `if b is not None:` (the only place `b` is assigned) is gone, and `b` with it (I5)
+    assert "_prim_b" not in inlined.__code__.co_varnames
 
 
 def test_a_call_inside_an_expression_is_refused(tmp_path: Path, prim: types.FunctionType) -> None:

@@ -11,6 +11,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from greenlet import getcurrent
+
 from ._context import NOTHING, SUSPENDED, resume
 from ._coroutine import Coroutine, bad_send
 
@@ -57,7 +59,7 @@ async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]
         except Exception as exc:
             if ctx._state is not SUSPENDED:
                 raise
-            going = resume(coro, NOTHING, exc, None)
+            going = resume(coro, NOTHING, exc, getcurrent())
         except BaseException:
             coro.close()
             raise

@@ -448,17 +448,16 @@ def resume(
     coro: Coroutine[Any, Any, Any],
     value: Any,
     exc: BaseException | None,
-    driver: greenlet | None,
+    driver: greenlet,
 ) -> bool:
     """Resume the suspended body of `coro` with `value`, or raising `exc` at its yield
     (D1-D3): True if it yielded again, False if it ended (raising what it raised).
 
-    `driver`, if not None, is the current greenlet (a loop such as `Run` looks it up once).
-    Callers pass every argument: a call without defaults is the cheapest Python has."""
+    `driver` is the current greenlet (a loop such as `Run` looks it up once). Callers pass
+    every argument: a call without defaults is the cheapest Python has, and inlined, an
+    `exc` of None takes the throw branch out (`_inline`, rule I5)."""
     ctx = coro._ctx
     g: greenlet = coro._g  # type: ignore[assignment]
-    if driver is None:
-        driver = getcurrent()
     if driver is not ctx._driver:
         adopt(coro, g, driver)
     try:

@@ -110,7 +110,7 @@ class Coroutine(Generic[R, S, T]):
         """
         ctx = self._ctx
         if ctx._state is SUSPENDED and not ctx._stopping:
-            return resume(self, ctx._sent, None, None)
+            return resume(self, ctx._sent, None, getcurrent())
         return self._advance("Next", NOTHING)
 
     def Recv(self) -> R:
@@ -177,7 +177,7 @@ class Coroutine(Generic[R, S, T]):
     def __next__(self) -> R:
         ctx = self._ctx
         if ctx._state is SUSPENDED and not ctx._stopping:
-            if resume(self, ctx._sent, None, None):
+            if resume(self, ctx._sent, None, getcurrent()):
                 return ctx._recv  # type: ignore[no-any-return]
         elif self._advance("next", NOTHING):
             return ctx._recv  # type: ignore[no-any-return]
@@ -200,7 +200,7 @@ class Coroutine(Generic[R, S, T]):
         if check is not None and not check(value):
             raise bad_send(value, ctx._sig)
         if ctx._state is SUSPENDED and not ctx._stopping:
-            if resume(self, value, None, None):
+            if resume(self, value, None, getcurrent()):
                 return ctx._recv  # type: ignore[no-any-return]
         elif self._advance("send", value):
             return ctx._recv  # type: ignore[no-any-return]
@@ -298,13 +298,13 @@ class Coroutine(Generic[R, S, T]):
                 raise self._refusal(op, wrong_thread=True)
             if state is SUSPENDED:
                 if op == "throw":
-                    return resume(self, NOTHING, value, None)
+                    return resume(self, NOTHING, value, getcurrent())
                 if op == "close":
                     ctx._stopping = True
                 if ctx._stopping:
                     ctx._exit = CoroutineExit()
-                    return resume(self, NOTHING, ctx._exit, None)
-                return resume(self, value, None, None)
+                    return resume(self, NOTHING, ctx._exit, getcurrent())
+                return resume(self, value, None, getcurrent())
             # created
             if op == "throw" or op == "close":
                 ctx._stopping = True

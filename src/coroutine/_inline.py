@@ -25,6 +25,9 @@ call is not saved. It refuses, with `InlineError` at import, what it cannot inli
         ones, and refuses a name the caller's module binds to something else.
     I4. Every inlined statement carries the line number of the call it replaces: a traceback
         or a line-coverage report reads the caller's source, at the line of that call.
+    I5. A parameter whose argument is the constant None decides the primitive's tests
+        ``if p is None`` and ``if p is not None`` on it: the branch not taken is dropped
+        (then, if nothing assigns it any more, the constant replaces it, as in I3).
 
 So a fault injected at a line event of the caller (the fault sweep of `tests/`) lands before
 the inlined statements or after them, never between two of them; the primitive itself, which
@@ -102,12 +105,10 @@ def _unannotated(stmt: ast.stmt) -> ast.stmt:
 
 class _Primitive(NamedTuple):
     """A primitive ready to inline: its renamed parameters and statements, as text to parse
-    anew at each call site (cheaper than a deep copy), what it assigns and which globals it
-    reads."""
+    anew at each call site (cheaper than a deep copy), and the globals it reads."""
 
     params: list[str]
     text: str
-    assigned: frozenset[str]
     reads: frozenset[str]
 
 
@@ -134,11 +135,8 @@ def _primitive(fn: Any) -> _Primitive:
     reads = frozenset(n.id for n in names if n.id not in local and not hasattr(builtins, n.id))
     rename = _Renamer(f"_{fn.__name__}_", local)
     body = [rename.visit(stmt) for stmt in body]
-    assigned = frozenset(
-        rename.prefix + n.id for n in names if n.id in local and not isinstance(n.ctx, ast.Load)
-    )
     text = ast.unparse(ast.fix_missing_locations(ast.Module(body=body, type_ignores=[])))
-    return _Primitive([rename.prefix + a.arg for a in args.args], text, assigned, reads)
+    return _Primitive([rename.prefix + a.arg for a in args.args], text, reads)
 
 
 def _bind_globals(prim: _Primitive, primitive: Any, caller: Any) -> None:
@@ -208,10 +206,17 @@ class _Splicer(ast.NodeTransformer):
         if value.keywords or len(value.args) != len(params):
             raise InlineError(f"call {self.name} with {len(params)} positional arguments")
         self.count += 1
+        nones = {p for p, a in zip(params, value.args, strict=True) if _is_none(a)}
+        stmts = _Decided(nones).visit(ast.Module(body=stmts, type_ignores=[])).body  # rule I5
+        assigned = {
+            n.id
+            for n in ast.walk(ast.Module(body=stmts, type_ignores=[]))
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+        }
         bound: list[ast.stmt] = []
         plain: dict[str, ast.expr] = {}  # rule I3: a name or constant needs no local of its own
         for param, arg in zip(params, value.args, strict=True):
-            if isinstance(arg, (ast.Name, ast.Constant)) and param not in self.prim.assigned:
+            if isinstance(arg, (ast.Name, ast.Constant)) and param not in assigned:
                 plain[param] = arg
             else:
                 bound.append(ast.Assign([ast.Name(param, ast.Store())], arg))
@@ -224,6 +229,32 @@ class _Splicer(ast.NodeTransformer):
         *stmts, last = body.body
         assert isinstance(last, ast.Return) and last.value is not None  # rule I2
         return [*stmts, ast.copy_location(tail(last.value), node)]
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+class _Decided(ast.NodeTransformer):
+    """Rule I5: ``if p is None`` / ``if p is not None`` on a parameter bound to None."""
+
+    def __init__(self, nones: set[str]) -> None:
+        self.nones = nones
+
+    def visit_If(self, node: ast.If) -> Any:
+        self.generic_visit(node)
+        test = node.test
+        if (
+            isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id in self.nones
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], (ast.Is, ast.IsNot))
+            and _is_none(test.comparators[0])
+        ):
+            taken = node.body if isinstance(test.ops[0], ast.Is) else node.orelse
+            return taken or [ast.Pass()]
+        return node
 
 
 class _Substituted(ast.NodeTransformer):

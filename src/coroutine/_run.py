@@ -62,7 +62,7 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
         except Exception as exc:
             if ctx._state is not SUSPENDED:  # fn drove the coroutine itself
                 raise
-            going = resume(coro, NOTHING, exc, None)
+            going = resume(coro, NOTHING, exc, driver)
         except BaseException:
             coro.close()
             raise
