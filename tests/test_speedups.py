@@ -187,8 +187,8 @@ def test_the_yield_table_answers_by_identity_and_by_equality() -> None:
 
 def test_only_run_body_sets_the_current_coroutine_variable() -> None:
     # The compiled yield caches CURRENT's value per contextvars context (see current_ctx in
-    # _speedups.c): sound only while run_body, first thing in a body's fresh context, is the
-    # one place that sets it.
+    # _speedups_c/yieldsite.c): sound only while run_body, first thing in a body's fresh
+    # context, is the one place that sets it.
     import ast
 
     setters = []

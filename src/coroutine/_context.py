@@ -34,7 +34,7 @@ is a running coroutine whose worker is not the current greenlet):
         that is collected instead of pooled.
 
 Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
-`src/coroutine/_speedups.c` runs the common case of `start`, `resume`, `ended`, `release` and
+`src/coroutine/_speedups_c/` runs the common case of `start`, `resume`, `ended`, `release` and
 of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
 slots, and calls back into this module for everything else (`adopt`, `recover`, `signalled`,
 `killed`); the functions below stay the reference, and ``COROUTINE_PURE=1`` runs them.
