@@ -3,19 +3,15 @@
 
 #include "speedups.h"
 
-/* _worker.release(g): back to this thread's pool, or dropped. */
+/* _worker.release(g): back to this thread's pool, or dropped; a `_worker_once` worker is dead
+ * already, and never pooled. */
 static int
 release_worker(PyObject *g)
 {
     if (PyObject_SetAttr(g, s_gr_context, Py_None) < 0)
         return -1;
-    PyObject *poolable = PyObject_GetAttr(g, s_poolable);
-    if (poolable == NULL)
-        return -1;
-    int ok = PyObject_IsTrue(poolable);
-    Py_DECREF(poolable);
-    if (ok <= 0)
-        return ok;
+    if (PyGreenlet_STARTED((PyGreenlet *)g) && !PyGreenlet_ACTIVE((PyGreenlet *)g))
+        return 0; /* worker.dead */
     PyObject *pool = PyObject_GetAttr(worker_local, s_pool);
     if (pool == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError))

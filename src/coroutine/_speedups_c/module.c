@@ -17,7 +17,7 @@ PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_re
 PyObject *durable_module;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
-PyObject *s_advance, *s_close, *s_pool, *s_poolable, *s_gr_context, *s_DURABLE;
+PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_DURABLE;
 PyObject *s_Next, *s_next, *s_send, *empty_tuple;
 Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc, c_gid,
     c_vars, c_result, c_thread, c_coro, c_exit;
@@ -154,7 +154,6 @@ PyInit__speedups(void)
     INTERN(s_advance, "_advance");
     INTERN(s_close, "close");
     INTERN(s_pool, "pool");
-    INTERN(s_poolable, "poolable");
     INTERN(s_gr_context, "gr_context");
     INTERN(s_DURABLE, "DURABLE");
     INTERN(s_Next, "Next");

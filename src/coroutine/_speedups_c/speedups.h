@@ -76,7 +76,7 @@ extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send,
 extern PyObject *durable_module; /* _durable, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
-extern PyObject *s_advance, *s_close, *s_pool, *s_poolable, *s_gr_context, *s_DURABLE;
+extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_DURABLE;
 extern PyObject *s_Next, *s_next, *s_send, *empty_tuple;
 
 /* slot offsets: c_ Context's, k_ Coroutine's, g_ Signature's */
