@@ -221,3 +221,19 @@ def test_a_worker_failing_before_the_body_starts_leaves_it_created(
     assert c.Next() and c.Recv() == 1
     c.close()
     assert c.status == "done"
+
+
+@accelerated_only
+def test_coroutines_of_one_thread_share_their_thread_ident() -> None:
+    # The compiled creation reuses the thread's ident int: 32 bytes less per coroutine.
+    import threading
+
+    a, b = New[int, Any](lambda: None), New[int, Any](lambda: None)
+    assert a._ctx._thread is b._ctx._thread
+    assert a._ctx._thread == threading.get_ident()
+    seen: list[int] = []
+    t = threading.Thread(target=lambda: seen.append(New[int, Any](lambda: None)._ctx._thread))
+    t.start()
+    t.join()
+    assert seen == [t.ident]
+    assert New[int, Any](lambda: None)._ctx._thread == threading.get_ident()
