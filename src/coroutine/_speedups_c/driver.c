@@ -3,6 +3,33 @@
 
 #include "speedups.h"
 
+/* This thread's dictionary of `_worker._local` (the threading.local whose `pool` is the
+ * thread's pool), borrowed, or NULL with an error. Looked up through the local once per
+ * thread, then kept in the thread state's dictionary, which dies with the thread as the
+ * local's dictionary does: two dict lookups instead of the local's attribute protocol. */
+static PyObject *
+local_dict(void)
+{
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "coroutine: no thread state dictionary");
+        return NULL;
+    }
+    PyObject *ldict = PyDict_GetItemWithError(tdict, s_local_key);
+    if (ldict != NULL || PyErr_Occurred())
+        return ldict;
+    ldict = PyObject_GetAttr(worker_local, s___dict__);
+    if (ldict == NULL)
+        return NULL;
+    int r = -1;
+    if (!PyDict_CheckExact(ldict))
+        PyErr_SetString(PyExc_TypeError, "coroutine: the worker local has no dict");
+    else
+        r = PyDict_SetItem(tdict, s_local_key, ldict);
+    Py_DECREF(ldict); /* (the thread state's dictionary keeps it) */
+    return r < 0 ? NULL : ldict;
+}
+
 /* _worker.release(g): back to this thread's pool, or dropped; a `_worker_once` worker is dead
  * already, and never pooled. */
 static int
@@ -12,48 +39,43 @@ release_worker(PyObject *g)
         return -1;
     if (PyGreenlet_STARTED((PyGreenlet *)g) && !PyGreenlet_ACTIVE((PyGreenlet *)g))
         return 0; /* worker.dead */
-    PyObject *pool = PyObject_GetAttr(worker_local, s_pool);
+    PyObject *ldict = local_dict();
+    if (ldict == NULL)
+        return -1;
+    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
     if (pool == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+        if (PyErr_Occurred())
             return -1;
-        PyErr_Clear();
         pool = PyList_New(0);
-        if (pool == NULL || PyObject_SetAttr(worker_local, s_pool, pool) < 0) {
-            Py_XDECREF(pool);
+        int r = pool == NULL ? -1 : PyDict_SetItem(ldict, s_pool, pool);
+        Py_XDECREF(pool); /* (the local's dictionary keeps it) */
+        if (r < 0)
             return -1;
-        }
     }
-    int r = 0;
-    if (!PyList_CheckExact(pool))
-        r = -1, PyErr_SetString(PyExc_TypeError, "coroutine: the worker pool is not a list");
-    else if (PyList_GET_SIZE(pool) < pool_cap)
-        r = PyList_Append(pool, g);
-    Py_DECREF(pool);
-    return r;
+    if (!PyList_CheckExact(pool)) {
+        PyErr_SetString(PyExc_TypeError, "coroutine: the worker pool is not a list");
+        return -1;
+    }
+    return PyList_GET_SIZE(pool) < pool_cap ? PyList_Append(pool, g) : 0;
 }
 
 /* _worker.acquire(): a parked worker popped from the pool, else the Python function. */
 static PyObject *
 acquire_worker(void)
 {
-    PyObject *pool = PyObject_GetAttr(worker_local, s_pool);
-    if (pool == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return NULL;
-        PyErr_Clear();
-    }
-    else if (PyList_CheckExact(pool) && PyList_GET_SIZE(pool) > 0) {
-        Py_ssize_t n = PyList_GET_SIZE(pool);
-        PyObject *g = Py_NewRef(PyList_GET_ITEM(pool, n - 1));
-        if (PyList_SetSlice(pool, n - 1, n, NULL) < 0) {
-            Py_DECREF(g);
-            Py_DECREF(pool);
-            return NULL;
-        }
-        Py_DECREF(pool);
+    PyObject *ldict = local_dict();
+    if (ldict == NULL)
+        return NULL;
+    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    if (pool == NULL && PyErr_Occurred())
+        return NULL;
+    if (pool != NULL && PyList_CheckExact(pool) && PyList_GET_SIZE(pool) > 0) {
+        Py_ssize_t n = PyList_GET_SIZE(pool) - 1; /* pool.pop(): its reference is ours */
+        PyObject *g = PyList_GET_ITEM(pool, n);
+        PyList_SET_ITEM(pool, n, NULL);
+        Py_SET_SIZE(pool, n);
         return g;
     }
-    Py_XDECREF(pool);
     return PyObject_CallNoArgs(py_acquire);
 }
 
@@ -176,7 +198,12 @@ start_body(PyObject *coro, PyObject *ctx)
     PyObject *out = NULL;
     if (driver == NULL || !is_greenlet(g))
         goto failed;
-    if (PyGreenlet_SetParent((PyGreenlet *)g, (PyGreenlet *)driver) < 0)
+    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)g);
+    Py_XDECREF(parent); /* (compared by identity only) */
+    if (parent == NULL && PyErr_Occurred())
+        goto failed;
+    if (parent != (PyGreenlet *)driver /* else g.parent = driver changes nothing */
+        && PyGreenlet_SetParent((PyGreenlet *)g, (PyGreenlet *)driver) < 0)
         goto failed;
     PyObject *vars = get_slot(ctx, c_vars, "_vars");
     if (vars == NULL || PyObject_SetAttr(g, s_gr_context, vars) < 0)

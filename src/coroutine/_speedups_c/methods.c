@@ -154,6 +154,24 @@ Coro_del(PyObject *self, PyObject *unused)
     return PyObject_CallOneArg(py_del, self);
 }
 
+/* Coroutine's tp_finalize, installed over the generic slot that looks `__del__` up and calls
+ * it: what that slot does (the pending exception saved and restored, a failure reported as
+ * unraisable in the name of `__del__`), with Coro_del's common case inlined. */
+void
+Coro_finalize(PyObject *self)
+{
+    PyObject *g = SLOT(self, k_g);
+    if (g == NULL || g == Py_None)
+        return;
+    PyObject *saved = PyErr_Occurred() ? fetch_exc() : NULL;
+    PyObject *r = PyObject_CallOneArg(py_del, self);
+    if (r == NULL)
+        PyErr_WriteUnraisable(coro_del_descr);
+    Py_XDECREF(r);
+    if (saved != NULL)
+        restore_exc(saved);
+}
+
 PyMethodDef coro_methods[] = {
     {"__del__", Coro_del, METH_NOARGS, NULL},
     {"Next", Coro_Next, METH_NOARGS, NULL},

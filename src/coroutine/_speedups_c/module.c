@@ -17,7 +17,8 @@ PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_re
 PyObject *durable_module;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
-PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_DURABLE;
+PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
+PyObject *s_DURABLE;
 PyObject *s_Next, *s_next, *s_send, *empty_tuple;
 Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc, c_gid,
     c_vars, c_result, c_thread, c_coro, c_exit;
@@ -25,6 +26,7 @@ Py_ssize_t k_ctx, k_g, k_fn, k_body, k_with_return;
 Py_ssize_t g_check_s, g_s;
 PyTypeObject *worker_type;
 PyObject *spare_args;
+PyObject *coro_del_descr;
 
 /* -- setup ---------------------------------------------------------------------------------- */
 
@@ -107,10 +109,15 @@ mod_setup(PyObject *mod, PyObject *ns)
         if (descr == NULL)
             goto fail;
         int r = PyObject_SetAttrString(coro_t, m->ml_name, descr);
+        if (r == 0 && m == coro_methods) /* __del__ */
+            Py_XSETREF(coro_del_descr, Py_NewRef(descr));
         Py_DECREF(descr);
         if (r < 0)
             goto fail;
     }
+    /* Setting __del__ made tp_finalize the generic slot, which looks __del__ up by name at
+     * every finalization; this one calls Coro_del's code directly (methods.c). */
+    CoroType->tp_finalize = Coro_finalize;
     /* The types stay alive: the module keeps a reference to each (never released). */
     ready = 1;
     Py_RETURN_NONE;
@@ -154,6 +161,8 @@ PyInit__speedups(void)
     INTERN(s_advance, "_advance");
     INTERN(s_close, "close");
     INTERN(s_pool, "pool");
+    INTERN(s_local_key, "coroutine._speedups: _worker._local.__dict__");
+    INTERN(s___dict__, "__dict__");
     INTERN(s_gr_context, "gr_context");
     INTERN(s_DURABLE, "DURABLE");
     INTERN(s_Next, "Next");

@@ -76,7 +76,8 @@ extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send,
 extern PyObject *durable_module; /* _durable, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
-extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_DURABLE;
+extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
+extern PyObject *s_DURABLE;
 extern PyObject *s_Next, *s_next, *s_send, *empty_tuple;
 
 /* slot offsets: c_ Context's, k_ Coroutine's, g_ Signature's */
@@ -87,7 +88,9 @@ extern Py_ssize_t g_check_s, g_s;
 extern PyTypeObject *worker_type; /* the last greenlet subclass seen as a worker */
 extern PyObject *spare_args;      /* switch_to's recycled argument tuple, or NULL */
 
-extern PyMethodDef coro_methods[];
+extern PyMethodDef coro_methods[]; /* __del__ first */
+extern PyObject *coro_del_descr;     /* Coroutine.__del__, the compiled one */
+void Coro_finalize(PyObject *self);
 extern PyTypeObject YieldSiteType, YieldTableType;
 
 /* -- compat.c ------------------------------------------------------------------------------ */
