@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import threading
+import weakref
 from typing import Any
 
 from coroutine import New, Yield, _worker
+
+
+class Marker:
+    pass
 
 
 def one_yield() -> None:
@@ -124,3 +131,16 @@ def test_workers_carry_no_instance_dictionary() -> None:
     for worker in seen:
         assert not vars(worker)
     c.close()
+
+
+def test_a_new_worker_keeps_nothing_of_its_first_body() -> None:
+    # greenlet keeps the arguments of a greenlet's first switch while it lives: a new worker
+    # is started by `acquire` and parked, so that its first task comes as later ones do.
+    _worker._local.__dict__.pop("pool", None)
+    held = Marker()
+    held_ref = weakref.ref(held)
+    New[int, Any](functools.partial(lambda m: None, held)).Next()
+    del held
+    assert len(_worker._local.pool) == 1
+    gc.collect()
+    assert held_ref() is None

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import GreenletExit, greenlet
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _context
 
@@ -62,9 +62,15 @@ def acquire() -> greenlet:
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool:
         return pool.pop()
-    if _context.CURRENT.get() is None:
-        return greenlet(_worker_main)
-    return greenlet(_worker_once)  # first started inside a body: never pooled
+    if _context.CURRENT.get() is not None:
+        return greenlet(_worker_once)  # first started inside a body: never pooled
+    worker = greenlet(_worker_main)
+    # Started here, to park at once: greenlet keeps the arguments of a greenlet's first
+    # switch for its whole life, so the first task must come, as every later one does, as
+    # the value of a switch to a parked worker (else a pooled worker would keep its first
+    # body's entry and Context alive).
+    worker.switch()
+    return worker
 
 
 def is_parked(worker: greenlet) -> bool:
@@ -89,13 +95,18 @@ def release(worker: greenlet) -> None:
         pool.append(worker)
 
 
-def _worker_main(task: Task) -> None:
+def _worker_main() -> None:
     """A worker's life: run bodies until abandoned or dropped.
 
     Whatever escapes this function goes to the worker's parent, which the switch protocol
     keeps equal to the driver that switched in (`_context`, rule D2): so an exception raised
-    at any instruction here, the first included, lands in that driver's switch call.
+    at any instruction here, the first included, lands in that driver's switch call. (Its
+    first switch, from `acquire`, parks it at once: its parent is then `acquire`'s caller.)
     """
+    try:
+        task = getcurrent().parent.switch(PARKED)  # type: ignore[union-attr]
+    except GreenletExit:
+        return  # dropped before its first body
     while True:
         driver = _context.run_body(*task)
         del task  # a parked worker must not keep the finished body's entry or state alive
