@@ -524,6 +524,9 @@ if _accel.speedups is not None:
             "Context": Context,
             "Signature": Signature,
             "Signal": _context._Signal,
+            "run_body": _context.run_body,
+            "swallowed_exit": _context._swallowed_exit,
+            "CoroutineExit": CoroutineExit,
         }
     )
     _create = _accel.speedups.create

@@ -30,7 +30,7 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _context
+from . import _accel, _context
 
 __all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "is_parked", "release"]
 
@@ -50,6 +50,12 @@ class _Parked:
 PARKED: Any = _Parked()
 
 _local = threading.local()
+
+_run_body: Callable[[_context.Context[Any, Any], Callable[[], Any], bool], Any] | None = None
+"""With the extension loaded, `_speedups.run_body`: `_context.run_body` compiled, which a
+worker then runs each body with (None: the reference, looked up at each call)."""
+if _accel.speedups is not None:
+    _run_body = _accel.speedups.run_body
 
 
 # A worker is a plain greenlet, not a subclass: greenlet checks the type of the greenlets it
@@ -108,7 +114,7 @@ def _worker_main() -> None:
     except GreenletExit:
         return  # dropped before its first body
     while True:
-        driver = _context.run_body(*task)
+        driver = _context.run_body(*task) if _run_body is None else _run_body(*task)
         del task  # a parked worker must not keep the finished body's entry or state alive
         if driver is None:
             return  # abandoned: this worker dies
@@ -131,4 +137,5 @@ def _worker_once(task: Task) -> Any:
     parent, the driver (rule D2), exactly as `_worker_main`'s switch would; the worker is dead
     by the time the driver sees it, so `release` does not pool it.
     """
-    return None if _context.run_body(*task) is None else PARKED
+    driver = _context.run_body(*task) if _run_body is None else _run_body(*task)
+    return None if driver is None else PARKED

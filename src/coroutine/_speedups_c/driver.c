@@ -3,31 +3,57 @@
 
 #include "speedups.h"
 
+/* g.gr_context = value. For a plain greenlet, greenlet's own setter, found once at import
+ * (the attribute protocol costs a type lookup and a generic setattr per call). */
+static inline int
+set_gr_context(PyObject *g, PyObject *value)
+{
+    if (Py_TYPE(g) == &PyGreenlet_Type && gr_context.set != NULL)
+        return gr_context.set(g, value, gr_context.closure);
+    return PyObject_SetAttr(g, s_gr_context, value);
+}
+
 /* This thread's dictionary of `_worker._local` (the threading.local whose `pool` is the
  * thread's pool), borrowed, or NULL with an error. Looked up through the local once per
  * thread, then kept in the thread state's dictionary, which dies with the thread as the
- * local's dictionary does: two dict lookups instead of the local's attribute protocol. */
+ * local's dictionary does; and the last thread's is remembered with its thread state's id
+ * (unique for the process's life, unlike the thread state's address or the thread's ident):
+ * one comparison instead of the local's attribute protocol. */
+static uint64_t last_thread_id;
+static PyObject *last_ldict; /* strong: the dictionary of the thread whose id is above */
+
 static PyObject *
 local_dict(void)
 {
+    PyThreadState *tstate = PyThreadState_Get();
+    uint64_t id = PyThreadState_GetID(tstate);
+    if (last_ldict != NULL && id == last_thread_id)
+        return last_ldict;
     PyObject *tdict = PyThreadState_GetDict();
     if (tdict == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "coroutine: no thread state dictionary");
         return NULL;
     }
     PyObject *ldict = PyDict_GetItemWithError(tdict, s_local_key);
-    if (ldict != NULL || PyErr_Occurred())
-        return ldict;
-    ldict = PyObject_GetAttr(worker_local, s___dict__);
-    if (ldict == NULL)
-        return NULL;
-    int r = -1;
-    if (!PyDict_CheckExact(ldict))
-        PyErr_SetString(PyExc_TypeError, "coroutine: the worker local has no dict");
-    else
-        r = PyDict_SetItem(tdict, s_local_key, ldict);
-    Py_DECREF(ldict); /* (the thread state's dictionary keeps it) */
-    return r < 0 ? NULL : ldict;
+    if (ldict == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        ldict = PyObject_GetAttr(worker_local, s___dict__);
+        if (ldict == NULL)
+            return NULL;
+        int r = -1;
+        if (!PyDict_CheckExact(ldict))
+            PyErr_SetString(PyExc_TypeError, "coroutine: the worker local has no dict");
+        else
+            r = PyDict_SetItem(tdict, s_local_key, ldict);
+        Py_DECREF(ldict); /* (the thread state's dictionary keeps it) */
+        if (r < 0)
+            return NULL;
+    }
+    Py_INCREF(ldict);
+    Py_XSETREF(last_ldict, ldict);
+    last_thread_id = id;
+    return ldict;
 }
 
 /* _worker.release(g): back to this thread's pool, or dropped; a `_worker_once` worker is dead
@@ -35,7 +61,7 @@ local_dict(void)
 static int
 release_worker(PyObject *g)
 {
-    if (PyObject_SetAttr(g, s_gr_context, Py_None) < 0)
+    if (set_gr_context(g, Py_None) < 0)
         return -1;
     if (PyGreenlet_STARTED((PyGreenlet *)g) && !PyGreenlet_ACTIVE((PyGreenlet *)g))
         return 0; /* worker.dead */
@@ -177,6 +203,48 @@ fail_early:
     return -1;
 }
 
+/* The task (ctx, body, with_return) a worker runs, in a recycled tuple when there is one: a
+ * body that ended in the switch that started it (the worker has dropped the task) leaves its
+ * tuple, emptied, for the next start, saving an allocation and a deallocation. */
+static PyObject *spare_task;
+
+static PyObject *
+new_task(PyObject *ctx, PyObject *body, PyObject *with_return)
+{
+#if PY_VERSION_HEX >= 0x030E0000 /* 3.14 caches a tuple's hash: never recycle one */
+    Py_CLEAR(spare_task);
+#endif
+    PyObject *task = spare_task;
+    if (task == NULL)
+        return PyTuple_Pack(3, ctx, body, with_return);
+    spare_task = NULL;
+    PyTuple_SET_ITEM(task, 0, Py_NewRef(ctx));
+    PyTuple_SET_ITEM(task, 1, Py_NewRef(body));
+    PyTuple_SET_ITEM(task, 2, Py_NewRef(with_return));
+    PyObject_GC_Track(task);
+    return task;
+}
+
+static void
+drop_task(PyObject *task)
+{
+    if (Py_REFCNT(task) == 1 && spare_task == NULL) {
+        for (Py_ssize_t i = 0; i < 3; i++) {
+            PyObject *item = PyTuple_GET_ITEM(task, i);
+            PyTuple_SET_ITEM(task, i, NULL);
+            Py_DECREF(item);
+        }
+        if (spare_task == NULL && Py_REFCNT(task) == 1) { /* (no release above took it) */
+            PyObject_GC_UnTrack(task); /* (the collector never sees its empty items) */
+            spare_task = task;
+            return;
+        }
+        for (Py_ssize_t i = 0; i < 3; i++)
+            PyTuple_SET_ITEM(task, i, Py_NewRef(Py_None));
+    }
+    Py_DECREF(task);
+}
+
 /* _context.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
 int
 start_body(PyObject *coro, PyObject *ctx)
@@ -185,7 +253,7 @@ start_body(PyObject *coro, PyObject *ctx)
     PyObject *with_return = body ? get_slot(coro, k_with_return, "_with_return") : NULL;
     if (with_return == NULL)
         return -1;
-    PyObject *task = PyTuple_Pack(3, ctx, body, with_return);
+    PyObject *task = new_task(ctx, body, with_return);
     if (task == NULL)
         return -1;
     PyObject *g = acquire_worker();
@@ -206,7 +274,7 @@ start_body(PyObject *coro, PyObject *ctx)
         && PyGreenlet_SetParent((PyGreenlet *)g, (PyGreenlet *)driver) < 0)
         goto failed;
     PyObject *vars = get_slot(ctx, c_vars, "_vars");
-    if (vars == NULL || PyObject_SetAttr(g, s_gr_context, vars) < 0)
+    if (vars == NULL || set_gr_context(g, vars) < 0)
         goto failed;
     set_slot(coro, k_g, g);
     PyObject *gid = PyLong_FromVoidPtr(g);
@@ -219,7 +287,7 @@ start_body(PyObject *coro, PyObject *ctx)
     out = switch_to(g, task);
     if (out == NULL)
         goto failed;
-    Py_DECREF(task);
+    drop_task(task);
     Py_DECREF(g);
     Py_DECREF(driver);
     int r = 1;

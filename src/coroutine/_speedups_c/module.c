@@ -14,6 +14,8 @@ PyObject *CURRENT;
 PyTypeObject *SignalType, *CoroType, *CtxType;
 PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
+PyObject *py_run_body, *py_swallowed_exit;
+PyTypeObject *CoroutineExitType;
 PyObject *durable_module;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
@@ -27,6 +29,7 @@ Py_ssize_t g_check_s, g_s;
 PyTypeObject *worker_type;
 PyObject *spare_args;
 PyObject *coro_del_descr;
+PyGetSetDef gr_context;
 
 /* -- setup ---------------------------------------------------------------------------------- */
 
@@ -63,6 +66,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         return NULL;
     }
     PyObject *coro_t = NULL, *ctx_t = NULL, *sig_t = NULL, *signal_t = NULL, *cap = NULL;
+    PyObject *exit_t = NULL;
     if (take(ns, "CREATED", &CREATED) || take(ns, "SUSPENDED", &SUSPENDED)
         || take(ns, "RUNNING", &RUNNING) || take(ns, "DONE", &DONE)
         || take(ns, "NOTHING", &NOTHING) || take(ns, "THROWN", &THROWN)
@@ -75,10 +79,13 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "resume", &py_resume) || take(ns, "durable", &durable_module)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)
-        || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap))
+        || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap)
+        || take(ns, "run_body", &py_run_body) || take(ns, "swallowed_exit", &py_swallowed_exit)
+        || take(ns, "CoroutineExit", &exit_t))
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
-        || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)) {
+        || !PyType_Check(signal_t) || !PyType_Check(exit_t)
+        || !PyContextVar_CheckExact(CURRENT)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }
@@ -88,6 +95,7 @@ mod_setup(PyObject *mod, PyObject *ns)
     CoroType = (PyTypeObject *)coro_t;
     CtxType = (PyTypeObject *)ctx_t;
     SignalType = (PyTypeObject *)signal_t;
+    CoroutineExitType = (PyTypeObject *)exit_t;
     PyTypeObject *st = (PyTypeObject *)sig_t;
     if (slot_offset(CtxType, "_state", &c_state) || slot_offset(CtxType, "_sig", &c_sig)
         || slot_offset(CtxType, "_stopping", &c_stopping)
@@ -123,7 +131,7 @@ mod_setup(PyObject *mod, PyObject *ns)
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(coro_t), Py_XDECREF(ctx_t), Py_XDECREF(sig_t), Py_XDECREF(signal_t);
-    Py_XDECREF(cap);
+    Py_XDECREF(cap), Py_XDECREF(exit_t);
     return NULL;
 }
 
@@ -134,6 +142,8 @@ static PyMethodDef module_methods[] = {
     {"run", (PyCFunction)(void (*)(void))mod_run, METH_FASTCALL, "_run.Run's loop, compiled."},
     {"create", (PyCFunction)(void (*)(void))mod_create, METH_FASTCALL | METH_KEYWORDS,
      "_coroutine._create, compiled."},
+    {"run_body", (PyCFunction)(void (*)(void))mod_run_body, METH_FASTCALL,
+     "_context.run_body, compiled (what a worker runs each body with)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -155,6 +165,9 @@ PyInit__speedups(void)
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
         return NULL;
+    PyObject *descr = PyDict_GetItemString(PyGreenlet_Type.tp_dict, "gr_context");
+    if (descr != NULL && PyObject_TypeCheck(descr, &PyGetSetDescr_Type))
+        gr_context = *((PyGetSetDescrObject *)descr)->d_getset; /* (else: by name) */
     YieldTableType.tp_base = &PyDict_Type;
     if (PyType_Ready(&YieldSiteType) < 0 || PyType_Ready(&YieldTableType) < 0)
         return NULL;

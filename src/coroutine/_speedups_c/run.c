@@ -3,14 +3,6 @@
 
 #include "speedups.h"
 
-static int
-check_ready(void)
-{
-    if (!ready)
-        PyErr_SetString(PyExc_RuntimeError, "coroutine._speedups used before setup()");
-    return ready;
-}
-
 PyObject *
 mod_resume(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {

@@ -31,6 +31,7 @@
  *   speedups.h   this header: the objects bound by setup(), slot access, the switch helper
  *   compat.c     exceptions: fetch/restore and the handled exception across CPython 3.10-3.13
  *   driver.c     the driver's side: start, resume, ended; the worker pool
+ *   body.c       the body's side: run_body, which a worker runs each body with
  *   methods.c    Coroutine's Next/Recv/Send/__next__/send/__del__
  *   run.c        Run's loop, resume and creation (module functions)
  *   yieldsite.c  the yield site: the compiled function behind one `Yield[R, S]`
@@ -73,6 +74,8 @@ extern PyObject *CURRENT; /* the ContextVar */
 extern PyTypeObject *SignalType, *CoroType, *CtxType;
 extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
+extern PyObject *py_run_body, *py_swallowed_exit;
+extern PyTypeObject *CoroutineExitType;
 extern PyObject *durable_module; /* _durable, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
@@ -87,6 +90,7 @@ extern Py_ssize_t k_ctx, k_g, k_fn, k_body, k_with_return;
 extern Py_ssize_t g_check_s, g_s;
 extern PyTypeObject *worker_type; /* the last greenlet subclass seen as a worker */
 extern PyObject *spare_args;      /* switch_to's recycled argument tuple, or NULL */
+extern PyGetSetDef gr_context;    /* greenlet's gr_context descriptor's functions */
 
 extern PyMethodDef coro_methods[]; /* __del__ first */
 extern PyObject *coro_del_descr;     /* Coroutine.__del__, the compiled one */
@@ -111,10 +115,19 @@ int next_op(PyObject *self, PyObject *op);
 PyObject *mod_resume(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+PyObject *mod_run_body(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif
+
+static inline int
+check_ready(void)
+{
+    if (!ready)
+        PyErr_SetString(PyExc_RuntimeError, "coroutine._speedups used before setup()");
+    return ready;
+}
 
 /* -- slots ---------------------------------------------------------------------------------- */
 
