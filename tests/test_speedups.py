@@ -207,7 +207,7 @@ def test_a_worker_failing_before_the_body_starts_leaves_it_created(
 ) -> None:
     # The worker's first Python call raises: the exception escapes the worker into the
     # driver's switch (rule D2), and recover (called from C when accelerated) rolls back (D3).
-    from coroutine import _context, _worker
+    from coroutine import _context
 
     def broken(*_: object) -> None:
         raise LookupError("worker broke")
@@ -215,8 +215,6 @@ def test_a_worker_failing_before_the_body_starts_leaves_it_created(
     c = NewWithReturn[int, int](_counter)
     with monkeypatch.context() as m:
         m.setattr(_context, "run_body", broken)
-        if _worker._run_body is not None:
-            m.setattr(_worker, "_run_body", broken)
         with pytest.raises(LookupError, match="worker broke"):
             c.Next()
         assert c.status == "created" and c._g is None
@@ -246,7 +244,7 @@ def _stops() -> None:
 
 
 def test_a_body_raising_stop_iteration_reports_a_runtime_error_in_both() -> None:
-    # run_body's PEP 479 rule, which the compiled run_body (a worker's) implements again.
+    # run_body's PEP 479 rule.
     c = New[int, Any](_stops)
     with pytest.raises(RuntimeError, match=r"^coroutine body raised StopIteration$") as info:
         c.Next()

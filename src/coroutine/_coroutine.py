@@ -524,9 +524,7 @@ if _accel.speedups is not None:
             "Context": Context,
             "Signature": Signature,
             "Signal": _context._Signal,
-            "run_body": _context.run_body,
-            "swallowed_exit": _context._swallowed_exit,
-            "CoroutineExit": CoroutineExit,
+            "worker_main": _worker._worker_main,
         }
     )
     _create = _accel.speedups.create

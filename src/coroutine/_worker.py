@@ -30,7 +30,7 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _accel, _context
+from . import _context
 
 __all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "is_parked", "release"]
 
@@ -50,12 +50,6 @@ class _Parked:
 PARKED: Any = _Parked()
 
 _local = threading.local()
-
-_run_body: Callable[[_context.Context[Any, Any], Callable[[], Any], bool], Any] | None = None
-"""With the extension loaded, `_speedups.run_body`: `_context.run_body` compiled, which a
-worker then runs each body with (None: the reference, looked up at each call)."""
-if _accel.speedups is not None:
-    _run_body = _accel.speedups.run_body
 
 
 # A worker is a plain greenlet, not a subclass: greenlet checks the type of the greenlets it
@@ -101,20 +95,25 @@ def release(worker: greenlet) -> None:
         pool.append(worker)
 
 
-def _worker_main() -> None:
+def _worker_main(task: Task | None = None) -> None:
     """A worker's life: run bodies until abandoned or dropped.
 
     Whatever escapes this function goes to the worker's parent, which the switch protocol
     keeps equal to the driver that switched in (`_context`, rule D2): so an exception raised
-    at any instruction here, the first included, lands in that driver's switch call. (Its
-    first switch, from `acquire`, parks it at once: its parent is then `acquire`'s caller.)
+    at any instruction here, the first included, lands in that driver's switch call.
+
+    Started by `acquire` without a task, it parks at once (its parent is then `acquire`'s
+    caller). The compiled start passes a new worker its first task instead, and takes it out
+    of the arguments greenlet keeps (`start_worker` in _speedups_c/driver.c): parking first
+    costs about 150 bytes per suspended coroutine there (measured, benchmarks/bench_memory).
     """
-    try:
-        task = getcurrent().parent.switch(PARKED)  # type: ignore[union-attr]
-    except GreenletExit:
-        return  # dropped before its first body
+    if task is None:
+        try:
+            task = getcurrent().parent.switch(PARKED)  # type: ignore[union-attr]
+        except GreenletExit:
+            return  # dropped before its first body
     while True:
-        driver = _context.run_body(*task) if _run_body is None else _run_body(*task)
+        driver = _context.run_body(*task)
         del task  # a parked worker must not keep the finished body's entry or state alive
         if driver is None:
             return  # abandoned: this worker dies
@@ -137,5 +136,4 @@ def _worker_once(task: Task) -> Any:
     parent, the driver (rule D2), exactly as `_worker_main`'s switch would; the worker is dead
     by the time the driver sees it, so `release` does not pool it.
     """
-    driver = _context.run_body(*task) if _run_body is None else _run_body(*task)
-    return None if driver is None else PARKED
+    return None if _context.run_body(*task) is None else PARKED

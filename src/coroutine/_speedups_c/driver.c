@@ -102,7 +102,16 @@ acquire_worker(void)
         Py_SET_SIZE(pool, n);
         return g;
     }
-    return PyObject_CallNoArgs(py_acquire);
+    /* A new worker, as _worker.acquire makes one: inside a body, the Python function (a
+     * `_worker_once`); else a `_worker_main`, started by start_body's first switch. */
+    PyObject *current = NULL;
+    if (PyContextVar_Get(CURRENT, NULL, &current) < 0)
+        return NULL;
+    int inside = current != NULL && current != Py_None;
+    Py_XDECREF(current);
+    if (inside)
+        return PyObject_CallNoArgs(py_acquire);
+    return (PyObject *)PyGreenlet_New(py_worker_main, NULL);
 }
 
 /* _context.ended (rule E1): 0 (the body ended quietly), or -1 with what it raised. */
@@ -245,6 +254,25 @@ drop_task(PyObject *task)
     Py_DECREF(task);
 }
 
+/* g.switch(task) for a worker not started yet. greenlet keeps a greenlet's first arguments
+ * for as long as it runs, but the worker's frame holds its own references to them: the task
+ * is taken out of them here, lest a pooled worker keep its first body's task alive. (The
+ * Python `acquire` starts a new worker to park at once instead: `_worker_main`'s docstring.)
+ * Fresh greenlets are never started with the recycled tuples of switch_to. */
+static PyObject *
+start_worker(PyObject *g, PyObject *task)
+{
+    PyObject *args = PyTuple_Pack(1, task);
+    if (args == NULL)
+        return NULL;
+    PyObject *out = PyGreenlet_Switch((PyGreenlet *)g, args, NULL);
+    PyObject *item = PyTuple_GET_ITEM(args, 0);
+    PyTuple_SET_ITEM(args, 0, Py_NewRef(Py_None));
+    Py_DECREF(item);
+    Py_DECREF(args);
+    return out;
+}
+
 /* _context.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
 int
 start_body(PyObject *coro, PyObject *ctx)
@@ -284,7 +312,7 @@ start_body(PyObject *coro, PyObject *ctx)
     Py_DECREF(gid);
     set_slot(ctx, c_driver, driver);
     set_slot(ctx, c_state, RUNNING);
-    out = switch_to(g, task);
+    out = PyGreenlet_STARTED((PyGreenlet *)g) ? switch_to(g, task) : start_worker(g, task);
     if (out == NULL)
         goto failed;
     drop_task(task);

@@ -14,8 +14,7 @@ PyObject *CURRENT;
 PyTypeObject *SignalType, *CoroType, *CtxType;
 PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
-PyObject *py_run_body, *py_swallowed_exit;
-PyTypeObject *CoroutineExitType;
+PyObject *py_worker_main;
 PyObject *durable_module;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
@@ -66,7 +65,6 @@ mod_setup(PyObject *mod, PyObject *ns)
         return NULL;
     }
     PyObject *coro_t = NULL, *ctx_t = NULL, *sig_t = NULL, *signal_t = NULL, *cap = NULL;
-    PyObject *exit_t = NULL;
     if (take(ns, "CREATED", &CREATED) || take(ns, "SUSPENDED", &SUSPENDED)
         || take(ns, "RUNNING", &RUNNING) || take(ns, "DONE", &DONE)
         || take(ns, "NOTHING", &NOTHING) || take(ns, "THROWN", &THROWN)
@@ -80,12 +78,10 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)
         || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap)
-        || take(ns, "run_body", &py_run_body) || take(ns, "swallowed_exit", &py_swallowed_exit)
-        || take(ns, "CoroutineExit", &exit_t))
+        || take(ns, "worker_main", &py_worker_main))
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
-        || !PyType_Check(signal_t) || !PyType_Check(exit_t)
-        || !PyContextVar_CheckExact(CURRENT)) {
+        || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }
@@ -95,7 +91,6 @@ mod_setup(PyObject *mod, PyObject *ns)
     CoroType = (PyTypeObject *)coro_t;
     CtxType = (PyTypeObject *)ctx_t;
     SignalType = (PyTypeObject *)signal_t;
-    CoroutineExitType = (PyTypeObject *)exit_t;
     PyTypeObject *st = (PyTypeObject *)sig_t;
     if (slot_offset(CtxType, "_state", &c_state) || slot_offset(CtxType, "_sig", &c_sig)
         || slot_offset(CtxType, "_stopping", &c_stopping)
@@ -131,7 +126,7 @@ mod_setup(PyObject *mod, PyObject *ns)
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(coro_t), Py_XDECREF(ctx_t), Py_XDECREF(sig_t), Py_XDECREF(signal_t);
-    Py_XDECREF(cap), Py_XDECREF(exit_t);
+    Py_XDECREF(cap);
     return NULL;
 }
 
@@ -142,8 +137,6 @@ static PyMethodDef module_methods[] = {
     {"run", (PyCFunction)(void (*)(void))mod_run, METH_FASTCALL, "_run.Run's loop, compiled."},
     {"create", (PyCFunction)(void (*)(void))mod_create, METH_FASTCALL | METH_KEYWORDS,
      "_coroutine._create, compiled."},
-    {"run_body", (PyCFunction)(void (*)(void))mod_run_body, METH_FASTCALL,
-     "_context.run_body, compiled (what a worker runs each body with)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -31,7 +31,6 @@
  *   speedups.h   this header: the objects bound by setup(), slot access, the switch helper
  *   compat.c     exceptions: fetch/restore and the handled exception across CPython 3.10-3.13
  *   driver.c     the driver's side: start, resume, ended; the worker pool
- *   body.c       the body's side: run_body, which a worker runs each body with
  *   methods.c    Coroutine's Next/Recv/Send/__next__/send/__del__
  *   run.c        Run's loop, resume and creation (module functions)
  *   yieldsite.c  the yield site: the compiled function behind one `Yield[R, S]`
@@ -74,8 +73,7 @@ extern PyObject *CURRENT; /* the ContextVar */
 extern PyTypeObject *SignalType, *CoroType, *CtxType;
 extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
-extern PyObject *py_run_body, *py_swallowed_exit;
-extern PyTypeObject *CoroutineExitType;
+extern PyObject *py_worker_main; /* _worker._worker_main, what a new worker runs */
 extern PyObject *durable_module; /* _durable, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
@@ -115,7 +113,6 @@ int next_op(PyObject *self, PyObject *op);
 PyObject *mod_resume(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-PyObject *mod_run_body(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
