@@ -227,10 +227,14 @@ new_task(PyObject *ctx, PyObject *body, PyObject *with_return)
     if (task == NULL)
         return PyTuple_Pack(3, ctx, body, with_return);
     spare_task = NULL;
-    PyTuple_SET_ITEM(task, 0, Py_NewRef(ctx));
-    PyTuple_SET_ITEM(task, 1, Py_NewRef(body));
-    PyTuple_SET_ITEM(task, 2, Py_NewRef(with_return));
-    PyObject_GC_Track(task);
+    PyObject *items[3] = {ctx, body, with_return};
+    for (Py_ssize_t i = 0; i < 3; i++) {
+        PyObject *none = PyTuple_GET_ITEM(task, i);
+        PyTuple_SET_ITEM(task, i, Py_NewRef(items[i]));
+        Py_DECREF(none);
+    }
+    if (!PyObject_GC_IsTracked(task)) /* (the collector untracks a tuple of None) */
+        PyObject_GC_Track(task);
     return task;
 }
 
@@ -240,16 +244,13 @@ drop_task(PyObject *task)
     if (Py_REFCNT(task) == 1 && spare_task == NULL) {
         for (Py_ssize_t i = 0; i < 3; i++) {
             PyObject *item = PyTuple_GET_ITEM(task, i);
-            PyTuple_SET_ITEM(task, i, NULL);
+            PyTuple_SET_ITEM(task, i, Py_NewRef(Py_None));
             Py_DECREF(item);
         }
         if (spare_task == NULL && Py_REFCNT(task) == 1) { /* (no release above took it) */
-            PyObject_GC_UnTrack(task); /* (the collector never sees its empty items) */
             spare_task = task;
             return;
         }
-        for (Py_ssize_t i = 0; i < 3; i++)
-            PyTuple_SET_ITEM(task, i, Py_NewRef(Py_None));
     }
     Py_DECREF(task);
 }

@@ -81,7 +81,8 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "worker_main", &py_worker_main))
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
-        || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)) {
+        || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)
+        || !PyModule_Check(durable_module)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }

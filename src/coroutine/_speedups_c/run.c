@@ -150,13 +150,14 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
             if (args[nargs + i] != Py_None)
                 goto slow;
     }
-    PyObject *flag = PyObject_GetAttr(durable_module, s_DURABLE);
-    if (flag == NULL)
-        return NULL;
-    int durable = PyObject_IsTrue(flag);
-    Py_DECREF(flag);
-    if (durable != 0)
-        goto slow; /* (or raised: the Python function says it again) */
+    /* _durable.DURABLE, read in the module's dict (no attribute protocol; if it is not
+     * there, the Python function reads it as Python does) */
+    PyObject *flag = PyDict_GetItemWithError(PyModule_GetDict(durable_module), s_DURABLE);
+    int durable = flag == NULL ? -1 : PyObject_IsTrue(flag);
+    if (durable != 0) {
+        PyErr_Clear(); /* (if it raised, the Python function raises it again) */
+        goto slow;
+    }
     PyObject *sig = args[0], *with_return = args[1], *fn = args[2];
     int plain = 0;
     if (PyFunction_Check(fn)) {
