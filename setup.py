@@ -20,12 +20,17 @@ def _greenlet_include() -> list[str]:
     return [os.path.dirname(greenlet.__file__)]
 
 
+_SRC = "src/coroutine/_speedups_c"
+# One file per concern, in reading order (the comment at the top of speedups.h).
+_CONCERNS = ("compat", "driver", "methods", "run", "yieldsite", "table", "module")
+
 ext_modules = []
 if os.environ.get("COROUTINE_PURE_BUILD", "") in ("", "0"):
     ext_modules.append(
         Extension(
             "coroutine._speedups",
-            sources=["src/coroutine/_speedups.c"],
+            sources=[f"{_SRC}/{name}.c" for name in _CONCERNS],
+            depends=[f"{_SRC}/speedups.h"],
             include_dirs=_greenlet_include(),
             optional=True,
         )

@@ -67,7 +67,7 @@ def test_only_the_switch_protocol_switches_greenlets() -> None:
     allowed = {
         "_context.py": {"switch_out", "end_from_body", "resume"},
         "_yield.py": {"yield_"},
-        "_worker.py": {"_worker_main"},
+        "_worker.py": {"_worker_main", "acquire"},  # acquire: a new worker's first switch
         "_coroutine.py": {"__del__"},
     }
     found: dict[str, set[str]] = {}
@@ -105,18 +105,23 @@ def _c_functions(source: str) -> dict[str, str]:
 def test_only_the_compiled_protocol_switches_greenlets_in_c() -> None:
     # The C accelerator's honest account: greenlet's C API is called to switch in one helper
     # (switch_to), which only the compiled resume, start and yield site call; PyGreenlet_Throw
-    # is never used. The same file is compiled or not: this reads the source either way.
-    functions = _c_functions((SRC / "_speedups.c").read_text())
+    # is never used. The same files are compiled or not: this reads the sources either way.
+    sources = sorted((SRC / "_speedups_c").glob("*.[ch]"))
+    functions: dict[str, str] = {}
+    for path in sources:
+        found = _c_functions(path.read_text())
+        assert not found.keys() & functions.keys(), path  # one definition per name
+        functions.update(found)
     assert {"resume_body", "start_body", "YieldSite_call", "mod_run"} <= functions.keys()
     direct = {name for name, body in functions.items() if "PyGreenlet_Switch(" in body}
     callers = {name for name, body in functions.items() if re.search(r"\bswitch_to\(", body)}
     throwing = {name for name, body in functions.items() if "PyGreenlet_Throw" in body}
     assert (direct, callers, throwing) == (
-        {"switch_to"},
+        {"switch_to", "start_worker"},  # start_worker: a new worker's first switch
         {"resume_body", "start_body", "YieldSite_call"},
         set(),
     )
-    header = (SRC / "_speedups.c").read_text().split("*/", 1)[0]
+    header = (SRC / "_speedups_c" / "speedups.h").read_text().split("*/", 1)[0]
     assert "`resume_body`, `start_body` and\n * `YieldSite_call`" in header
     for rule in ("D1", "D2", "D3", "B1", "B2", "E1"):
         assert f" *   {rule} " in header

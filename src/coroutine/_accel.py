@@ -1,6 +1,6 @@
 """Whether the compiled switch protocol (`coroutine._speedups`) is in use, and why not.
 
-The extension is optional: `_speedups.c` compiles the hot paths of `_context`, `_yield`,
+The extension is optional: `_speedups_c/*.c` compiles the hot paths of `_context`, `_yield`,
 `_coroutine` and `_run`, which stay the readable reference and the fallback. It is used
 unless ``COROUTINE_PURE=1`` is set at import, or it was not built (no compiler at install
 time: installation still succeeds). Either way the library behaves the same; only its speed

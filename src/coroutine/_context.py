@@ -39,7 +39,7 @@ of the call: one source, so the rules below have one text. That is why `resume` 
 only ``return``.
 
 Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
-`src/coroutine/_speedups.c` runs the common case of `start`, `resume`, `ended`, `release` and
+`src/coroutine/_speedups_c/` runs the common case of `start`, `resume`, `ended`, `release` and
 of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
 slots, and calls back into this module for everything else (`adopt`, `recover`, `signalled`,
 `killed`); the functions below stay the reference, and ``COROUTINE_PURE=1`` runs them.

@@ -544,6 +544,7 @@ if _accel.speedups is not None:
             "Context": Context,
             "Signature": Signature,
             "Signal": _context._Signal,
+            "worker_main": _worker._worker_main,
         }
     )
     _create = _accel.speedups.create

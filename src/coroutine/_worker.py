@@ -8,8 +8,15 @@ body. The pool is capped; a worker beyond the cap is dropped, which kills it.
 Only workers first started outside any body are pooled. greenlet fixes a greenlet's
 recursion depth at its first switch, to its starter's: a worker first started by a driver
 that is itself a body would carry that body's depth to every later body it ran, and workers
-made inside those would start deeper still (SPEC §4 line 17). Such a worker runs its one
-body and dies; a body that creates coroutines still reuses the pooled, shallow workers.
+made inside those would start deeper still (SPEC §4 line 17). Such a worker runs
+`_worker_once`: its one body, then it returns `PARKED` to its driver (its parent) and dies,
+so it is never released to the pool. A body that creates coroutines still reuses the
+pooled, shallow workers.
+
+Which function a worker runs is the only mark it carries: no flag in an instance
+dictionary, which would cost every suspended coroutine a dict (about 200 bytes, a sixth of
+what a coroutine adds to its greenlet). `release` keeps only a worker still alive, and only
+a `_worker_main` one is alive after its body ended.
 
 A worker holds no reference to the `Coroutine` object (see `_context`'s memory invariant):
 its task is the body's `Context`, the entry function, and whether to keep the result.
@@ -21,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import GreenletExit, greenlet
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _context
 
@@ -47,8 +54,7 @@ _local = threading.local()
 
 # A worker is a plain greenlet, not a subclass: greenlet checks the type of the greenlets it
 # switches several times per switch, and a subclass turns each check into a walk of its MRO
-# (about 200 instructions a round trip). Its flag `poolable`, False for one first started
-# inside a body, lives in its instance dictionary.
+# (about 200 instructions a round trip).
 
 
 def acquire() -> greenlet:
@@ -56,24 +62,31 @@ def acquire() -> greenlet:
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool:
         return pool.pop()
+    if _context.CURRENT.get() is not None:
+        return greenlet(_worker_once)  # first started inside a body: never pooled
     worker = greenlet(_worker_main)
-    worker.poolable = _context.CURRENT.get() is None  # type: ignore[attr-defined]
+    # Started here, to park at once: greenlet keeps the arguments of a greenlet's first
+    # switch for its whole life, so the first task must come, as every later one does, as
+    # the value of a switch to a parked worker (else a pooled worker would keep its first
+    # body's entry and Context alive).
+    worker.switch()
     return worker
 
 
 def is_parked(worker: greenlet) -> bool:
     """Whether `worker` waits for a body (rather than holding an abandoned one): it is
     suspended in `_worker_main` itself, at its switch to the driver (a body's innermost frame
-    is the body's, or the yield's). Read only off the hot path (rule E1's recovery)."""
+    is the body's, or the yield's). A `_worker_once` worker never parks: its body ended, it is
+    dead. Read only off the hot path (rule E1's recovery)."""
     frame = worker.gr_frame
     return frame is not None and frame.f_code is _worker_main.__code__
 
 
 def release(worker: greenlet) -> None:
-    """Return a parked worker to this thread's pool, or let it die if the pool is full or the
-    worker is not poolable (see the module docstring)."""
+    """Return a parked worker to this thread's pool, or let it die if the pool is full; a
+    `_worker_once` worker is dead already (see the module docstring)."""
     worker.gr_context = None  # drop the finished body's contextvars
-    if not worker.poolable:  # type: ignore[attr-defined]
+    if worker.dead:
         return
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool is None:
@@ -82,13 +95,23 @@ def release(worker: greenlet) -> None:
         pool.append(worker)
 
 
-def _worker_main(task: Task) -> None:
+def _worker_main(task: Task | None = None) -> None:
     """A worker's life: run bodies until abandoned or dropped.
 
     Whatever escapes this function goes to the worker's parent, which the switch protocol
     keeps equal to the driver that switched in (`_context`, rule D2): so an exception raised
     at any instruction here, the first included, lands in that driver's switch call.
+
+    Started by `acquire` without a task, it parks at once (its parent is then `acquire`'s
+    caller). The compiled start passes a new worker its first task instead, and takes it out
+    of the arguments greenlet keeps (`start_worker` in _speedups_c/driver.c): parking first
+    costs about 150 bytes per suspended coroutine there (measured, benchmarks/bench_memory).
     """
+    if task is None:
+        try:
+            task = getcurrent().parent.switch(PARKED)  # type: ignore[union-attr]
+        except GreenletExit:
+            return  # dropped before its first body
     while True:
         driver = _context.run_body(*task)
         del task  # a parked worker must not keep the finished body's entry or state alive
@@ -104,3 +127,13 @@ def _worker_main(task: Task) -> None:
         except GreenletExit:
             return  # dropped from the pool, or by an interrupted hand-off: die quietly
         del driver
+
+
+def _worker_once(task: Task) -> Any:
+    """The life of a worker first started inside a body: one body, then death.
+
+    Returning hands `PARKED` (or None if abandoned, as `_worker_main` dies) to the worker's
+    parent, the driver (rule D2), exactly as `_worker_main`'s switch would; the worker is dead
+    by the time the driver sees it, so `release` does not pool it.
+    """
+    return None if _context.run_body(*task) is None else PARKED

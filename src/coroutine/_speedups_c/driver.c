@@ -1,0 +1,339 @@
+/* The driver's side of the switch protocol: _context.start, resume and ended (rule E1), and
+ * _worker.acquire and release (a per-thread pool of parked worker greenlets). */
+
+#include "speedups.h"
+
+/* g.gr_context = value. For a plain greenlet, greenlet's own setter, found once at import
+ * (the attribute protocol costs a type lookup and a generic setattr per call). */
+static inline int
+set_gr_context(PyObject *g, PyObject *value)
+{
+    if (Py_TYPE(g) == &PyGreenlet_Type && gr_context.set != NULL)
+        return gr_context.set(g, value, gr_context.closure);
+    return PyObject_SetAttr(g, s_gr_context, value);
+}
+
+/* This thread's dictionary of `_worker._local` (the threading.local whose `pool` is the
+ * thread's pool), borrowed, or NULL with an error. Looked up through the local once per
+ * thread, then kept in the thread state's dictionary, which dies with the thread as the
+ * local's dictionary does; and the last thread's is remembered with its thread state's id
+ * (unique for the process's life, unlike the thread state's address or the thread's ident):
+ * one comparison instead of the local's attribute protocol. */
+static uint64_t last_thread_id;
+static PyObject *last_ldict; /* strong: the dictionary of the thread whose id is above */
+
+static PyObject *
+local_dict(void)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+    uint64_t id = PyThreadState_GetID(tstate);
+    if (last_ldict != NULL && id == last_thread_id)
+        return last_ldict;
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "coroutine: no thread state dictionary");
+        return NULL;
+    }
+    PyObject *ldict = PyDict_GetItemWithError(tdict, s_local_key);
+    if (ldict == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        ldict = PyObject_GetAttr(worker_local, s___dict__);
+        if (ldict == NULL)
+            return NULL;
+        int r = -1;
+        if (!PyDict_CheckExact(ldict))
+            PyErr_SetString(PyExc_TypeError, "coroutine: the worker local has no dict");
+        else
+            r = PyDict_SetItem(tdict, s_local_key, ldict);
+        Py_DECREF(ldict); /* (the thread state's dictionary keeps it) */
+        if (r < 0)
+            return NULL;
+    }
+    Py_INCREF(ldict);
+    Py_XSETREF(last_ldict, ldict);
+    last_thread_id = id;
+    return ldict;
+}
+
+/* _worker.release(g): back to this thread's pool, or dropped; a `_worker_once` worker is dead
+ * already, and never pooled. */
+static int
+release_worker(PyObject *g)
+{
+    if (set_gr_context(g, Py_None) < 0)
+        return -1;
+    if (PyGreenlet_STARTED((PyGreenlet *)g) && !PyGreenlet_ACTIVE((PyGreenlet *)g))
+        return 0; /* worker.dead */
+    PyObject *ldict = local_dict();
+    if (ldict == NULL)
+        return -1;
+    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    if (pool == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        pool = PyList_New(0);
+        int r = pool == NULL ? -1 : PyDict_SetItem(ldict, s_pool, pool);
+        Py_XDECREF(pool); /* (the local's dictionary keeps it) */
+        if (r < 0)
+            return -1;
+    }
+    if (!PyList_CheckExact(pool)) {
+        PyErr_SetString(PyExc_TypeError, "coroutine: the worker pool is not a list");
+        return -1;
+    }
+    return PyList_GET_SIZE(pool) < pool_cap ? PyList_Append(pool, g) : 0;
+}
+
+/* _worker.acquire(): a parked worker popped from the pool, else the Python function. */
+static PyObject *
+acquire_worker(void)
+{
+    PyObject *ldict = local_dict();
+    if (ldict == NULL)
+        return NULL;
+    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    if (pool == NULL && PyErr_Occurred())
+        return NULL;
+    if (pool != NULL && PyList_CheckExact(pool) && PyList_GET_SIZE(pool) > 0) {
+        Py_ssize_t n = PyList_GET_SIZE(pool) - 1; /* pool.pop(): its reference is ours */
+        PyObject *g = PyList_GET_ITEM(pool, n);
+        PyList_SET_ITEM(pool, n, NULL);
+        Py_SET_SIZE(pool, n);
+        return g;
+    }
+    /* A new worker, as _worker.acquire makes one: inside a body, the Python function (a
+     * `_worker_once`); else a `_worker_main`, started by start_body's first switch. */
+    PyObject *current = NULL;
+    if (PyContextVar_Get(CURRENT, NULL, &current) < 0)
+        return NULL;
+    int inside = current != NULL && current != Py_None;
+    Py_XDECREF(current);
+    if (inside)
+        return PyObject_CallNoArgs(py_acquire);
+    return (PyObject *)PyGreenlet_New(py_worker_main, NULL);
+}
+
+/* _context.ended (rule E1): 0 (the body ended quietly), or -1 with what it raised. */
+static int
+ended(PyObject *coro, PyObject *ctx, PyObject *out)
+{
+    if (SLOT(ctx, c_state) != DONE) { /* the Python function raises the internal error */
+        PyObject *args[2] = {coro, out};
+        PyObject *r = PyObject_Vectorcall(py_ended, args, 2, NULL);
+        if (r == NULL)
+            return -1;
+        int t = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        return t;
+    }
+    PyObject *g = Py_XNewRef(SLOT(coro, k_g));
+    if (out != ABANDONED) {
+        set_slot(coro, k_g, Py_None);
+        set_slot(ctx, c_driver, Py_None);
+        if (out == PARKED && g != NULL && release_worker(g) < 0) {
+            Py_DECREF(g);
+            return -1;
+        }
+    }
+    Py_XDECREF(g);
+    PyObject *exc = SLOT(ctx, c_exc);
+    if (exc != NULL && exc != Py_None) {
+        Py_INCREF(exc);
+        set_slot(ctx, c_exc, Py_None);
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+        return -1;
+    }
+    return 0;
+}
+
+/* _context.resume: 1 (yielded again), 0 (ended), -1 (raised). `exc` and `driver` may be NULL. */
+int
+resume_body(PyObject *coro, PyObject *value, PyObject *exc, PyObject *driver)
+{
+    PyObject *ctx = get_slot(coro, k_ctx, "_ctx");
+    if (ctx == NULL)
+        return -1;
+    Py_INCREF(ctx);
+    PyObject *g = SLOT(coro, k_g);
+    if (g == NULL || !is_greenlet(g)) { /* not reached by the protocol: the reference */
+        PyObject *args[4] = {coro, value, exc ? exc : Py_None, driver ? driver : Py_None};
+        PyObject *r = PyObject_Vectorcall(py_resume, args, 4, NULL);
+        Py_DECREF(ctx);
+        if (r == NULL)
+            return -1;
+        int t = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        return t;
+    }
+    Py_INCREF(g);
+    if (driver == NULL) {
+        driver = (PyObject *)PyGreenlet_GetCurrent();
+        if (driver == NULL)
+            goto fail_early;
+    }
+    else
+        Py_INCREF(driver);
+    if (driver != SLOT(ctx, c_driver)) { /* D1 (thread) then D2, in Python */
+        PyObject *args[3] = {coro, g, driver};
+        PyObject *r = PyObject_Vectorcall(py_adopt, args, 3, NULL);
+        if (r == NULL) {
+            Py_DECREF(driver);
+            goto fail_early;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(driver);
+    Py_INCREF(value);
+    if (exc != NULL) {
+        set_slot(ctx, c_exc, exc);
+        Py_SETREF(value, Py_NewRef(THROWN));
+    }
+    set_slot(ctx, c_state, RUNNING); /* D3: last */
+    PyObject *out = switch_to(g, value);
+    Py_DECREF(value);
+    if (out == NULL) {
+        recover_and_raise(coro);
+        Py_DECREF(g);
+        Py_DECREF(ctx);
+        return -1;
+    }
+    Py_DECREF(g);
+    int r = 1;
+    if (SLOT(ctx, c_state) != SUSPENDED)
+        r = ended(coro, ctx, out);
+    Py_DECREF(out);
+    Py_DECREF(ctx);
+    return r;
+fail_early:
+    Py_DECREF(g);
+    Py_DECREF(ctx);
+    return -1;
+}
+
+/* The task (ctx, body, with_return) a worker runs, in a recycled tuple when there is one: a
+ * body that ended in the switch that started it (the worker has dropped the task) leaves its
+ * tuple, emptied, for the next start, saving an allocation and a deallocation. */
+static PyObject *spare_task;
+
+static PyObject *
+new_task(PyObject *ctx, PyObject *body, PyObject *with_return)
+{
+#if PY_VERSION_HEX >= 0x030E0000 /* 3.14 caches a tuple's hash: never recycle one */
+    Py_CLEAR(spare_task);
+#endif
+    PyObject *task = spare_task;
+    if (task == NULL)
+        return PyTuple_Pack(3, ctx, body, with_return);
+    spare_task = NULL;
+    PyObject *items[3] = {ctx, body, with_return};
+    for (Py_ssize_t i = 0; i < 3; i++) {
+        PyObject *none = PyTuple_GET_ITEM(task, i);
+        PyTuple_SET_ITEM(task, i, Py_NewRef(items[i]));
+        Py_DECREF(none);
+    }
+    if (!PyObject_GC_IsTracked(task)) /* (the collector untracks a tuple of None) */
+        PyObject_GC_Track(task);
+    return task;
+}
+
+static void
+drop_task(PyObject *task)
+{
+    if (Py_REFCNT(task) == 1 && spare_task == NULL) {
+        for (Py_ssize_t i = 0; i < 3; i++) {
+            PyObject *item = PyTuple_GET_ITEM(task, i);
+            PyTuple_SET_ITEM(task, i, Py_NewRef(Py_None));
+            Py_DECREF(item);
+        }
+        if (spare_task == NULL && Py_REFCNT(task) == 1) { /* (no release above took it) */
+            spare_task = task;
+            return;
+        }
+    }
+    Py_DECREF(task);
+}
+
+/* g.switch(task) for a worker not started yet. greenlet keeps a greenlet's first arguments
+ * for as long as it runs, but the worker's frame holds its own references to them: the task
+ * is taken out of them here, lest a pooled worker keep its first body's task alive. (The
+ * Python `acquire` starts a new worker to park at once instead: `_worker_main`'s docstring.)
+ * Fresh greenlets are never started with the recycled tuples of switch_to. */
+static PyObject *
+start_worker(PyObject *g, PyObject *task)
+{
+    PyObject *args = PyTuple_Pack(1, task);
+    if (args == NULL)
+        return NULL;
+    PyObject *out = PyGreenlet_Switch((PyGreenlet *)g, args, NULL);
+    PyObject *item = PyTuple_GET_ITEM(args, 0);
+    PyTuple_SET_ITEM(args, 0, Py_NewRef(Py_None));
+    Py_DECREF(item);
+    Py_DECREF(args);
+    return out;
+}
+
+/* _context.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
+int
+start_body(PyObject *coro, PyObject *ctx)
+{
+    PyObject *body = get_slot(coro, k_body, "_body");
+    PyObject *with_return = body ? get_slot(coro, k_with_return, "_with_return") : NULL;
+    if (with_return == NULL)
+        return -1;
+    PyObject *task = new_task(ctx, body, with_return);
+    if (task == NULL)
+        return -1;
+    PyObject *g = acquire_worker();
+    if (g == NULL) {
+        Py_DECREF(task);
+        return -1;
+    }
+    Py_INCREF(ctx);
+    PyObject *driver = (PyObject *)PyGreenlet_GetCurrent();
+    PyObject *out = NULL;
+    if (driver == NULL || !is_greenlet(g))
+        goto failed;
+    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)g);
+    Py_XDECREF(parent); /* (compared by identity only) */
+    if (parent == NULL && PyErr_Occurred())
+        goto failed;
+    if (parent != (PyGreenlet *)driver /* else g.parent = driver changes nothing */
+        && PyGreenlet_SetParent((PyGreenlet *)g, (PyGreenlet *)driver) < 0)
+        goto failed;
+    PyObject *vars = get_slot(ctx, c_vars, "_vars");
+    if (vars == NULL || set_gr_context(g, vars) < 0)
+        goto failed;
+    set_slot(coro, k_g, g);
+    PyObject *gid = PyLong_FromVoidPtr(g);
+    if (gid == NULL)
+        goto failed;
+    set_slot(ctx, c_gid, gid);
+    Py_DECREF(gid);
+    set_slot(ctx, c_driver, driver);
+    set_slot(ctx, c_state, RUNNING);
+    out = PyGreenlet_STARTED((PyGreenlet *)g) ? switch_to(g, task) : start_worker(g, task);
+    if (out == NULL)
+        goto failed;
+    drop_task(task);
+    Py_DECREF(g);
+    Py_DECREF(driver);
+    int r = 1;
+    if (SLOT(ctx, c_state) != SUSPENDED)
+        r = ended(coro, ctx, out);
+    Py_DECREF(out);
+    Py_DECREF(ctx);
+    return r;
+failed:
+    if (driver == NULL || PyErr_Occurred() == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "coroutine: the worker is not a greenlet");
+    }
+    recover_and_raise(coro);
+    Py_DECREF(task);
+    Py_DECREF(g);
+    Py_XDECREF(driver);
+    Py_DECREF(ctx);
+    return -1;
+}

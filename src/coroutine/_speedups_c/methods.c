@@ -1,0 +1,183 @@
+/* Coroutine's driving methods (_coroutine.py): Next, Recv, Send, __next__, send, __del__.
+ * Each runs its common case here and calls the Python `_advance` for the rest. */
+
+#include "speedups.h"
+
+/* A created coroutine that `Next` may start here: as `_advance` would, minus its checks. */
+static inline int
+is_plain_created(PyObject *ctx)
+{
+    return SLOT(ctx, c_state) == CREATED && SLOT(ctx, c_stopping) == Py_False
+           && SLOT(ctx, c_durable) == Py_None && same_thread(ctx);
+}
+
+int
+advance(PyObject *self, PyObject *op, PyObject *value) /* self._advance(op, value) */
+{
+    PyObject *args[3] = {self, op, value};
+    PyObject *r = PyObject_VectorcallMethod(s_advance, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    if (r == NULL)
+        return -1;
+    int t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t;
+}
+
+int
+next_op(PyObject *self, PyObject *op) /* Next's body: 1, 0, -1 */
+{
+    PyObject *ctx = get_slot(self, k_ctx, "_ctx");
+    if (ctx == NULL)
+        return -1;
+    if (is_plain_suspended(ctx)) {
+        PyObject *sent = Py_NewRef(SLOT(ctx, c_sent));
+        int r = resume_body(self, sent, NULL, NULL);
+        Py_DECREF(sent);
+        return r;
+    }
+    if (is_plain_created(ctx))
+        return start_body(self, ctx);
+    return advance(self, op, NOTHING);
+}
+
+static PyObject *
+Coro_Next(PyObject *self, PyObject *unused)
+{
+    int r = next_op(self, s_Next);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+static PyObject *
+Coro_Recv(PyObject *self, PyObject *unused)
+{
+    PyObject *ctx = get_slot(self, k_ctx, "_ctx");
+    return ctx == NULL ? NULL : Py_NewRef(SLOT(ctx, c_recv));
+}
+
+static int
+check_send(PyObject *ctx, PyObject *value) /* Send's type check: 0 ok, -1 raised */
+{
+    PyObject *sig = SLOT(ctx, c_sig);
+    PyObject *check = SLOT(sig, g_check_s);
+    if (check == Py_None || exact_instance(value, SLOT(sig, g_s)))
+        return 0;
+    PyObject *r = PyObject_CallOneArg(check, value);
+    if (r == NULL)
+        return -1;
+    int ok = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (ok != 0)
+        return ok < 0 ? -1 : 0;
+    PyObject *args[2] = {value, sig};
+    PyObject *err = PyObject_Vectorcall(py_bad_send, args, 2, NULL);
+    if (err != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+        Py_DECREF(err);
+    }
+    return -1;
+}
+
+static PyObject *
+Coro_Send(PyObject *self, PyObject *value)
+{
+    PyObject *ctx = get_slot(self, k_ctx, "_ctx");
+    if (ctx == NULL || check_send(ctx, value) < 0)
+        return NULL;
+    set_slot(ctx, c_sent, value);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stop_iteration(PyObject *ctx) /* raise StopIteration(ctx._result) */
+{
+    PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, SLOT(ctx, c_result));
+    if (e != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+/* What `__next__` and `send` return after driving: the value yielded (r > 0), or StopIteration
+ * with `Result()` (r == 0), or NULL with the error set (r < 0). Takes a reference to `ctx`. */
+static PyObject *
+recv_or_stop(PyObject *ctx, int r)
+{
+    PyObject *out = NULL;
+    if (r > 0)
+        out = Py_NewRef(SLOT(ctx, c_recv));
+    else if (r == 0)
+        stop_iteration(ctx);
+    Py_DECREF(ctx);
+    return out;
+}
+
+static PyObject *
+Coro_next(PyObject *self, PyObject *unused) /* __next__ */
+{
+    PyObject *ctx = get_slot(self, k_ctx, "_ctx");
+    if (ctx == NULL)
+        return NULL;
+    Py_INCREF(ctx);
+    int r = next_op(self, s_next);
+    return recv_or_stop(ctx, r);
+}
+
+static PyObject *
+Coro_send(PyObject *self, PyObject *value)
+{
+    PyObject *ctx = get_slot(self, k_ctx, "_ctx");
+    if (ctx == NULL)
+        return NULL;
+    if (SLOT(ctx, c_state) == CREATED && value == Py_None)
+        return Coro_next(self, NULL);
+    if (check_send(ctx, value) < 0)
+        return NULL;
+    Py_INCREF(ctx);
+    int r;
+    if (is_plain_suspended(ctx))
+        r = resume_body(self, value, NULL, NULL);
+    else
+        r = advance(self, s_send, value);
+    return recv_or_stop(ctx, r);
+}
+
+/* __del__: the common case (created or done: nothing to unwind) without a Python frame; the
+ * Python `__del__` for a body to unwind. */
+static PyObject *
+Coro_del(PyObject *self, PyObject *unused)
+{
+    PyObject *g = SLOT(self, k_g);
+    if (g == NULL || g == Py_None)
+        Py_RETURN_NONE;
+    return PyObject_CallOneArg(py_del, self);
+}
+
+/* Coroutine's tp_finalize, installed over the generic slot that looks `__del__` up and calls
+ * it: what that slot does (the pending exception saved and restored, a failure reported as
+ * unraisable in the name of `__del__`), with Coro_del's common case inlined. */
+void
+Coro_finalize(PyObject *self)
+{
+    PyObject *g = SLOT(self, k_g);
+    if (g == NULL || g == Py_None)
+        return;
+    PyObject *saved = PyErr_Occurred() ? fetch_exc() : NULL;
+    PyObject *r = PyObject_CallOneArg(py_del, self);
+    if (r == NULL)
+        PyErr_WriteUnraisable(coro_del_descr);
+    Py_XDECREF(r);
+    if (saved != NULL)
+        restore_exc(saved);
+}
+
+PyMethodDef coro_methods[] = {
+    {"__del__", Coro_del, METH_NOARGS, NULL},
+    {"Next", Coro_Next, METH_NOARGS, NULL},
+    {"Recv", Coro_Recv, METH_NOARGS, NULL},
+    {"Send", Coro_Send, METH_O, NULL},
+    {"__next__", Coro_next, METH_NOARGS, NULL},
+    {"send", Coro_send, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};

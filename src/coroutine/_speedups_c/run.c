@@ -1,0 +1,221 @@
+/* The module functions the Python side calls: _context.resume, _run.Run's loop, and
+ * _coroutine._create (the Coroutine and its Context built slot by slot). */
+
+#include "speedups.h"
+
+PyObject *
+mod_resume(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "resume(coro, value, exc, driver)");
+        return NULL;
+    }
+    if (!check_ready())
+        return NULL;
+    int r = resume_body(args[0], args[1], args[2] == Py_None ? NULL : args[2],
+                        args[3] == Py_None ? NULL : args[3]);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+/* Run(coro, fn): _run.Run's loop, statement for statement. */
+PyObject *
+mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "run(coro, fn)");
+        return NULL;
+    }
+    if (!check_ready())
+        return NULL;
+    PyObject *coro = args[0], *fn = args[1];
+    if (!PyObject_TypeCheck(coro, CoroType)) { /* as the Python Run: it reads coro._ctx */
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_ctx'",
+                     Py_TYPE(coro)->tp_name);
+        return NULL;
+    }
+    PyObject *ctx = get_slot(coro, k_ctx, "_ctx");
+    if (ctx == NULL)
+        return NULL;
+    Py_INCREF(ctx);
+    PyObject *driver = NULL, *check = NULL, *form = NULL, *result = NULL;
+    int going = next_op(coro, s_Next);
+    if (going <= 0)
+        goto done;
+    check = Py_NewRef(SLOT(SLOT(ctx, c_sig), g_check_s));
+    form = Py_NewRef(SLOT(SLOT(ctx, c_sig), g_s));
+    driver = (PyObject *)PyGreenlet_GetCurrent();
+    if (driver == NULL) {
+        going = -1;
+        goto done;
+    }
+    for (;;) {
+        PyObject *sent = PyObject_CallOneArg(fn, SLOT(ctx, c_recv));
+        if (sent != NULL && check != Py_None && !exact_instance(sent, form)) {
+            PyObject *ok = PyObject_CallOneArg(check, sent);
+            int t = ok == NULL ? -1 : PyObject_IsTrue(ok);
+            Py_XDECREF(ok);
+            if (t == 0) {
+                PyObject *a[2] = {sent, SLOT(ctx, c_sig)};
+                PyObject *err = PyObject_Vectorcall(py_bad_send, a, 2, NULL);
+                if (err != NULL) {
+                    PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+                    Py_DECREF(err);
+                }
+            }
+            if (t != 1)
+                Py_CLEAR(sent);
+        }
+        if (sent == NULL) { /* fn (or the check) raised */
+            PyObject *exc = fetch_exc();
+            if (PyErr_GivenExceptionMatches(exc, PyExc_Exception)) {
+                if (SLOT(ctx, c_state) != SUSPENDED) { /* fn drove the coroutine itself */
+                    restore_exc(exc);
+                    going = -1;
+                    goto done;
+                }
+                PyObject *saved = get_handled();
+                set_handled(exc);
+                going = resume_body(coro, NOTHING, exc, NULL);
+                set_handled(saved);
+                Py_XDECREF(saved);
+                Py_DECREF(exc);
+            }
+            else { /* KeyboardInterrupt and the like: unwind the body, then raise */
+                PyObject *saved = get_handled();
+                set_handled(exc);
+                PyObject *r = PyObject_CallMethodNoArgs(coro, s_close);
+                set_handled(saved);
+                Py_XDECREF(saved);
+                if (r == NULL)
+                    Py_DECREF(exc);
+                else {
+                    Py_DECREF(r);
+                    restore_exc(exc);
+                }
+                going = -1;
+                goto done;
+            }
+        }
+        else {
+            if (is_plain_suspended(ctx))
+                going = resume_body(coro, sent, NULL, driver);
+            else if (SLOT(ctx, c_state) == SUSPENDED)
+                going = advance(coro, s_Next, sent);
+            else
+                going = 0;
+            Py_DECREF(sent);
+        }
+        if (going <= 0)
+            break;
+    }
+done:
+    if (going == 0)
+        result = Py_NewRef(SLOT(ctx, c_result));
+    Py_XDECREF(check);
+    Py_XDECREF(form);
+    Py_XDECREF(driver);
+    Py_DECREF(ctx);
+    return result;
+}
+
+/* threading.get_ident(), as the int of the last call when the thread is the same: every
+ * coroutine a thread makes shares one int (its value is all `_thread` is compared by),
+ * rather than carrying its own (32 bytes per suspended coroutine). */
+static PyObject *
+thread_ident(void)
+{
+    static unsigned long last_ident;
+    static PyObject *last; /* (a thread's ident may be reused by a later thread: same value) */
+    unsigned long ident = PyThread_get_thread_ident();
+    if (last == NULL || ident != last_ident) {
+        PyObject *v = PyLong_FromUnsignedLong(ident);
+        if (v == NULL)
+            return NULL;
+        Py_XSETREF(last, v);
+        last_ident = ident;
+    }
+    return Py_NewRef(last);
+}
+
+/* _coroutine._create(sig, with_return, fn, /, *, durable=None, version=None) */
+PyObject *
+mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (!ready || nargs != 3)
+        goto slow;
+    if (kwnames != NULL) {
+        Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t i = 0; i < nk; i++)
+            if (args[nargs + i] != Py_None)
+                goto slow;
+    }
+    /* _durable.DURABLE, read in the module's dict (no attribute protocol; if it is not
+     * there, the Python function reads it as Python does) */
+    PyObject *flag = PyDict_GetItemWithError(PyModule_GetDict(durable_module), s_DURABLE);
+    int durable = flag == NULL ? -1 : PyObject_IsTrue(flag);
+    if (durable != 0) {
+        PyErr_Clear(); /* (if it raised, the Python function raises it again) */
+        goto slow;
+    }
+    PyObject *sig = args[0], *with_return = args[1], *fn = args[2];
+    int plain = 0;
+    if (PyFunction_Check(fn)) {
+        PyCodeObject *code = (PyCodeObject *)PyFunction_GET_CODE(fn);
+        PyObject *defaults = PyFunction_GET_DEFAULTS(fn);
+        PyObject *kwdefaults = PyFunction_GET_KW_DEFAULTS(fn);
+        Py_ssize_t needs = code->co_argcount - (defaults ? PyTuple_GET_SIZE(defaults) : 0);
+        needs += code->co_kwonlyargcount - (kwdefaults ? PyDict_GET_SIZE(kwdefaults) : 0);
+        plain = needs <= 0;
+    }
+    if (!plain) {
+        PyObject *a[2] = {fn, with_return};
+        PyObject *r = PyObject_Vectorcall(py_check_entry, a, 2, NULL);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    PyObject *coro = PyBaseObject_Type.tp_new(CoroType, empty_tuple, NULL);
+    if (coro == NULL)
+        return NULL;
+    set_slot(coro, k_g, Py_None); /* first: __del__ reads it */
+    set_slot(coro, k_fn, fn);
+    set_slot(coro, k_body, fn);
+    set_slot(coro, k_with_return, with_return);
+    PyObject *ctx = PyBaseObject_Type.tp_new(CtxType, empty_tuple, NULL);
+    if (ctx == NULL)
+        goto fail;
+    set_slot(coro, k_ctx, ctx);
+    set_slot(ctx, c_sig, sig);
+    set_slot(ctx, c_state, CREATED);
+    set_slot(ctx, c_sent, NOTHING);
+    set_slot(ctx, c_recv, Py_None);
+    set_slot(ctx, c_result, Py_None);
+    set_slot(ctx, c_exc, Py_None);
+    set_slot(ctx, c_exit, Py_None);
+    set_slot(ctx, c_driver, Py_None);
+    set_slot(ctx, c_durable, Py_None);
+    set_slot(ctx, c_stopping, Py_False);
+    PyObject *v = thread_ident();
+    if (v == NULL)
+        goto fail;
+    SLOT(ctx, c_thread) = v;
+    v = PyLong_FromLong(0);
+    SLOT(ctx, c_gid) = v;
+    v = PyContext_CopyCurrent();
+    if (v == NULL)
+        goto fail;
+    SLOT(ctx, c_vars) = v;
+    v = PyWeakref_NewRef(coro, NULL);
+    if (v == NULL)
+        goto fail;
+    SLOT(ctx, c_coro) = v;
+    Py_DECREF(ctx);
+    return coro;
+fail:
+    Py_XDECREF(ctx);
+    Py_DECREF(coro);
+    return NULL;
+slow:
+    return PyObject_Vectorcall(py_create, args, nargsf, kwnames);
+}
