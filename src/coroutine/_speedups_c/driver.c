@@ -158,8 +158,15 @@ resume_body(PyObject *coro, PyObject *value, PyObject *exc, PyObject *driver)
     Py_INCREF(ctx);
     PyObject *g = SLOT(coro, k_g);
     if (g == NULL || !is_greenlet(g)) { /* not reached by the protocol: the reference */
-        PyObject *args[4] = {coro, value, exc ? exc : Py_None, driver ? driver : Py_None};
+        /* which takes the current greenlet as its driver, always */
+        PyObject *current = driver ? Py_NewRef(driver) : (PyObject *)PyGreenlet_GetCurrent();
+        if (current == NULL) {
+            Py_DECREF(ctx);
+            return -1;
+        }
+        PyObject *args[4] = {coro, value, exc ? exc : Py_None, current};
         PyObject *r = PyObject_Vectorcall(py_resume, args, 4, NULL);
+        Py_DECREF(current);
         Py_DECREF(ctx);
         if (r == NULL)
             return -1;
