@@ -148,6 +148,16 @@ ended(PyObject *coro, PyObject *ctx, PyObject *out)
     return 0;
 }
 
+/* What a switch into the body came back with (consumed): 1 if the body yielded again, else
+ * rule E1 (`ended`): 0, or -1 with what the body raised. */
+static int
+yielded_or_ended(PyObject *coro, PyObject *ctx, PyObject *out)
+{
+    int r = SLOT(ctx, c_state) == SUSPENDED ? 1 : ended(coro, ctx, out);
+    Py_DECREF(out);
+    return r;
+}
+
 /* _context.resume: 1 (yielded again), 0 (ended), -1 (raised). `exc` and `driver` may be NULL. */
 int
 resume_body(PyObject *coro, PyObject *value, PyObject *exc, PyObject *driver)
@@ -207,10 +217,7 @@ resume_body(PyObject *coro, PyObject *value, PyObject *exc, PyObject *driver)
         return -1;
     }
     Py_DECREF(g);
-    int r = 1;
-    if (SLOT(ctx, c_state) != SUSPENDED)
-        r = ended(coro, ctx, out);
-    Py_DECREF(out);
+    int r = yielded_or_ended(coro, ctx, out);
     Py_DECREF(ctx);
     return r;
 fail_early:
@@ -326,10 +333,7 @@ start_body(PyObject *coro, PyObject *ctx)
     drop_task(task);
     Py_DECREF(g);
     Py_DECREF(driver);
-    int r = 1;
-    if (SLOT(ctx, c_state) != SUSPENDED)
-        r = ended(coro, ctx, out);
-    Py_DECREF(out);
+    int r = yielded_or_ended(coro, ctx, out);
     Py_DECREF(ctx);
     return r;
 failed:
