@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_pythons.sh
-rm -rf benchmarks/results
+rm -f benchmarks/results/cpython-*.json  # (the durable-growth notes there are kept)
 last=""
 for v in 3.10 3.11 3.12 3.13; do
     py="$(find_python "$v" || true)"
