@@ -103,6 +103,24 @@ def test_a_none_argument_decides_the_tests_on_its_parameter(
     assert "_prim_b" not in inlined.__code__.co_varnames
 
 
+def test_a_none_argument_whose_parameter_is_still_assigned_is_refused(tmp_path: Path) -> None:
+    # After `if b is None: b = 1`, a later `if b is None` cannot be decided from the argument.
+    bad = _module(
+        tmp_path,
+        "inline_reassigns",
+        "def prim(b):\n    if b is None:\n        b = 1\n    if b is None:\n        b = 2\n"
+        "    return b\n",
+    )
+    m = _module(
+        tmp_path,
+        "inline_reassigns_caller",
+        "from inline_reassigns import prim\ndef f():\n    return prim(None)\n",
+    )
+    assert m.f() == 1
+    with pytest.raises(InlineError, match="rule I5"):
+        inline(bad.prim, m.f)
+
+
 def test_a_call_inside_an_expression_is_refused(tmp_path: Path, prim: types.FunctionType) -> None:
     m = _caller(tmp_path, "def f(x):\n    return 1 + prim(x, None)\n")
     with pytest.raises(InlineError, match="rule I1"):

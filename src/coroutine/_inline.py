@@ -14,8 +14,8 @@ replaces these operations.
 cannot be read (a distribution without ``.py`` files): the semantics are the same, only the
 call is not saved. It refuses, with `InlineError` at import, what it cannot inline soundly:
 
-    I1. Each call to the primitive is the whole value of a statement: ``return resume(...)``
-        or ``name = resume(...)``, with positional arguments only.
+    I1. Each call to the primitive is the whole value of a statement (``return resume(...)``,
+        ``name = resume(...)``, ``if resume(...):``), with positional arguments only.
     I2. The primitive's only ``return`` is its last statement, and it defines no function or
         class and does not yield: its statements then run in the caller's frame unchanged.
     I3. The primitive's parameters and local names are renamed ``_<primitive>_<name>``, so
@@ -26,8 +26,9 @@ call is not saved. It refuses, with `InlineError` at import, what it cannot inli
     I4. Every inlined statement carries the line number of the call it replaces: a traceback
         or a line-coverage report reads the caller's source, at the line of that call.
     I5. A parameter whose argument is the constant None decides the primitive's tests
-        ``if p is None`` and ``if p is not None`` on it: the branch not taken is dropped
-        (then, if nothing assigns it any more, the constant replaces it, as in I3).
+        ``if p is None`` and ``if p is not None`` on it: the branch not taken is dropped, and
+        the constant replaces the parameter (as in I3). Sound only if nothing left assigns
+        it (then it is None throughout): else the inliner refuses.
 
 So a fault injected at a line event of the caller (the fault sweep of `tests/`) lands before
 the inlined statements or after them, never between two of them; the primitive itself, which
@@ -54,7 +55,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class InlineError(Exception):
-    """A caller or primitive the inliner cannot handle soundly (rules I1-I3)."""
+    """A caller or primitive the inliner cannot handle soundly (rules I1-I3, I5)."""
 
 
 def inline(primitive: Callable[..., Any], caller: F) -> F:
@@ -213,6 +214,8 @@ class _Splicer(ast.NodeTransformer):
             for n in ast.walk(ast.Module(body=stmts, type_ignores=[]))
             if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
         }
+        if nones & assigned:
+            raise InlineError(f"{self.name} assigns {sorted(nones & assigned)} (rule I5)")
         bound: list[ast.stmt] = []
         plain: dict[str, ast.expr] = {}  # rule I3: a name or constant needs no local of its own
         for param, arg in zip(params, value.args, strict=True):
