@@ -378,7 +378,7 @@ def _create(
     version: str | None = None,
 ) -> Coroutine[Any, Any, Any]:
     code = fn.__code__ if type(fn) is FunctionType else None
-    if code is None or code.co_argcount or code.co_kwonlyargcount:  # else nothing to check
+    if code is None or code.co_argcount or code.co_kwonlyargcount:  # else it would pass: no call
         _check_entry(fn, with_return)
     coro: Coroutine[Any, Any, Any] = object.__new__(Coroutine)
     coro._g = None  # first: __del__ reads it
@@ -496,8 +496,6 @@ class NewWithReturn(Coroutine[R, S, T]):
 
 # -- the compiled protocol --------------------------------------------------------------------
 
-if _accel.speedups is None:  # pure Python: see `_inline`
-    _create = _inline.inline(new_context, _create)
 py_create = _create
 """The reference `_create`; with the extension loaded, `_speedups.create` replaces it (it
 calls back into this one for a durable coroutine and into `_check_entry` for a refusal), and
@@ -508,13 +506,13 @@ PURE_METHODS = {
 }
 """The reference methods, as written above (tests compare them with the compiled ones);
 in pure Python, the hot ones run with the driver primitive inlined (see `_inline`)."""
-if _accel.speedups is None:
+if _accel.speedups is None:  # pure Python: the primitives inlined where they are hot
+    _create = py_create = _inline.inline(new_context, _create)
     for _name in ("Next", "__next__", "send"):
         PURE_METHODS[_name] = _inline.inline(_context.py_resume, PURE_METHODS[_name])
         setattr(Coroutine, _name, PURE_METHODS[_name])
     Coroutine._advance = _inline.inline(start, Coroutine._advance)  # type: ignore[method-assign]
-
-if _accel.speedups is not None:
+else:
     _accel.speedups.setup(
         {
             "CREATED": CREATED,
