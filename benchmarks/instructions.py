@@ -13,13 +13,10 @@ noisy machine, where times are not; `bench_*.py` give the times.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
+
+from . import count
 
 N = 20_000
 
@@ -121,21 +118,8 @@ BUDGETS = {  # scenario: (floor, budget)
 }
 
 
-def instructions(name: str, n: int, pure: bool) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("COROUTINE_PURE", None)
-    if pure:
-        env["COROUTINE_PURE"] = "1"
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-        cmd += [sys.executable, "-m", "benchmarks.instructions", name, str(n)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-        return int(re.search(r"Collected : (\d+)", proc.stderr)[1])  # type: ignore[index]
-
-
 def per_op(name: str, pure: bool, n: int = N) -> float:
-    return (instructions(name, 2 * n, pure) - instructions(name, n, pure)) / n
+    return count.per_op(lambda k: ["-m", "benchmarks.instructions", name, str(k)], n, pure)
 
 
 def main() -> None:
@@ -143,6 +127,7 @@ def main() -> None:
 
     v = sys.version_info
     print(f"CPython {v.major}.{v.minor}, N = {N}; accelerated: {coroutine.ACCELERATED}\n")
+    count.warm_up(["benchmarks.instructions"])
     print("| scenario | pure Python | ratio | accelerated | ratio | budget |")
     print("|---|---|---|---|---|---|")
     floors: dict[str, float] = {}

@@ -1,7 +1,7 @@
 """Instructions per checked yield, by type form, counted by callgrind (not timed).
 
-    python benchmarks/typecheck_instructions.py          # every form, a table
-    python benchmarks/typecheck_instructions.py FORM N   # one run (what callgrind counts)
+    python -m benchmarks.typecheck_instructions          # every form, a table
+    python -m benchmarks.typecheck_instructions FORM N   # one run (what callgrind counts)
 
 Each form is measured as a `Run` of N and of 2N yields of one value through ``Yield[F, Any]``
 in a coroutine of ``[F, Any]``, under ``valgrind --tool=callgrind``; (I(2N) - I(N)) / N is
@@ -11,12 +11,10 @@ Instruction counts are exact and repeatable on a shared, noisy machine, where ti
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
+
+from . import count
 
 FORMS: dict[str, tuple[Any, object]] = {
     "Any (no check)": (Any, 1),
@@ -42,21 +40,18 @@ def run(name: str, n: int) -> None:
     Run(New[form, Any](body), lambda v: None)
 
 
-def instructions(name: str, n: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-        cmd += [sys.executable, __file__, name, str(n)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        return int(re.search(r"Collected : (\d+)", proc.stderr)[1])  # type: ignore[index]
+def per_op(name: str) -> float:
+    argv = ["-m", "benchmarks.typecheck_instructions", name]
+    return count.per_op(lambda n: [*argv, str(n)], N, False)
 
 
 def main() -> None:
+    count.warm_up(["benchmarks.typecheck_instructions"])
     base = None
     print(f"| form | instructions per round trip (N = {N}) | ratio to `Any` |")
     print("|---|---|---|")
     for name in FORMS:
-        per = (instructions(name, 2 * N) - instructions(name, N)) / N
+        per = per_op(name)
         base = base or per
         cell = name.replace("|", "\\|")  # a bar inside a table cell must be escaped
         print(f"| `{cell}` | {per:,.0f} | {per / base:.2f}x |", flush=True)
