@@ -3,8 +3,11 @@
     python -m benchmarks.run [--quick] [--out benchmarks/results]
 
 Each group's candidates are measured side by side, interleaved, in this one process run
-(memory: one fresh subprocess per candidate). `scripts/bench.sh` runs this on every CPython
-found and then `benchmarks.report` writes RESULTS.md and the plot.
+(memory: one fresh subprocess per candidate). The implementation is the one `coroutine`
+imports: run it once as is and once with ``COROUTINE_PURE=1`` for both (the files are
+``cpython-3.X.json`` and ``cpython-3.X-pure.json``). `scripts/bench.sh` does that on every
+CPython found, counts instructions (`benchmarks.count`), and then `benchmarks.report` writes
+RESULTS.md and the plot.
 """
 
 from __future__ import annotations
@@ -40,9 +43,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
+    import coroutine
+
     version = platform.python_version()
-    report: dict[str, Any] = {"python": version, "machine": platform.machine(), "groups": {}}
-    print(f"CPython {version} on {platform.machine()}")
+    implementation = "accelerated" if coroutine.ACCELERATED else "pure"
+    report: dict[str, Any] = {
+        "python": version,
+        "machine": platform.machine(),
+        "implementation": implementation,
+        "groups": {},
+    }
+    print(f"CPython {version} on {platform.machine()}, {implementation}")
     for name, module, ops, quick_ops in GROUPS:
         results = compare(module.CANDIDATES, module.BASELINE, quick_ops if args.quick else ops)
         print(f"\n{name} (baseline: {module.BASELINE})\n{_table(results)}")
@@ -59,7 +70,8 @@ def main() -> None:
         {"name": k, "bytes": v, "ratio": v / base} for k, v in memory.items()
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"cpython-{sys.version_info[0]}.{sys.version_info[1]}.json"
+    suffix = "" if coroutine.ACCELERATED else "-pure"
+    path = args.out / f"cpython-{sys.version_info[0]}.{sys.version_info[1]}{suffix}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nsaved {path}")
 
