@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coroutine import _codec
+from coroutine.durable import _codec
 from coroutine.types import Register, RegisterPickle
 
 scalars = (

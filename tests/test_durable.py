@@ -20,8 +20,8 @@ from coroutine import (
     SideEffect,
     Yield,
     YieldTypeError,
-    _durable,
 )
+from coroutine.durable import _attach as _durable
 from coroutine.types import Register
 
 # -- bodies ----------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coroutine import InvalidStateError, NewWithReturn, Yield, _codec, _state
-from coroutine.durable import configure
+from coroutine import InvalidStateError, NewWithReturn, Yield
+from coroutine.durable import _codec, _state, configure
 from coroutine.types import Register
 
 
@@ -336,7 +336,7 @@ def test_a_transform_keeps_sent_values_out_of_the_bytes() -> None:
 
 def test_the_key_comes_from_the_environment() -> None:
     script = (
-        "from coroutine import _state; import sys; "
+        "from coroutine.durable import _state; import sys; "
         "sys.exit(0 if _state._Settings.key == _state._derive('from-env') else 1)"
     )
     env = {"COROUTINE_STATE_KEY": "from-env", "PATH": ""}

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from coroutine import InvalidStateError, New, NewWithReturn, Yield, _state
-from coroutine.durable import StateInfo, configure, inspect
+from coroutine import InvalidStateError, New, NewWithReturn, Yield
+from coroutine.durable import StateInfo, _state, configure, inspect
 from coroutine.types import Register
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from coroutine import Coroutine, New, NewWithReturn, SideEffect, Yield, _codec
+from coroutine import Coroutine, New, NewWithReturn, SideEffect, Yield
+from coroutine.durable import _codec
 from coroutine.types import Register
 
 # -- bodies ----------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coroutine import InvalidStateError, NewWithReturn, Yield, _codec, _state
+from coroutine import InvalidStateError, NewWithReturn, Yield
+from coroutine.durable import _codec, _state
 
 
 def body() -> list[object]:

@@ -9,8 +9,6 @@ from ._accel import ACCELERATED
 from ._async import RunAsync
 from ._context import Context
 from ._coroutine import Coroutine, New, NewWithReturn
-from ._durable import DURABLE as Durable
-from ._durable import Patched, SideEffect
 from ._errors import (
     CoroutineError,
     CoroutineExit,
@@ -18,10 +16,13 @@ from ._errors import (
     NotDurableError,
     NotInCoroutineError,
     ResumeError,
+    StoppedError,
     YieldTypeError,
 )
 from ._run import Run
 from ._yield import Current, LoadContext, Yield
+from .durable._attach import DURABLE as Durable
+from .durable._attach import Patched, SideEffect
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "Run",
     "RunAsync",
     "SideEffect",
+    "StoppedError",
     "Yield",
     "YieldTypeError",
 ]

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
 
-from . import _accel, _context, _durable, _inline, _lifecycle, _worker
+from . import _accel, _context, _inline, _lifecycle, _worker
 from ._context import (
     CREATED,
     DONE,
@@ -41,6 +41,7 @@ from ._errors import CoroutineExit, ResumeError, YieldTypeError
 from ._signature import Signature, signature
 from ._typecheck import describe
 from ._yield import type_params
+from .durable import _attach as _durable
 
 __all__ = ["Coroutine", "New", "NewWithReturn", "bad_send"]
 

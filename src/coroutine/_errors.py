@@ -16,6 +16,7 @@ __all__ = [
     "NotDurableError",
     "NotInCoroutineError",
     "ResumeError",
+    "StoppedError",
     "YieldTypeError",
 ]
 
@@ -60,6 +61,16 @@ class ResumeError(CoroutineError, RuntimeError):
     Raised when resuming a coroutine that is running or ``normal`` (it is itself resuming
     another), when driving it from a thread other than the one that created it, and by the
     `Next` during which a stopped coroutine tried to yield again.
+    """
+
+
+class StoppedError(CoroutineError):
+    """`Run` or `RunAsync` finished a body that was stopped before it returned.
+
+    A stop (`Stop`, `close`, or the callback stopping the coroutine) unwinds the body, so
+    there is no return value to give back; `Run` is typed as returning ``T`` and raises this
+    instead of returning None. Drive Go-style (`Next`, then `Result()`, which stays
+    ``T | None``) where a stop is an expected outcome.
     """
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _codec
+from .durable import _codec
 
 __all__ = ["Register", "RegisterPickle"]
 

@@ -9,10 +9,10 @@ its successor. `replay_elsewhere` replays a state in a fresh interpreter with an
 
 from __future__ import annotations
 
-from .._state import Transform
 from ._continue import ContinueAsNew
 from ._inspect import StateInfo, configure, inspect
 from ._replay_check import Divergence, replay_elsewhere
+from ._state import Transform
 
 __all__ = [
     "ContinueAsNew",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .. import _codec
 from .._context import CURRENT
 from .._errors import CoroutineError, NotInCoroutineError
-from .._replay import Recorder
+from . import _codec
+from ._recorder import Recorder
 
 __all__ = ["ContinueAsNew"]
 

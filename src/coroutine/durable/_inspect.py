@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _codec, _state
 from .._errors import InvalidStateError
+from . import _codec, _state
 
 __all__ = ["StateInfo", "configure", "inspect"]
 

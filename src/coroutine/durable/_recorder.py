@@ -20,16 +20,25 @@ The recorder's `phase` says where it is in that story (one field, one transition
     REPLAYING  --divergence-->       DIVERGED       the body is ended; no state any more
     LIVE       --unencodable value--> BROKEN        runs on volatile; Marshal says why
 
-Only `_durable_core` touches the core's `Context` internals; this module reads a few.
+Only `_core` touches the core's `Context` internals; this module reads a few.
 """
 
 from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from .._context import CREATED, DONE, SUSPENDED, Context
+from .._errors import (
+    CoroutineExit,
+    InvalidStateError,
+    NotDurableError,
+    NotInCoroutineError,
+    ResumeError,
+    YieldTypeError,
+)
+from .._signature import Rule
 from . import _codec, _log, _state
-from ._context import CREATED, DONE, SUSPENDED, Context
-from ._durable_core import (
+from ._core import (
     NOTHING,
     end_from_body,
     nothing_sent,
@@ -38,16 +47,7 @@ from ._durable_core import (
     switch_out,
 )
 from ._entry import Entry
-from ._errors import (
-    CoroutineExit,
-    InvalidStateError,
-    NotDurableError,
-    NotInCoroutineError,
-    ResumeError,
-    YieldTypeError,
-)
 from ._log import E, N, P, T, X, Y
-from ._signature import Rule
 from ._state import K_CREATED, K_DONE, K_RUNNING, K_SUSPENDED
 
 __all__ = ["BROKEN", "DIVERGED", "FRESH", "LIVE", "REPLAYING", "RESTORED", "Recorder"]

@@ -1,6 +1,6 @@
 """The durable layer's side of the core's interface (issue 10's switch protocol).
 
-The only code of `_entry`, `_replay`, `_state`, `_log` and `_durable` that changes a
+The only code of `_entry`, `_recorder`, `_state`, `_log` and `_attach` that changes a
 `Context` or switches greenlets goes through these: the core's primitives `switch_out` (a
 live yield), `end_from_body` (a replay that diverged), `restore` (`Unmarshal`) and
 `user_site` (where a replayed yield's error points). The layer reads, and never writes,
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._context import (
+from .._context import (
     NOTHING,
     Context,
     end_from_body,

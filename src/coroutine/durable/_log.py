@@ -24,8 +24,8 @@ import sys
 import types
 from typing import Any
 
+from .._errors import InvalidStateError
 from . import _codec
-from ._errors import InvalidStateError
 
 __all__ = ["Event", "Events", "exc_spec", "rebuild"]
 

@@ -33,8 +33,8 @@ import os
 from hashlib import blake2b
 from typing import Any, NamedTuple, Protocol
 
+from .._errors import InvalidStateError
 from . import _codec, _log
-from ._errors import InvalidStateError
 
 __all__ = ["FORMAT_VERSION", "Chain", "Snapshot", "Transform", "configure", "read"]
 

@@ -1,8 +1,8 @@
 """Durable coroutines: what the core attaches, and the helpers bodies call.
 
-The layer: `_entry` (how another process finds a body; its fingerprint), `_replay` (the
+The layer: `_entry` (how another process finds a body; its fingerprint), `_recorder` (the
 recorder, its one `phase`, and the replay), `_state` (the bytes of a state: frames, MAC,
-header, position), `_log` (the events, read lazily; recorded exceptions), `_durable_core`
+header, position), `_log` (the events, read lazily; recorded exceptions), `_core`
 (the only code that touches the core's internals) and this façade, which the core imports:
 `attach` makes a coroutine durable (its body `wrap`-ped), `DURABLE` is the default of
 ``durable=``, and bodies call `SideEffect` and `Patched`. The public tools (`inspect`,
@@ -16,14 +16,14 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from .._context import Context, Durability
+from .._errors import InvalidStateError, NotDurableError
+from .._signature import Rule
 from . import _codec
-from ._context import Context, Durability
-from ._durable_core import switch_out
+from ._core import switch_out
 from ._entry import Refusal, entry
-from ._errors import InvalidStateError, NotDurableError
 from ._log import E, P, X
-from ._replay import DIVERGED, LIVE, REPLAYING, Recorder
-from ._signature import Rule
+from ._recorder import DIVERGED, LIVE, REPLAYING, Recorder
 from ._state import FORMAT_VERSION
 
 __all__ = ["DURABLE", "FORMAT_VERSION", "Patched", "SideEffect", "attach"]
