@@ -2,9 +2,9 @@
 
 The tests talk to the services the project's machines run: Redis 127.0.0.1:6379, PostgreSQL
 127.0.0.1:5432 (database ``test``, trust auth) and RabbitMQ 127.0.0.1:5672 (guest/guest).
-A missing service fails every workflow test with a message saying which one; nothing is
-skipped. Each test gets its own SQLite file, Redis key prefix, PostgreSQL table prefix and
-Celery queue, and removes them afterwards.
+A test that needs a service that is not running is skipped, or fails under CI=true (see
+tests/services.py). Each test gets its own SQLite file, Redis key prefix, PostgreSQL table
+prefix and Celery queue, and removes them afterwards.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import require
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # as the worker processes see it
 
@@ -23,23 +24,10 @@ from wf_support import (
     REPORTS,
     SMALL,
     Procs,
-    check_services,
     drop_postgres,
     drop_redis,
     unique,
 )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def services() -> None:
-    """Fail (never skip) every workflow test when a service it needs is down."""
-    missing = check_services()
-    if missing:
-        pytest.fail(
-            "the workflow tests need Redis, PostgreSQL and RabbitMQ running locally; "
-            "unreachable: " + "; ".join(missing),
-            pytrace=False,
-        )
 
 
 @pytest.fixture
@@ -56,6 +44,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
+    require("redis")
     prefix = unique("r")
     yield f"{REDIS}?prefix={prefix}"
     drop_redis(prefix)
@@ -63,6 +52,7 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
+    require("postgres")
     prefix = unique("p")
     yield f"{POSTGRES}?prefix={prefix}"
     drop_postgres(prefix)
@@ -85,6 +75,7 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
 @pytest.fixture
 def queue(procs: Procs) -> Iterator[str]:
     """A Celery queue of this test alone, removed after the test's workers are stopped."""
+    require("redis")  # the result backend and the queue's cleanup
     name = unique("q")
     yield name
     procs.stop_all()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import wf_programs as wp
+from services import require
 from wf_support import RABBITMQ, REDIS, Procs, drop_amqp, subprocess_env
 
 from coroutine.workflow import CeleryExecutor, Engine
@@ -27,6 +28,8 @@ def test_duplicate_step_messages_run_the_step_once(
     broker: str,
     request: pytest.FixtureRequest,
 ) -> None:
+    if broker == RABBITMQ:
+        require("rabbitmq")
     env = subprocess_env(effects)
     nodes = [f"d{i}" for i in range(3)]
     for node in nodes:

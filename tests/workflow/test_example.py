@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from services import require
 from wf_support import RABBITMQ, REDIS, ROOT, Procs, drop_amqp, drop_redis, subprocess_env, unique
 
 EXAMPLE = ROOT / "examples" / "order_workflow.py"
@@ -42,6 +43,8 @@ def test_order_example_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("broker", [REDIS, RABBITMQ], ids=["redis", "rabbitmq"])
 def test_order_example_on_celery(tmp_path: Path, procs: Procs, redis_url: str, broker: str) -> None:
+    if broker == RABBITMQ:
+        require("rabbitmq")
     env = _env(tmp_path)
     queue = unique("q")
     try:

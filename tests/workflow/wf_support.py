@@ -9,14 +9,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
+
+from services import SERVICES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-REDIS = os.environ.get("WORKFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
-POSTGRES = os.environ.get("WORKFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-RABBITMQ = os.environ.get("WORKFLOW_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS = SERVICES["redis"].url
+POSTGRES = SERVICES["postgres"].url
+RABBITMQ = SERVICES["rabbitmq"].url
 
 
 # The crash and concurrency tests run at full size (200 steps, 1,000 workflows) unless
@@ -27,31 +28,6 @@ SMALL = os.environ.get("WORKFLOW_TEST_SCALE", "full") == "small"
 
 def scaled(n: int) -> int:
     return n // 4 if SMALL else n
-
-
-def _reachable(name: str, check: Callable[[], object]) -> str | None:
-    try:
-        check()
-    except Exception as exc:
-        return f"{name}: {type(exc).__name__}: {exc}"
-    return None
-
-
-def check_services() -> list[str]:
-    import psycopg
-    import redis
-    from kombu import Connection
-
-    def rabbit() -> None:
-        with Connection(RABBITMQ, connect_timeout=3) as c:
-            c.ensure_connection(max_retries=1)
-
-    checks = {
-        f"Redis at {REDIS}": lambda: redis.Redis.from_url(REDIS, socket_timeout=3).ping(),
-        f"PostgreSQL at {POSTGRES}": lambda: psycopg.connect(POSTGRES, connect_timeout=3).close(),
-        f"RabbitMQ at {RABBITMQ}": rabbit,
-    }
-    return [e for name, f in checks.items() if (e := _reachable(name, f))]
 
 
 def unique(tag: str) -> str:
