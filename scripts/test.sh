@@ -13,7 +13,9 @@
 # Python code is the reference the extension compiles. The static checks
 # (mypy --strict, ruff, the typing and plugin suites) and the coverage report run once, on
 # PRIMARY (3.11 by default, else the oldest version found), since they do not depend on the
-# interpreter running them.
+# interpreter running them; so does the documentation site's build (docs/conf.py: Sphinx
+# with -W, into a temporary directory), which fails on a broken link or an undocumented
+# public name.
 #
 # Services. The workflow tests use Redis 127.0.0.1:6379, PostgreSQL 127.0.0.1:5432 (database
 # `test`, trust auth) and RabbitMQ 127.0.0.1:5672 (guest/guest) over real connections. On a
@@ -82,9 +84,13 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
         echo "--- static checks (CPython $v) ---"
         "$venv/bin/python" -m mypy || status=1
         lint_paths=(src tests)
-        for d in examples benchmarks; do [ -d "$d" ] && lint_paths+=("$d"); done
+        for d in examples benchmarks docs/conf.py docs/_ext; do [ -e "$d" ] && lint_paths+=("$d"); done
         "$venv/bin/python" -m ruff check "${lint_paths[@]}" || status=1
         "$venv/bin/python" -m ruff format --check "${lint_paths[@]}" || status=1
+        echo "--- documentation site (CPython $v): Sphinx, warnings as errors ---"
+        docs_out="$(mktemp -d)"  # never inside the tree
+        "$venv/bin/python" -m sphinx -W --keep-going -q -c docs -b html . "$docs_out" || status=1
+        rm -rf "$docs_out"
     fi
     echo "--- runtime suite, accelerated (CPython $v) ---"
     "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1

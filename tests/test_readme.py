@@ -169,9 +169,21 @@ def test_a_failing_block_reports_its_readme_line() -> None:
     assert info.traceback[-1].lineno + 1 == 41
 
 
-def test_the_readme_is_a_front_page_that_opens_with_the_two_commands() -> None:
+FIRST_SCREEN = 45  # lines: what a reader sees before scrolling
+MAP = ["docs/durable.md", "docs/workflows.md", "docs/async.md", "docs/static-checking.md"]
+
+
+def test_the_readme_is_a_front_page_with_an_example_the_two_commands_and_a_map() -> None:
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 250, "the reference belongs in docs/, not the README"
-    first = next(b for s in parse(text) for b in s.blocks)
-    assert first.lang == "sh" and first.code.startswith("./scripts/demo.sh")
-    assert "\n./scripts/test.sh" in first.code
+    top = parse(text)[0]
+    assert top.title == "(top)", "the first screen comes before the first ## section"
+    example, commands = top.blocks[:2]
+    assert example.lang == "python", "the first screen opens with a runnable example"
+    assert sum(bool(line.strip()) for line in example.code.splitlines()) <= 10
+    assert commands.lang == "sh" and commands.code.startswith("./scripts/demo.sh")
+    assert "\n./scripts/test.sh" in commands.code
+    assert commands.line + len(commands.code.splitlines()) <= FIRST_SCREEN
+    first_screen = "\n".join(text.splitlines()[:FIRST_SCREEN])
+    missing = [page for page in MAP if f"]({page})" not in first_screen]
+    assert not missing, f"the first screen's map must link {missing}"
