@@ -5,10 +5,11 @@ What it adds to the stubs' checks:
 * the reachability check: a ``New[R, S](fn)`` or ``NewWithReturn[R, S](fn)`` from which a
   ``Yield[R2, S2]`` (or ``LoadContext[R2, S2]``) that does not fit ``[R, S]`` is reachable is
   an error at the ``New`` call, with code ``coroutine-yield``, naming the yield's function and
-  the path of calls; it follows calls into every module mypy checks, and calls through a
-  declared class to the overrides in the ``New``'s import closure (see `_plugin/store.py` for
-  how the facts survive the cache), and reads ``class __coroutine_yields__`` declarations in
-  modules whose bodies mypy cannot see (installed packages, stubs);
+  the path of calls; it follows calls into every module mypy checks, calls through a
+  declared class to the overrides in the ``New``'s import closure, and the callbacks that
+  functions, classes and instances passed to a call stand for (`_plugin/callbacks.py`), and
+  reads ``class __coroutine_yields__`` declarations in modules whose bodies mypy cannot see
+  (installed packages, stubs); `_plugin/store.py` says how the facts survive the cache;
 * on mypy < 2.2, which ignores ``__new__``'s return type, the types of ``Yield[R, S](v)``,
   ``LoadContext[R, S]()`` and ``New[R, S](fn)``.
 

@@ -6,23 +6,30 @@ calls its ``step`` and ``finalize``. A function or bound method passed on is alr
 (`walk.py` treats every reference to a function as a possible call); this module adds, for a
 class or an instance of a class outside the stubs passed as an argument, the methods the
 receiving API may call on it, as edges from the caller *via* the API (so that the path in an
-error reads ``main.body -> xml.sax.parseString -> main.Tags.startElement``):
+error reads ``main.body -> xml.sax.parseString -> main.Tags.startElement``).
 
-* an API whose body mypy does not show (defined in a stub, as the standard library is, or in
-  an installed package): the methods of the parameter's declared type that the object's
-  class defines or overrides (``ContentHandler``'s for `parseString`'s handler; for a
-  ``Callable[[], P]`` parameter given a class, the methods of ``P``; for a ``Callable`` given
-  an instance, its ``__call__``). A parameter of type ``Any`` says nothing: every method;
-* an API in the code mypy checks: nothing more when the parameter is declared as a class the
-  object derives from by name, as its body is followed and calls through the parameter are
-  dispatches (`walk.py`); otherwise (a protocol it implements without naming it, ``object``,
-  a union, no annotation) every method the object's class defines outside the stubs;
+What the API may call is read from the parameter's declared type (`_Declared`):
+
+* a class the object derives from: the type's methods that the object's class defines or
+  overrides (``ContentHandler``'s for `parseString`'s handler), when the API's body is not
+  read (it is in a stub, as the standard library is, or in an installed package); nothing
+  more when it is, since its calls through the parameter are dispatches (`walk.py`);
+* a protocol the class implements without naming it: the protocol's methods (``step`` and
+  ``finalize`` for `create_aggregate`'s ``Callable[[], _AggregateProtocol]``);
+* a ``Callable``: its ``__call__`` for an instance; for a class, its constructors and what
+  the callable's return type says (likewise ``type[C]``); a class passed where an instance
+  is declared (``isinstance(x, C)``) is not built;
+* ``Any``, no annotation, or, for an API whose body is read, ``object``: every method the
+  class defines outside the stubs (and, for a class, its constructors); ``object`` (or a
+  ``T``) for an API whose body is not read: the methods every object has, as the class
+  overrides them (``print(x)`` calls ``x.__str__``); another class: none (the object cannot
+  be one); a union: what any of its items says;
 * a callee not known before mypy infers types (a method of a variable it infers): every
   method.
 
-A class passed on also counts as built (its constructors). An object only declared as its
-class (a parameter ``h: Handler``) may be a subclass: each method is then also a dispatch, so
-the overrides count too. Objects inside containers (``[Handler()]``) are not followed.
+An object only declared as its class (a parameter ``h: Handler``) may be a subclass: each
+method is then also a dispatch, so the overrides count too (for every method, the one
+dispatch ``Handler.*``). Objects inside containers (``[Handler()]``) are not followed.
 
 The arguments of `coroutine.aio.await_` and `run_sync` are not callbacks of the coroutine:
 the awaitable runs in the event loop's task, the function in `run_sync`'s own body.
@@ -31,6 +38,7 @@ the awaitable runs in the event loop's task, the function in `run_sync`'s own bo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from mypy.nodes import (
     ARG_STAR,
@@ -45,6 +53,7 @@ from mypy.nodes import (
     OverloadedFuncDef,
     RefExpr,
     TypeInfo,
+    Var,
 )
 from mypy.types import (
     AnyType,
@@ -59,15 +68,20 @@ from mypy.types import (
     get_proper_type,
 )
 
-from .classes import Scope, constructors, fullname_of, signatures
+from .classes import Modules, Scope, constructors, fullname_of, signatures
 
 # Calls whose arguments run elsewhere (SPEC §8): never callbacks of the calling coroutine.
 AIO_NAMES = frozenset({"coroutine.aio.await_", "coroutine.aio.run_sync"})
+# The dispatch `Base.*`: any override of any method of `Base` (see `Store.expand`).
+ANY_METHOD = "*"
+# The methods every object has: an API that takes any `object` may call them (`print`).
+_OBJECT_METHODS = frozenset(
+    {"__str__", "__repr__", "__format__", "__eq__", "__ne__", "__hash__", "__bool__"}
+    | {"__getattribute__", "__setattr__", "__delattr__", "__reduce__", "__reduce_ex__"}
+    | {"__sizeof__", "__dir__"}
+)
 # Called on the class, never on instances handed on.
 _CONSTRUCTION = frozenset({"__init__", "__new__", "__init_subclass__", "__class_getitem__"})
-
-# The method names an API may call on an object, per argument; None: any method it defines.
-Wanted = frozenset[str] | None
 
 
 class Passed:
@@ -91,18 +105,23 @@ def call_callbacks(call: CallExpr, scope: Scope, add: Callable[[str, str, bool],
     via = _name(call.callee) if node is None or _is_class(call.callee) else fullname_of(node)
     wanted = _wanted(call, node, bound, scope, passed)
     for i, p in passed.items():
-        if p.is_class:
+        names, builds = wanted.get(i, _ANY)
+        if p.is_class and builds:
             for init in constructors(p.info):
                 add(init, via, False)
-        for name in _methods(p, wanted.get(i), scope):
+        for name in _methods(p, names, scope.modules):
             method = p.info.get(name)
             if method is None or not isinstance(method.node, (FuncBase, Decorator)):
                 continue
             fullname = fullname_of(method.node)
             if not scope.in_stub(fullname):
                 add(fullname, via, False)
-            if p.declared:  # a subclass's override may answer
+            if p.declared and names is not None and name not in _OBJECT_METHODS:
+                # A subclass's override may answer (not counted for the methods that every
+                # object has: too many calls take an object, too few classes yield in those).
                 add(f"{p.info.fullname}.{name}", via, True)
+        if p.declared and names is None:  # any override of any method: one dispatch
+            add(f"{p.info.fullname}.{ANY_METHOD}", via, True)
 
 
 def _passed(call: CallExpr, i: int, arg: Expression, scope: Scope) -> Passed | None:
@@ -125,14 +144,15 @@ def _wanted(
     scope: Scope,
     passed: dict[int, Passed],
 ) -> dict[int, Wanted]:
-    """For each argument in `passed`, the methods the callee may call on it (absent: any)."""
+    """For each argument in `passed`, what the callee may call of it: the method names, and
+    whether it may build it (a class); absent: anything."""
     if node is None:
         return {}
     opaque = scope.opaque(fullname_of(node))
     # Not at the top: compiled mypy's mypy.argmap cannot be imported before mypy.types.
     from mypy.argmap import map_actuals_to_formals
 
-    found: dict[int, set[str] | None] = {}
+    found: dict[int, Wanted] = {}
     for sig in signatures(node):  # an overloaded callee: what any of its signatures says
         if bound and sig.arg_types:
             sig = sig.copy_modified(
@@ -149,29 +169,63 @@ def _wanted(
         )
         for formal, actuals in enumerate(formals):
             for i in set(actuals) & set(passed):
-                t, p = sig.arg_types[formal], passed[i]
-                if opaque:
-                    names = _names(t, p.is_class)
-                else:
-                    names = set() if _derives(p.info, t, p.is_class) else None
-                before = found.get(i, set())
-                found[i] = None if names is None or before is None else before | names
-    return {i: frozenset(names) for i, names in found.items() if names is not None}
+                wanted = _Declared(passed[i], opaque).wanted(sig.arg_types[formal])
+                before = found.get(i, Wanted(frozenset(), False))
+                found[i] = before.union(wanted)
+    return found
 
 
-def _derives(info: TypeInfo, t: Type, is_class: bool) -> bool:
-    """Whether a parameter declared as `t` names a class that `info` derives from (for a class
-    passed on: ``type[C]``), so that calls through it in the body are dispatches."""
-    p = get_proper_type(t)
-    if isinstance(p, TypeVarType):
-        p = get_proper_type(p.upper_bound)
-    if is_class:
-        if not isinstance(p, TypeType):
-            return False
-        p = get_proper_type(p.item)
-    if not isinstance(p, Instance) or p.type.fullname == "builtins.object":
-        return False
-    return any(base.fullname == p.type.fullname for base in info.mro)
+class Wanted(NamedTuple):
+    """What an API may do with an argument: call these methods (None: any), build it."""
+
+    names: frozenset[str] | None
+    builds: bool
+
+    def union(self, other: Wanted) -> Wanted:
+        names = None if self.names is None or other.names is None else self.names | other.names
+        return Wanted(names, self.builds or other.builds)
+
+
+_ANY = Wanted(None, True)
+_NOTHING = Wanted(frozenset(), False)
+
+
+class _Declared:
+    """What a parameter's declared type says an API may do with the object `p` (see the
+    module's docstring); `opaque`: the API's body is not read."""
+
+    def __init__(self, p: Passed, opaque: bool) -> None:
+        self.p = p
+        self.opaque = opaque
+
+    def wanted(self, t: Type, is_class: bool | None = None) -> Wanted:
+        is_class = self.p.is_class if is_class is None else is_class
+        p = get_proper_type(t)
+        if isinstance(p, TypeVarType):
+            return self.wanted(p.upper_bound, is_class)
+        if isinstance(p, UnionType):
+            out = _NOTHING
+            for item in p.items:
+                out = out.union(self.wanted(item, is_class))
+            return out
+        if isinstance(p, CallableType):
+            if is_class:  # called: builds it
+                return self.wanted(p.ret_type, False)._replace(builds=True)
+            return Wanted(frozenset({"__call__"}), False)
+        if isinstance(p, TypeType):
+            return self.wanted(p.item, False)._replace(builds=True)
+        if isinstance(p, TupleType):
+            p = p.partial_fallback
+        if isinstance(p, AnyType):
+            return _ANY
+        if not isinstance(p, Instance) or is_class:
+            return _NOTHING  # None, a literal; a class passed as a `type`
+        if p.type.fullname == "builtins.object":  # print(x): x's __str__, if it has its own
+            return Wanted(frozenset(_OBJECT_METHODS), False) if self.opaque else _ANY
+        derives = any(base.fullname == p.type.fullname for base in self.p.info.mro)
+        if (p.type.is_protocol and not derives) or (derives and self.opaque):
+            return Wanted(frozenset(_declared_methods(p.type)), False)
+        return _NOTHING
 
 
 def _callee(callee: Expression, scope: Scope) -> tuple[FuncBase | Decorator | None, bool]:
@@ -180,12 +234,23 @@ def _callee(callee: Expression, scope: Scope) -> tuple[FuncBase | Decorator | No
     bound = False
     if isinstance(callee, RefExpr) and isinstance(callee.node, TypeInfo):
         node, bound = _constructor(callee.node), True  # `self` (or `cls`) filled
+    elif isinstance(callee, RefExpr) and isinstance(callee.node, Var):
+        info, _ = scope.receiver(callee)  # an object called: `cls(...)`, `highlighter(text)`
+        t = get_proper_type(callee.node.type) if callee.node.type is not None else None
+        if info is not None and isinstance(t, TypeType):
+            node = _constructor(info)
+        elif info is not None:
+            call = info.get("__call__")
+            node = call.node if call is not None else None
+        bound = True
     elif isinstance(callee, RefExpr) and callee.node is not None:
         node = callee.node  # a function, or one of a module
     elif isinstance(callee, MemberExpr):
-        info, _ = scope.receiver(callee.expr)
-        method = info.get(callee.name) if info is not None else None
-        node = method.node if method is not None else None
+        for info in scope.receivers(callee.expr):  # x: A | None: A's method
+            method = info.get(callee.name)
+            node = method.node if method is not None else None
+            if node is not None:
+                break
         func = node.func if isinstance(node, Decorator) else node
         through_class = _is_class(callee.expr)
         if isinstance(func, (FuncDef, OverloadedFuncDef)) and not func.is_static:
@@ -214,51 +279,30 @@ def _name(callee: Expression) -> str:
     return f"?.{callee.name}" if isinstance(callee, MemberExpr) else "?"
 
 
-def _names(t: Type, is_class: bool) -> set[str] | None:
-    """The methods an API may call on an argument declared as `t` (None: any)."""
-    p = get_proper_type(t)
-    if isinstance(p, TypeVarType):
-        return _names(p.upper_bound, is_class)
-    if isinstance(p, UnionType):
-        out: set[str] = set()
-        for item in p.items:
-            names = _names(item, is_class)
-            if names is None:
-                return None
-            out |= names
-        return out
-    if isinstance(p, CallableType):
-        return _names(p.ret_type, False) if is_class else {"__call__"}
-    if isinstance(p, TypeType):
-        return _names(p.item, False)
-    if isinstance(p, TupleType):
-        p = p.partial_fallback
-    if isinstance(p, Instance):
-        return set(_declared_methods(p.type))
-    if isinstance(p, AnyType):
-        return None
-    return set()  # None, a literal...: nothing to call
-
-
 def _declared_methods(info: TypeInfo) -> list[str]:
+    """The methods of `info`, but those every object has (``__eq__``, ``__repr__``...)."""
     return [
         name
         for base in info.mro
+        if base.fullname != "builtins.object"
         for name, sym in base.names.items()
         if isinstance(sym.node, (FuncBase, Decorator)) and name not in _CONSTRUCTION
     ]
 
 
-def _methods(p: Passed, wanted: Wanted, scope: Scope) -> list[str]:
-    """The methods of `p` that may run: those `wanted`, else all those outside stubs."""
+def _methods(p: Passed, wanted: frozenset[str] | None, modules: Modules) -> list[str]:
+    """The names of the methods of `p` that may run: those `wanted`, else all those written
+    outside stubs (not those mypy makes, as a named tuple's ``_replace``)."""
     if wanted is not None:
         return sorted(wanted)
     return sorted(
         {
             name
             for base in p.info.mro
-            if not scope.in_stub(base.fullname)
+            if not modules.in_stub(base.fullname)
             for name, sym in base.names.items()
-            if isinstance(sym.node, (FuncBase, Decorator)) and name not in _CONSTRUCTION
+            if isinstance(sym.node, (FuncBase, Decorator))
+            and not sym.plugin_generated
+            and name not in _CONSTRUCTION
         }
     )

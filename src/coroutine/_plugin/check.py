@@ -82,7 +82,7 @@ def _reach(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> tuple[s
     """The entry's name and what is reachable from it by direct calls."""
     arg = ctx.args[0][0]
     if isinstance(arg, LambdaExpr):
-        facts = function_facts(arg, _module_vars(tree), store)
+        facts = function_facts(arg, _module_vars(tree, store), store)
         return "<lambda>", store.reach_from("<lambda>", facts)
     node: FuncDef | Decorator | None = None
     if isinstance(arg, RefExpr) and isinstance(arg.node, (FuncDef, Decorator)):
@@ -101,7 +101,7 @@ def _reach_def(node: FuncDef | Decorator, store: Store, tree: MypyFile | None) -
     local = "." not in fn.fullname or (tree is not None and _in_module(fn.fullname, tree))
     if fn.body.body and local:
         # Alive in the module being checked (nested functions are only known here).
-        return store.reach_from(fn.fullname, function_facts(node, _module_vars(tree), store))
+        return store.reach_from(fn.fullname, function_facts(node, _module_vars(tree, store), store))
     return store.reach_from(fn.fullname)
 
 
@@ -109,8 +109,8 @@ def _in_module(fullname: str, tree: MypyFile) -> bool:
     return fullname.startswith(tree.fullname + ".")
 
 
-def _module_vars(tree: MypyFile | None) -> Known:
-    return known_classes(tree.defs) if tree is not None else {}
+def _module_vars(tree: MypyFile | None, store: Store) -> Known:
+    return known_classes(tree.defs, store) if tree is not None else {}
 
 
 def _message(

@@ -21,15 +21,21 @@ from mypy.nodes import (
     CallExpr,
     ClassDef,
     Decorator,
+    DictExpr,
+    DictionaryComprehension,
     Expression,
     ForStmt,
     FuncBase,
     FuncDef,
+    ListComprehension,
+    ListExpr,
     MemberExpr,
     NameExpr,
     Node,
     OverloadedFuncDef,
     RefExpr,
+    SetComprehension,
+    SetExpr,
     Statement,
     TypeInfo,
     Var,
@@ -41,6 +47,7 @@ from mypy.types import (
     Type,
     TypeType,
     TypeVarType,
+    UnionType,
     get_proper_type,
 )
 
@@ -58,6 +65,9 @@ class Modules(Protocol):
     def opaque(self, fullname: str) -> bool:
         """Defined where mypy shows no bodies (a stub or an installed package): its
         parameter types are all we know of what it calls."""
+
+    def builtin(self, name: str) -> TypeInfo | None:
+        """The class ``builtins.<name>``."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,19 @@ class Scope:
         if isinstance(e, MemberExpr) and isinstance(e.node, Var) and e.node.type is not None:
             return class_of(e.node.type), True
         return None, False
+
+    def receivers(self, e: Expression) -> list[TypeInfo]:
+        """The classes the object `e` evaluates to may be: its class, or, for a variable or
+        attribute declared as a union (``x: A | None``), the classes in it."""
+        info, _ = self.receiver(e)
+        if info is not None:
+            return [info]
+        if isinstance(e, RefExpr) and isinstance(e.node, Var) and e.node.type is not None:
+            p = get_proper_type(e.node.type)
+            if isinstance(p, UnionType):
+                found = (class_of(item) for item in p.items)
+                return sorted({i for i in found if i is not None}, key=lambda i: i.fullname)
+        return []
 
 
 def class_of(t: Type) -> TypeInfo | None:
@@ -136,13 +159,30 @@ def signatures(node: Node | None) -> list[CallableType]:
     return []
 
 
-def known_classes(defs: list[Statement]) -> Known:
-    """Variables of these statements (not of nested functions) assigned ``C(...)``: exactly a
-    ``C``; assigned ``f(...)`` where every signature of `f` returns a ``C``: a ``C`` or a
-    subclass; and bound by ``for x in xs`` over a declared iterable of ``C``: likewise."""
+# The class of a literal: `x = []` is a list.
+_LITERALS = {
+    ListExpr: "list",
+    ListComprehension: "list",
+    DictExpr: "dict",
+    DictionaryComprehension: "dict",
+    SetExpr: "set",
+    SetComprehension: "set",
+}
+
+
+def known_classes(defs: list[Statement], modules: Modules) -> Known:
+    """Variables of these statements (not of nested functions) assigned ``C(...)`` or a
+    literal (``[]``): exactly a ``C``; assigned ``f(...)`` where every signature of `f`
+    returns a ``C``: a ``C`` or a subclass; and bound by ``for x in xs`` over a declared
+    iterable of ``C``: likewise."""
     out: Known = {}
     for s in statements(defs):
-        if isinstance(s, AssignmentStmt) and isinstance(s.rvalue, CallExpr):
+        if isinstance(s, AssignmentStmt) and type(s.rvalue) in _LITERALS:
+            info = modules.builtin(_LITERALS[type(s.rvalue)])
+            for lv in s.lvalues:
+                if info is not None and isinstance(lv, NameExpr) and isinstance(lv.node, Var):
+                    out[lv.node] = (info, False)
+        elif isinstance(s, AssignmentStmt) and isinstance(s.rvalue, CallExpr):
             known = _made_by(s.rvalue.callee)
             if known is not None:
                 for lv in s.lvalues:
@@ -156,11 +196,19 @@ def known_classes(defs: list[Statement]) -> Known:
 
 
 def _made_by(callee: Expression) -> tuple[TypeInfo, bool] | None:
+    """The class of what calling `callee` returns: a class, a function, or a method called
+    through its class (``Table.grid()``), whose signatures all return that class."""
     if not isinstance(callee, RefExpr):
         return None
     if isinstance(callee.node, TypeInfo):
         return callee.node, False
-    returned = {class_of(sig.ret_type) for sig in signatures(callee.node)}
+    node = callee.node
+    if node is None and isinstance(callee, MemberExpr):
+        owner = callee.expr
+        if isinstance(owner, RefExpr) and isinstance(owner.node, TypeInfo):
+            method = owner.node.get(callee.name)
+            node = method.node if method is not None else None
+    returned = {class_of(sig.ret_type) for sig in signatures(node)}
     if len(returned) == 1:
         info = returned.pop()
         # A generic function's "returns its argument's class" says nothing here.

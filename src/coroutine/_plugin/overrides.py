@@ -47,7 +47,7 @@ class Source(Protocol):
     modules: dict[str, MypyFile]
 
     def in_stub(self, fullname: str) -> bool: ...
-    def reach_from(self, start: str) -> Closure: ...
+    def closures(self, tree: MypyFile) -> dict[str, Closure]: ...
     def stored_data(self, tree: MypyFile) -> dict[str, Any] | None: ...
     def computable(self, tree: MypyFile) -> bool: ...
 
@@ -78,20 +78,21 @@ class Overrides:
             return known[1]
         if not self._live and not self._source.computable(tree):
             return NO_LINKS  # from the cache or summarised, with nothing stored
-        reach = closure_of or self._source.reach_from
+        reach = closure_of or (lambda m: self._source.closures(tree).get(m, Closure()))
         own: dict[str, set[str]] = {}
-        for base, method in self._own(tree, None if self._live else reach):
+        closures: dict[str, Closure] = {}
+        for base, method in self._own(tree, None if self._live else reach, closures):
             own.setdefault(base, set()).add(method)
         overrides = {base: sorted(methods) for base, methods in sorted(own.items())}
         if self._live:
             links = Links(overrides, [], "")
         else:
-            links = self._linked(tree, overrides, reach)
+            links = self._linked(tree, overrides, closures)
         self._links_of[tree.fullname] = (tree, links)
         return links
 
     def _linked(
-        self, tree: MypyFile, overrides: dict[str, list[str]], reach: Callable[[str], Closure]
+        self, tree: MypyFile, overrides: dict[str, list[str]], closures: dict[str, Closure]
     ) -> Links:
         self._links_of[tree.fullname] = (tree, NO_LINKS)  # an import cycle comes back here
         below: dict[str, str] = {}
@@ -104,7 +105,6 @@ class Overrides:
         if not overrides and not below:
             return NO_LINKS
         # The overrides' closures too: an edit of what one reaches must reach the New.
-        closures = {m: reach(m) for methods in overrides.values() for m in methods}
         text = json.dumps([overrides, to_json(closures), below], sort_keys=True)
         return Links(overrides, sorted(below), hashlib.sha1(text.encode()).hexdigest())
 
@@ -138,12 +138,15 @@ class Overrides:
         return out
 
     def _own(
-        self, tree: MypyFile, reach: Callable[[str], Closure] | None
+        self,
+        tree: MypyFile,
+        reach: Callable[[str], Closure] | None,
+        closures: dict[str, Closure],
     ) -> Iterator[tuple[str, str]]:
         """``("pkg.Base.render", "mod.Loud.render")`` for each method of a class of `tree` (that
-        reaches something, unless `reach` is None), for each class above it (outside stubs)
-        that also has the method. Constructors are left out: they are called by name, never
-        dispatched."""
+        reaches something, unless `reach` is None: its closure goes in `closures`), for each
+        class above it (outside stubs) that also has the method. Constructors are left out:
+        they are called by name, never dispatched."""
         for info in classes(tree.names, tree.fullname):
             for name, sym in info.names.items():
                 if name in ("__init__", "__new__") or not isinstance(
@@ -156,6 +159,9 @@ class Overrides:
                     if b.get(name) is not None and not self._source.in_stub(b.fullname)
                 ]
                 method = sym.node.fullname
-                if bases and (reach is None or reach(method)):
+                closure = reach(method) if bases and reach is not None else None
+                if closure is not None:
+                    closures[method] = closure
+                if bases and (reach is None or closure):
                     for base in bases:
                         yield f"{base.fullname}.{name}", method

@@ -27,11 +27,12 @@ from collections import deque
 from typing import Any
 
 from mypy.fixup import TypeFixer
-from mypy.nodes import MypyFile
+from mypy.nodes import MypyFile, TypeInfo
 from mypy.types import Type, deserialize_type
 
 from . import daemon
 from .closure import FORMAT, Closure, Reached, from_json, to_json
+from .cycles import closures_of
 from .overrides import Overrides
 from .symbols import HIDDEN, attach, stored
 from .walk import Facts, Site, declared_sites, module_facts
@@ -54,6 +55,10 @@ class Store:
         self._pending: set[str] = set()
         self._module_names: dict[str, str | None] = {}
         self._declared: dict[str, tuple[MypyFile, dict[str, list[Site]]]] = {}
+        # Closures computed from live trees, by module id; valid for that tree.
+        self._closures: dict[str, tuple[MypyFile, dict[str, Closure]]] = {}
+        # Closures read back from stored data, by function; valid for that data.
+        self._read: dict[str, tuple[dict[str, Any], Closure]] = {}
         self.overrides = Overrides(self, live)
 
     # -- writing -----------------------------------------------------------------------
@@ -75,8 +80,7 @@ class Store:
             return
         self._pending.add(tree.fullname)
         try:
-            closures = {name: self.reach_from(name) for name in sorted(self.facts(tree))}
-            closures = {name: c for name, c in closures.items() if c}
+            closures = {name: c for name, c in sorted(self.closures(tree).items()) if c}
             links = self.overrides.links(tree, lambda name: closures.get(name, Closure()))
         finally:
             self._pending.discard(tree.fullname)
@@ -86,6 +90,7 @@ class Store:
     def forget(self, tree: MypyFile) -> None:
         """Under the daemon: `tree` is read or analysed anew, in place."""
         self._facts.pop(tree.fullname, None)
+        self._closures.pop(tree.fullname, None)
         self._declared.pop(tree.fullname, None)
         self._done.pop(tree.fullname, None)
         self.overrides.forget()
@@ -94,6 +99,15 @@ class Store:
         """Under the daemon: `tree` was analysed anew, in place (whole or some targets)."""
         self.forget(tree)
         self.summarize(tree)
+
+    def closures(self, tree: MypyFile) -> dict[str, Closure]:
+        """The closure of every function of `tree`, whose AST is alive (once per tree: the
+        overrides of a module of an import cycle need them before it is summarised)."""
+        known = self._closures.get(tree.fullname)
+        if known is None or known[0] is not tree:
+            reach = lambda f, known: self.reach_from(f, known=known)  # noqa: E731
+            known = self._closures[tree.fullname] = (tree, closures_of(self.facts(tree), reach))
+        return known[1]
 
     def facts(self, tree: MypyFile) -> dict[str, Facts]:
         known = self._facts.get(tree.fullname)
@@ -116,6 +130,12 @@ class Store:
         tree = self._module_of(fullname)
         return tree is None or tree.is_stub or any(p in tree.path for p in _INSTALLED)
 
+    def builtin(self, name: str) -> TypeInfo | None:
+        """The class ``builtins.<name>``."""
+        builtins = self.modules.get("builtins")
+        sym = builtins.names.get(name) if builtins is not None else None
+        return sym.node if sym is not None and isinstance(sym.node, TypeInfo) else None
+
     def stored_data(self, tree: MypyFile) -> dict[str, Any] | None:
         """What `summarize` stored for `tree` (None: nothing; {}: of another format)."""
         return stored(tree, FORMAT)
@@ -128,9 +148,12 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
 
-    def reach_from(self, start: str, facts: Facts | None = None) -> Closure:
+    def reach_from(
+        self, start: str, facts: Facts | None = None, known: dict[str, Closure] | None = None
+    ) -> Closure:
         """Every yield site and dispatch reachable from function `start` (or from `facts`)
-        through direct calls, shortest path first."""
+        through direct calls, shortest path first, but through the functions whose closures
+        are `known` (then the path goes through them)."""
         found = Closure()
         first = facts if facts is not None else self._local(start)
         if first is None:
@@ -149,8 +172,11 @@ class Store:
         follow(first, ())
         while queue:
             name, path = queue.popleft()
-            local = self._local(name)
-            if local is None:
+            closure = known.get(name) if known is not None else None
+            local = self._local(name) if closure is None else None
+            if closure is not None:
+                found.add(closure, path)
+            elif local is None:
                 found.add(self._stored(name), path)
             else:
                 found.add_facts(local, name, path)
@@ -165,7 +191,7 @@ class Store:
         seen: set[str] = set()
         while queue:
             d = queue.popleft()
-            for method in sorted(index.get(d.method, ())):
+            for method in sorted(_answers(index, d.method)):
                 if method in seen:
                     continue
                 seen.add(method)
@@ -197,6 +223,7 @@ class Store:
         return self.facts(tree).get(fullname, Facts())
 
     def _stored(self, fullname: str) -> Closure:
+        """The closure of a function of a summarised module (read back once per data)."""
         found = Closure()
         tree = self._module_of(fullname)
         if tree is None:
@@ -205,7 +232,10 @@ class Store:
         if data is None:
             found.add_facts(Facts(sites=self._declared_only(tree, fullname)), fullname, ())
             return found
-        return from_json(data, fullname)
+        known = self._read.get(fullname)
+        if known is None or known[0] is not data:
+            known = self._read[fullname] = (data, from_json(data, fullname))
+        return known[1]
 
     def _declared_only(self, tree: MypyFile, fullname: str) -> list[Site]:
         """A module never summarised here (a stub, or an installed package on mypy 1.x):
@@ -219,3 +249,16 @@ class Store:
         t = deserialize_type(json.loads(data))
         t.accept(TypeFixer(self.modules, allow_missing=True))
         return t
+
+
+def _answers(index: dict[str, set[str]], dispatch: str) -> set[str]:
+    """The overrides that may answer `dispatch`: ``Base.render``'s, or, for ``Base.*``, those
+    of every method of ``Base``."""
+    if not dispatch.endswith(".*"):
+        return index.get(dispatch, set())
+    prefix = dispatch[:-1]
+    found: set[str] = set()
+    for method, overrides in index.items():
+        if method.startswith(prefix) and "." not in method[len(prefix) :]:
+            found |= overrides
+    return found

@@ -113,7 +113,7 @@ class Facts:
 def module_facts(tree: MypyFile, modules: Modules) -> dict[str, Facts]:
     """Facts for every function and method defined at the top of `tree` (bodies included)."""
     out: dict[str, Facts] = {}
-    module_vars = known_classes(tree.defs)
+    module_vars = known_classes(tree.defs, modules)
     for fn in _functions(tree.defs):
         out[fn.fullname] = function_facts(fn, module_vars, modules)
     for fullname, sites in declared_sites(tree).items():
@@ -134,7 +134,8 @@ def function_facts(
         # The items share the implementation's fullname; only the implementation runs.
         impl = fn.impl
         return function_facts(impl, module_vars, modules) if impl is not None else facts
-    local_vars = known_classes(fn.body.body) if isinstance(fn, (FuncDef, LambdaExpr)) else {}
+    body = fn.body.body if isinstance(fn, (FuncDef, LambdaExpr)) else []
+    local_vars = known_classes(body, modules)
     _expressions(fn, facts, Scope(module_vars, local_vars, modules))
     return facts
 
