@@ -28,8 +28,11 @@ What the API may call is read from the parameter's declared type (`_Declared`):
   method.
 
 An object only declared as its class (a parameter ``h: Handler``) may be a subclass: each
-method is then also a dispatch, so the overrides count too (for every method, the one
-dispatch ``Handler.*``). Objects inside containers (``[Handler()]``) are not followed.
+method is then also a dispatch, so the overrides count too. Every method is the one dispatch
+``Handler.*``, expanded where a ``New`` is checked into every method of the class and every
+override of one (of a subclass of an exact object too: a small over-count, for the cost of
+summarising every function that passes an object on). Objects inside containers
+(``[Handler()]``) are not followed.
 
 The arguments of `coroutine.aio.await_` and `run_sync` are not callbacks of the coroutine:
 the awaitable runs in the event loop's task, the function in `run_sync`'s own body.
@@ -72,7 +75,8 @@ from .classes import Modules, Scope, constructors, fullname_of, signatures
 
 # Calls whose arguments run elsewhere (SPEC §8): never callbacks of the calling coroutine.
 AIO_NAMES = frozenset({"coroutine.aio.await_", "coroutine.aio.run_sync"})
-# The dispatch `Base.*`: any override of any method of `Base` (see `Store.expand`).
+# The dispatch `C.*`: every method of `C` and any override of one (see `Store.expand`):
+# a single entry, expanded only where a New is checked, for "every method".
 ANY_METHOD = "*"
 # The methods every object has: an API that takes any `object` may call them (`print`).
 _OBJECT_METHODS = frozenset(
@@ -109,6 +113,9 @@ def call_callbacks(call: CallExpr, scope: Scope, add: Callable[[str, str, bool],
         if p.is_class and builds:
             for init in constructors(p.info):
                 add(init, via, False)
+        if names is None:  # every method: one dispatch, expanded only at a New (`expand`)
+            add(f"{p.info.fullname}.{ANY_METHOD}", via, True)
+            continue
         for name in _methods(p, names, scope.modules):
             method = p.info.get(name)
             if method is None or not isinstance(method.node, (FuncBase, Decorator)):
@@ -116,12 +123,10 @@ def call_callbacks(call: CallExpr, scope: Scope, add: Callable[[str, str, bool],
             fullname = fullname_of(method.node)
             if not scope.in_stub(fullname):
                 add(fullname, via, False)
-            if p.declared and names is not None and name not in _OBJECT_METHODS:
+            if p.declared and name not in _OBJECT_METHODS:
                 # A subclass's override may answer (not counted for the methods that every
                 # object has: too many calls take an object, too few classes yield in those).
                 add(f"{p.info.fullname}.{name}", via, True)
-        if p.declared and names is None:  # any override of any method: one dispatch
-            add(f"{p.info.fullname}.{ANY_METHOD}", via, True)
 
 
 def _passed(call: CallExpr, i: int, arg: Expression, scope: Scope) -> Passed | None:
@@ -288,6 +293,16 @@ def _declared_methods(info: TypeInfo) -> list[str]:
         for name, sym in base.names.items()
         if isinstance(sym.node, (FuncBase, Decorator)) and name not in _CONSTRUCTION
     ]
+
+
+def every_method(info: TypeInfo, modules: Modules) -> list[str]:
+    """The fullnames of every method of `info` written outside stubs (what ``C.*`` runs)."""
+    out = []
+    for name in _methods(Passed(info, False, False), None, modules):
+        method = info.get(name)
+        if method is not None and isinstance(method.node, (FuncBase, Decorator)):
+            out.append(fullname_of(method.node))
+    return out
 
 
 def _methods(p: Passed, wanted: frozenset[str] | None, modules: Modules) -> list[str]:

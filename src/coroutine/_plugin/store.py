@@ -27,10 +27,12 @@ from collections import deque
 from typing import Any
 
 from mypy.fixup import TypeFixer
+from mypy.lookup import lookup_fully_qualified
 from mypy.nodes import MypyFile, TypeInfo
 from mypy.types import Type, deserialize_type
 
 from . import daemon
+from .callbacks import ANY_METHOD, every_method
 from .closure import FORMAT, Closure, Reached, from_json, to_json
 from .cycles import closures_of
 from .overrides import Overrides
@@ -191,7 +193,7 @@ class Store:
         seen: set[str] = set()
         while queue:
             d = queue.popleft()
-            for method in sorted(_answers(index, d.method)):
+            for method in sorted(self._answers(index, d.method)):
                 if method in seen:
                     continue
                 seen.add(method)
@@ -200,6 +202,21 @@ class Store:
                 found.add(more)
                 queue.extend(more.dispatches.values())
         return list(found.yields.values())
+
+    def _answers(self, index: dict[str, set[str]], dispatch: str) -> set[str]:
+        """The methods that may answer `dispatch`: ``Base.render``'s overrides, or, for
+        ``C.*``, every method of ``C`` and every override of one."""
+        if not dispatch.endswith(f".{ANY_METHOD}"):
+            return index.get(dispatch, set())
+        prefix = dispatch[:-1]
+        found: set[str] = set()
+        for method, overrides in index.items():
+            if method.startswith(prefix) and "." not in method[len(prefix) :]:
+                found |= overrides
+        sym = lookup_fully_qualified(prefix[:-1], self.modules, raise_on_missing=False)
+        if sym is not None and isinstance(sym.node, TypeInfo):
+            found.update(every_method(sym.node, self))
+        return found
 
     def _module_of(self, fullname: str) -> MypyFile | None:
         """The module that defines `fullname` (looked up anew: the daemon replaces trees)."""
@@ -249,16 +266,3 @@ class Store:
         t = deserialize_type(json.loads(data))
         t.accept(TypeFixer(self.modules, allow_missing=True))
         return t
-
-
-def _answers(index: dict[str, set[str]], dispatch: str) -> set[str]:
-    """The overrides that may answer `dispatch`: ``Base.render``'s, or, for ``Base.*``, those
-    of every method of ``Base``."""
-    if not dispatch.endswith(".*"):
-        return index.get(dispatch, set())
-    prefix = dispatch[:-1]
-    found: set[str] = set()
-    for method, overrides in index.items():
-        if method.startswith(prefix) and "." not in method[len(prefix) :]:
-            found |= overrides
-    return found
