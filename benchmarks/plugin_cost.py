@@ -1,14 +1,17 @@
-"""The mypy plugin's own cost: mypy over a real package's sources, with and without it.
+"""The mypy plugin's own cost, and that it adds no error: mypy over a real package's sources,
+with and without it.
 
-Copies the sources of an installed package (``_pytest`` by default, about 40k lines) into a
-temporary directory under the package's own name, so that mypy checks them as a project and
-their absolute imports reach the copy (not the installed package, whose function bodies mypy
-does not read); then times cold runs (empty cache) and warm runs (after touching one module)
-with and without ``plugins = coroutine.mypy``. Reports the median and the minimum of each and
-the overhead in percent, twice: for the sources as they are (a project that does not use
-coroutine), and with ``import coroutine`` added to every module (one that uses it everywhere).
-The plugin walks every function of every module in both: any of them may call a method that
-an override makes yield.
+Copies the sources of an installed package (``_pytest`` by default, about 40k lines; rich and
+httpx were measured too) into a temporary directory under the package's own name, so that
+mypy checks them as a project and their absolute imports reach the copy (not the installed
+package, whose function bodies mypy does not read); then times cold runs (empty cache) and
+warm runs (after touching one module) with and without ``plugins = coroutine.mypy``. Reports
+the median and the minimum of each and the overhead in percent, twice: for the sources as they
+are (a project that does not use coroutine), and with ``import coroutine`` added to every
+module (one that uses it everywhere). The plugin walks every function of every module in
+both: any of them may call a method that an override makes yield. Every run's errors are
+compared with those of the first run without the plugin: the script says whether they were
+the same, and shows the difference (and exits with 1) if not.
 
     python benchmarks/plugin_cost.py [--package _pytest] [--repeat 3]
 """
@@ -33,7 +36,12 @@ def _lines(tree: Path) -> int:
     return sum(len(p.read_text(errors="replace").splitlines()) for p in tree.rglob("*.py"))
 
 
-def _run(project: Path, package: str, plugin: bool, cache: Path) -> float:
+def _errors(out: str) -> list[str]:
+    """The error lines of a run, sorted (mypy's "See ..." notes depend on the order)."""
+    return sorted(line for line in out.splitlines() if ": error:" in line)
+
+
+def _run(project: Path, package: str, plugin: bool, cache: Path) -> tuple[float, list[str]]:
     config = project / ("with.ini" if plugin else "without.ini")
     config.write_text(
         "[mypy]\nignore_missing_imports = True\nfollow_imports = silent\n"
@@ -46,7 +54,8 @@ def _run(project: Path, package: str, plugin: bool, cache: Path) -> float:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     # CPU time, not wall time: the machine may be shared.
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return spent, _errors(proc.stdout)
 
 
 def main() -> None:
@@ -68,20 +77,28 @@ def main() -> None:
             lines = _lines(tree)
             what = "every module imports coroutine" if importing else "as is"
             print(f"{args.package} ({what}): {lines} lines of Python")
-            _measure(project, args.package, args.repeat)
+            same = _measure(project, args.package, args.repeat)
             _plugin_share(project, args.package)
+            if not same:
+                sys.exit(1)
 
 
-def _measure(project: Path, package: str, repeat: int) -> None:
+def _measure(project: Path, package: str, repeat: int) -> bool:
+    """Time the runs; return whether all gave the errors of the first run without the plugin
+    (a comment added at the end of a module for the warm runs moves no error)."""
     victim = next(iter(sorted((project / package).rglob("*.py"))))
     results: dict[str, list[float]] = {}
+    outputs: dict[str, list[str]] = {}
     for rep in range(repeat):
         for plugin in (False, True):
             label = "with plugin" if plugin else "without plugin"
             cache = project / f"cache-{plugin}-{rep}"
-            results.setdefault(f"cold, {label}", []).append(_run(project, package, plugin, cache))
-            victim.write_text(victim.read_text() + "\n# touched\n")
-            results.setdefault(f"warm, {label}", []).append(_run(project, package, plugin, cache))
+            for kind in ("cold", "warm"):
+                if kind == "warm":
+                    victim.write_text(victim.read_text() + "\n# touched\n")
+                spent, errors = _run(project, package, plugin, cache)
+                results.setdefault(f"{kind}, {label}", []).append(spent)
+                outputs[f"{kind}, {label}, run {rep + 1}"] = errors
     for kind in ("cold", "warm"):
         without, withp = results[f"{kind}, without plugin"], results[f"{kind}, with plugin"]
         base, mid = statistics.median(without), statistics.median(withp)
@@ -91,6 +108,15 @@ def _measure(project: Path, package: str, repeat: int) -> None:
             f"{kind}: median {base:.2f} s CPU without, {mid:.2f} s with the plugin: "
             f"{100 * (mid - base) / base:+.1f}% (minimum: {100 * low:+.1f}%)"
         )
+    reference = outputs["cold, without plugin, run 1"]
+    differ = {run: errors for run, errors in outputs.items() if errors != reference}
+    if not differ:
+        print(f"errors: the same {len(reference)} in all {len(outputs)} runs, with and without")
+    for run, errors in differ.items():
+        print(f"errors differ in the {run}:")
+        print("\n".join(f"  - {e}" for e in sorted(set(reference) - set(errors))))
+        print("\n".join(f"  + {e}" for e in sorted(set(errors) - set(reference))))
+    return not differ
 
 
 _SHARE = """

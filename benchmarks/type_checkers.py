@@ -7,8 +7,8 @@ checker, which marked mistakes it reported and which unmarked lines it called er
 
     python benchmarks/type_checkers.py OUTDIR
 
-basedpyright, pyrefly and ty must be installed beside mypy and pyright (they are not in the
-``dev`` extra: only the measurement uses them). Each checker's raw output is left in OUTDIR.
+All six come with the ``dev`` extra (tests/typing/test_checker_parity.py runs them too).
+Each checker's raw output is left in OUTDIR.
 """
 
 from __future__ import annotations

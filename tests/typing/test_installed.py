@@ -33,7 +33,8 @@ def body() -> int:
 c = NewWithReturn[int, str](body)
 reveal_type(c)  # reveal: Coroutine[int, str, int]
 reveal_type(c.Recv())  # reveal: int
-reveal_type(Run(c, lambda v: str(v)))  # reveal: int | None
+reveal_type(Run(c, lambda v: str(v)))  # reveal: int
+n: int = Run(NewWithReturn[int, str](body), str)
 Run(c, lambda v: v)  # error
 New[int, str](lambda x: None)  # error
 c.Send(3)  # error

@@ -14,9 +14,11 @@ from mypy.plugin import FunctionContext
 from mypy.subtypes import is_subtype
 from mypy.types import AnyType, CallableType, Instance, NoneType, Type, TypeOfAny, get_proper_type
 
+from . import daemon
+from .classes import Known, known_classes
 from .closure import Closure, Reached
 from .store import Store
-from .walk import Facts, Known, function_facts, known_classes
+from .walk import Facts, function_facts
 
 YIELD_MISMATCH = ErrorCode(
     "coroutine-yield",
@@ -64,6 +66,10 @@ def check_new(ctx: FunctionContext, store: Store, tree: MypyFile | None, name: s
     if pair is None or not ctx.args or not ctx.args[0]:
         return
     entry, found = _reach(ctx, store, tree)
+    if store.live and tree is not None:
+        scope = getattr(ctx.api, "tscope", None)  # the TypeChecker's: the target checked
+        if scope is not None:
+            daemon.depend(tree, scope.current_target())
     for r in store.expand(found, tree):
         r2, s2 = store.load_type(r.r), store.load_type(r.s)
         if is_subtype(r2, pair[0]) and is_subtype(pair[1], s2):
@@ -76,7 +82,8 @@ def _reach(ctx: FunctionContext, store: Store, tree: MypyFile | None) -> tuple[s
     """The entry's name and what is reachable from it by direct calls."""
     arg = ctx.args[0][0]
     if isinstance(arg, LambdaExpr):
-        return "<lambda>", store.reach_from("<lambda>", function_facts(arg, _module_vars(tree)))
+        facts = function_facts(arg, _module_vars(tree, store), store)
+        return "<lambda>", store.reach_from("<lambda>", facts)
     node: FuncDef | Decorator | None = None
     if isinstance(arg, RefExpr) and isinstance(arg.node, (FuncDef, Decorator)):
         node = arg.node
@@ -94,7 +101,7 @@ def _reach_def(node: FuncDef | Decorator, store: Store, tree: MypyFile | None) -
     local = "." not in fn.fullname or (tree is not None and _in_module(fn.fullname, tree))
     if fn.body.body and local:
         # Alive in the module being checked (nested functions are only known here).
-        return store.reach_from(fn.fullname, function_facts(node, _module_vars(tree)))
+        return store.reach_from(fn.fullname, function_facts(node, _module_vars(tree, store), store))
     return store.reach_from(fn.fullname)
 
 
@@ -102,8 +109,8 @@ def _in_module(fullname: str, tree: MypyFile) -> bool:
     return fullname.startswith(tree.fullname + ".")
 
 
-def _module_vars(tree: MypyFile | None) -> Known:
-    return known_classes(tree.defs) if tree is not None else {}
+def _module_vars(tree: MypyFile | None, store: Store) -> Known:
+    return known_classes(tree.defs, store) if tree is not None else {}
 
 
 def _message(

@@ -62,20 +62,22 @@ class Closure:
         for r in reached_sites(facts.sites, here):
             self.yields.setdefault(r.key, replace(r, path=path))
         for method in sorted(facts.dispatches):
-            self.dispatches.setdefault(method, Dispatch(method, path))
+            via = facts.path_to(method, dispatch=True)
+            self.dispatches.setdefault(method, Dispatch(method, (*path, *via)))
 
     def __bool__(self) -> bool:
         return bool(self.yields or self.dispatches)
 
 
-def _ser(t: Type) -> str:
+def ser(t: Type) -> str:
+    """`t` as text that names it exactly (mypy's JSON serialisation)."""
     return json.dumps(t.serialize(), sort_keys=True)
 
 
 def reached_sites(sites: list[Site], here: str) -> list[Reached]:
     """The direct sites of function `here`; generic ones (``Yield[T, T]``) are left out."""
     return [
-        Reached(s.kind, _ser(s.r), _ser(s.s), here, ())
+        Reached(s.kind, ser(s.r), ser(s.s), here, ())
         for s in sites
         if has_no_typevars(s.r) and has_no_typevars(s.s)
     ]

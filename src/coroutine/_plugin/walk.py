@@ -5,14 +5,16 @@ For every function of a module this finds its *local facts*: the ``Yield[R, S]``
 they run when the function calls or hands them on), and its *edges*: the fullnames of the
 functions it may call. An edge is any reference to a function or method, called or not
 (a reference passed as an argument is treated as possibly called), a class used as a
-constructor (its ``__init__`` and ``__new__``), a method reached through ``self``, an
-annotated parameter or variable, or a variable assigned ``C(...)``, and a decorated
-function's decorators. The argument of a nested ``New(...)`` belongs to the inner coroutine
-and is skipped.
+constructor (its ``__init__`` and ``__new__``), a method reached through an object whose
+class the AST names (see `classes.py`), a decorated function's decorators, and the methods of
+classes and instances passed as arguments that the receiving API may call (see
+`callbacks.py`). The argument of a nested ``New(...)`` belongs to the inner coroutine and is
+skipped; the arguments of `coroutine.aio`'s ``await_`` and ``run_sync`` run elsewhere.
 
 A method reached through an object whose class is only declared (``self``, ``cls``, an
-annotated parameter, variable or attribute, the variable of a ``for`` over a declared
-``Iterable``) is also a *dispatch*: at run time any override of it in a subclass may answer.
+annotated parameter, variable or attribute, a variable assigned the result of a function
+declared to return the class, the variable of a ``for`` over a declared ``Iterable``) is
+also a *dispatch*: at run time any override of it in a subclass may answer.
 The walk records it as ``"pkg.mod.Base.render"`` (the declared class and the method name)
 without looking for overrides, which may live in modules not written yet; `store.py` expands
 it where a ``New`` is checked. Variables whose type mypy infers are not known here: mypy
@@ -29,20 +31,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mypy.nodes import (
-    AssignmentStmt,
-    Block,
     CallExpr,
     ClassDef,
     Decorator,
     Expression,
-    ForStmt,
     FuncBase,
     FuncDef,
     IndexExpr,
     LambdaExpr,
     MemberExpr,
     MypyFile,
-    NameExpr,
     Node,
     OverloadedFuncDef,
     RefExpr,
@@ -53,7 +51,10 @@ from mypy.nodes import (
     Var,
 )
 from mypy.server.subexpr import get_subexpressions
-from mypy.types import Instance, Type, TypeType, get_proper_type
+from mypy.types import Instance, Type, get_proper_type
+
+from .callbacks import AIO_NAMES, call_callbacks
+from .classes import Known, Modules, Scope, blocks, constructors, fullname_of, known_classes
 
 # Fullnames of the names the plugin recognises (the stubs' and the runtime's spellings).
 YIELD_NAMES = frozenset({"coroutine.Yield", "coroutine._yield.Yield"})
@@ -68,10 +69,6 @@ NEW_NAMES = frozenset(
 )
 # A class named so in a module declares the yields of its functions (see docs).
 DECLARATIONS = "__coroutine_yields__"
-
-# The class of each variable whose type mypy infers only when it checks the body (after the
-# walk), when the AST says it, and whether that class is only declared (see `known_classes`).
-Known = dict[Var, tuple[TypeInfo, bool]]
 
 
 @dataclass
@@ -91,44 +88,71 @@ class Facts:
     sites: list[Site] = field(default_factory=list)
     edges: set[str] = field(default_factory=set)
     dispatches: set[str] = field(default_factory=set)
+    # The API through which an edge (False) or dispatch (True) that is only a callback is
+    # reached: it goes in the path.
+    via: dict[tuple[str, bool], str] = field(default_factory=dict)
+
+    def add_edge(self, name: str, dispatch: bool = False) -> None:
+        """A call (or dispatch) written in the function: it needs no `via`."""
+        (self.dispatches if dispatch else self.edges).add(name)
+        self.via.pop((name, dispatch), None)
+
+    def add_callback(self, name: str, via: str, dispatch: bool) -> None:
+        """A method that the API `via` may call on an object the function hands it."""
+        into = self.dispatches if dispatch else self.edges
+        if name not in into:
+            into.add(name)
+            self.via[name, dispatch] = via
+
+    def path_to(self, name: str, dispatch: bool = False) -> tuple[str, ...]:
+        """The steps from this function to `name` beyond it: the API it was handed to."""
+        via = self.via.get((name, dispatch))
+        return (via,) if via is not None else ()
 
 
-def module_facts(tree: MypyFile) -> dict[str, Facts]:
+def module_facts(tree: MypyFile, modules: Modules) -> dict[str, Facts]:
     """Facts for every function and method defined at the top of `tree` (bodies included)."""
     out: dict[str, Facts] = {}
-    module_vars = known_classes(tree.defs)
+    module_vars = known_classes(tree.defs, modules)
     for fn in _functions(tree.defs):
-        out[fn.fullname] = function_facts(fn, module_vars)
+        out[fn.fullname] = function_facts(fn, module_vars, modules)
     for fullname, sites in declared_sites(tree).items():
         out.setdefault(fullname, Facts()).sites.extend(sites)
     return out
 
 
-def function_facts(fn: FuncBase | Decorator | LambdaExpr, module_vars: Known) -> Facts:
+def function_facts(
+    fn: FuncBase | Decorator | LambdaExpr, module_vars: Known, modules: Modules
+) -> Facts:
     """Facts of one function, lambda or decorated function, from its live body."""
     facts = Facts()
     if isinstance(fn, Decorator):
         for dec in fn.decorators:
-            _expressions(dec, facts, module_vars, {})
+            _expressions(dec, facts, Scope(module_vars, {}, modules))
         fn = fn.func
     if isinstance(fn, OverloadedFuncDef):
         # The items share the implementation's fullname; only the implementation runs.
-        return function_facts(fn.impl, module_vars) if fn.impl is not None else facts
-    local_vars = known_classes(fn.body.body) if isinstance(fn, FuncItemTypes) else {}
-    _expressions(fn, facts, module_vars, local_vars)
+        impl = fn.impl
+        return function_facts(impl, module_vars, modules) if impl is not None else facts
+    body = fn.body.body if isinstance(fn, (FuncDef, LambdaExpr)) else []
+    local_vars = known_classes(body, modules)
+    _expressions(fn, facts, Scope(module_vars, local_vars, modules))
     return facts
 
 
-FuncItemTypes = (FuncDef, LambdaExpr)
-
-
-def _expressions(node: Node, facts: Facts, module_vars: Known, local_vars: Known) -> None:
+def _expressions(node: Node, facts: Facts, scope: Scope) -> None:
     exprs = get_subexpressions(node)
-    skip: set[int] = set()
+    skip: set[int] = set()  # belongs to a nested coroutine
+    elsewhere: set[int] = set()  # handed to coroutine.aio: not called from here
     for e in exprs:
-        if isinstance(e, CallExpr) and _callee_name(e.callee) in NEW_NAMES:
+        if not isinstance(e, CallExpr):
+            continue
+        name = _callee_name(e.callee)
+        if name in NEW_NAMES:
             for arg in e.args:
                 skip.update(id(x) for x in get_subexpressions(arg))
+        elif name in AIO_NAMES:
+            elsewhere.update(id(arg) for arg in e.args)
     for e in exprs:
         if id(e) in skip:
             continue
@@ -139,10 +163,13 @@ def _expressions(node: Node, facts: Facts, module_vars: Known, local_vars: Known
         elif isinstance(e, RefExpr) and isinstance(e.node, TypeAlias):
             facts.sites.extend(_declared_pairs(e.node.target))  # Ask = Yield[str, int]
         elif isinstance(e, RefExpr):
-            _ref_edges(e, facts, module_vars, local_vars)
-        elif isinstance(e, CallExpr) and isinstance(e.callee, RefExpr):
-            if isinstance(e.callee.node, TypeInfo):
-                facts.edges.update(_constructors(e.callee.node))
+            if id(e) not in elsewhere and e.fullname not in AIO_NAMES:
+                _ref_edges(e, facts, scope)
+        elif isinstance(e, CallExpr) and _callee_name(e.callee) not in AIO_NAMES:
+            if isinstance(e.callee, RefExpr) and isinstance(e.callee.node, TypeInfo):
+                for init in constructors(e.callee.node):
+                    facts.add_edge(init)
+            call_callbacks(e, scope, facts.add_callback)
 
 
 def _site(app: TypeApplication) -> Site | None:
@@ -167,61 +194,18 @@ def _callee_name(e: Expression) -> str | None:
     return None
 
 
-def _ref_edges(e: RefExpr, facts: Facts, module_vars: Known, local_vars: Known) -> None:
+def _ref_edges(e: RefExpr, facts: Facts, scope: Scope) -> None:
     node = e.node
     if isinstance(node, (FuncBase, Decorator)):
-        facts.edges.add(_fullname(node))
+        facts.add_edge(fullname_of(node))
     elif node is None and isinstance(e, MemberExpr):
-        info, declared = _receiver_class(e.expr, module_vars, local_vars)
+        info, declared = scope.receiver(e.expr)
         if info is not None:
             method = info.get(e.name)
             if method is not None and isinstance(method.node, (FuncBase, Decorator)):
-                facts.edges.add(_fullname(method.node))
+                facts.add_edge(fullname_of(method.node))
                 if declared:
-                    facts.dispatches.add(f"{info.fullname}.{e.name}")
-
-
-def _receiver_class(
-    e: Expression, module_vars: Known, local_vars: Known
-) -> tuple[TypeInfo | None, bool]:
-    """The class of the object `e` evaluates to, when the AST alone says so, and whether it is
-    only declared (the object may be an instance of a subclass)."""
-    if isinstance(e, RefExpr) and isinstance(e.node, TypeInfo):
-        return e.node, False  # Class.method
-    if isinstance(e, NameExpr) and isinstance(e.node, Var):
-        var = e.node
-        if var.type is not None:
-            return _class_of(var.type), True
-        return local_vars.get(var) or module_vars.get(var) or (None, False)
-    if isinstance(e, CallExpr) and isinstance(e.callee, RefExpr):
-        if isinstance(e.callee.node, TypeInfo):
-            return e.callee.node, False
-    if isinstance(e, MemberExpr) and isinstance(e.node, Var) and e.node.type is not None:
-        return _class_of(e.node.type), True
-    return None, False
-
-
-def _class_of(t: Type) -> TypeInfo | None:
-    p = get_proper_type(t)
-    if isinstance(p, Instance):
-        return p.type
-    if isinstance(p, TypeType) and isinstance(p.item, Instance):
-        return p.item.type
-    return None
-
-
-def _constructors(info: TypeInfo) -> Iterator[str]:
-    for name in ("__init__", "__new__"):
-        node = info.get(name)
-        if node is None or not isinstance(node.node, (FuncBase, Decorator)):
-            continue
-        fullname = _fullname(node.node)
-        if not fullname.startswith("builtins."):
-            yield fullname
-
-
-def _fullname(node: FuncBase | Decorator) -> str:
-    return node.func.fullname if isinstance(node, Decorator) else node.fullname
+                    facts.add_edge(f"{info.fullname}.{e.name}", dispatch=True)
 
 
 def _functions(defs: list[Statement]) -> Iterator[FuncBase | Decorator]:
@@ -232,67 +216,8 @@ def _functions(defs: list[Statement]) -> Iterator[FuncBase | Decorator]:
         elif isinstance(d, ClassDef):
             yield from _functions(d.defs.body)
         else:
-            for block in _blocks(d):
+            for block in blocks(d):
                 yield from _functions(block.body)
-
-
-def known_classes(defs: list[Statement]) -> Known:
-    """Variables of these statements (not of nested functions) assigned ``C(...)``: exactly a
-    ``C``; and those bound by ``for x in xs`` over a declared iterable of ``C``: a ``C`` or a
-    subclass."""
-    out: Known = {}
-    for s in _statements(defs):
-        if isinstance(s, AssignmentStmt) and isinstance(s.rvalue, CallExpr):
-            callee = s.rvalue.callee
-            if isinstance(callee, RefExpr) and isinstance(callee.node, TypeInfo):
-                for lv in s.lvalues:
-                    if isinstance(lv, NameExpr) and isinstance(lv.node, Var):
-                        out[lv.node] = (callee.node, False)
-        elif isinstance(s, ForStmt) and isinstance(s.index, NameExpr):
-            item = _item_class(s.expr)
-            if item is not None and isinstance(s.index.node, Var):
-                out[s.index.node] = (item, True)
-    return out
-
-
-def _item_class(e: Expression) -> TypeInfo | None:
-    """The class of the items of `e`, when `e` is declared as an ``Iterable[C]``."""
-    # Not at the top: compiled mypy's mypy.maptype cannot be imported before mypy.types.
-    from mypy.maptype import map_instance_to_supertype
-
-    if not isinstance(e, RefExpr) or not isinstance(e.node, Var) or e.node.type is None:
-        return None
-    p = get_proper_type(e.node.type)
-    if not isinstance(p, Instance):
-        return None
-    for base in p.type.mro:
-        if base.fullname == "typing.Iterable":
-            args = map_instance_to_supertype(p, base).args
-            return _class_of(args[0]) if args else None
-    return None
-
-
-def _statements(defs: list[Statement]) -> Iterator[Statement]:
-    for s in defs:
-        yield s
-        for block in _blocks(s):
-            yield from _statements(block.body)
-
-
-def _blocks(s: Statement) -> Iterator[Block]:
-    """The blocks nested in a compound statement other than a function or class."""
-    if isinstance(s, (FuncDef, Decorator, OverloadedFuncDef, ClassDef)):
-        return
-    for attr in ("body", "else_body", "finally_body"):
-        value = getattr(s, attr, None)
-        if isinstance(value, Block):
-            yield value
-        elif isinstance(value, list):
-            yield from (b for b in value if isinstance(b, Block))
-    for attr in ("handlers", "bodies"):
-        for b in getattr(s, attr, None) or ():
-            if isinstance(b, Block):
-                yield b
 
 
 def declared_sites(tree: MypyFile) -> dict[str, list[Site]]:
