@@ -93,7 +93,7 @@ def measure(
     from benchmarks import bench_workflow as me  # the workers import it by this name
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_workflow"))
-    url = f"sqlite://{tmp}/store.db"
+    url = f"sqlite:///{tmp}/store.db"
     queue = f"bench{uuid.uuid4().hex[:8]}"
     procs = _start_workers(workers, executor, url, args.broker, queue, sticky)
     ex = CeleryExecutor(args.broker, queue=queue) if executor == "celery" else None

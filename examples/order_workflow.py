@@ -1,7 +1,7 @@
 """An order workflow: reserve stock, charge the card, ship; refund and release if shipping fails.
 
     python examples/order_workflow.py                        # SQLite store, steps run here
-    python examples/order_workflow.py --store sqlite:///tmp/orders.db
+    python examples/order_workflow.py --store sqlite:////tmp/orders.db
 
 With Celery, start workers that can import this file's module, then run it with --celery:
 
@@ -111,7 +111,7 @@ ORDERS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     default = os.path.join(tempfile.gettempdir(), "orders.db")
-    parser.add_argument("--store", default=f"sqlite://{default}")
+    parser.add_argument("--store", default=f"sqlite:///{default}")
     parser.add_argument("--celery", metavar="BROKER_URL", help="run steps on Celery workers")
     parser.add_argument("--queue", default="coroutine-workflow")
     args = parser.parse_args()

@@ -206,7 +206,8 @@ def test_worker_command_runs_workflows_until_idle(sqlite_url: str) -> None:
 
 def test_importing_workflow_imports_no_optional_dependency() -> None:
     code = (
-        "import sys, coroutine.workflow as w; w.Engine('sqlite:///:memory:');"
+        "import sys, tempfile, coroutine.workflow as w;"
+        "w.Engine('sqlite:///' + tempfile.mkdtemp() + '/x.db');"
         "print(sorted(m for m in ('celery', 'redis', 'psycopg', 'kombu') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

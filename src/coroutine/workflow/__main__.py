@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     w = sub.add_parser("worker", help="run workflow steps from a store until stopped")
-    w.add_argument("store_url", help="sqlite:///path, redis://host:port/db, postgresql://...")
+    w.add_argument("store_url", help="sqlite:///rel.db, sqlite:////abs.db, redis://host:port/db, postgresql://...")
     w.add_argument("--until-idle", action="store_true", help="exit once no step is ready")
     w.add_argument("--batch", type=int, default=100, help="steps in a row per workflow")
     c = sub.add_parser("celery-worker", help="run a Celery worker for a CeleryExecutor")

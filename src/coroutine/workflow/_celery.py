@@ -32,7 +32,7 @@ from celery import Celery  # type: ignore[import-untyped]
 from celery.signals import celeryd_after_setup  # type: ignore[import-untyped]
 
 from ._runner import Runner
-from ._store import open_store
+from ._url import open_store
 
 __all__ = ["CeleryExecutor", "celery_app", "configure_worker", "sticky_queue"]
 

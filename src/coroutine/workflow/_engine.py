@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from ._errors import WorkflowNotDoneError, WorkflowNotFoundError
 from ._records import Row, Status, cancelled_error, encode_value, rebuild_error
 from ._runner import VERSION_ATTR, Runner, entry_of, new_workflow, save_state
-from ._store import open_store
+from ._url import open_store
 
 __all__ = ["Engine", "Executor", "workflow"]
 
@@ -61,8 +61,9 @@ def workflow(*, version: str) -> Callable[[F], F]:
 class Engine:
     """Start workflows, run their steps, and read their outcome, over one store.
 
-    `store_url` is ``sqlite:///path``, ``redis://host:port/db`` or
-    ``postgresql://user@host/db`` (each may end with ``?prefix=NAME``). With an `executor`
+    `store_url` is ``sqlite:///relative.db`` or ``sqlite:////absolute.db``,
+    ``redis://host:port/db`` or ``postgresql://user@host/db`` (each may end with
+    ``?prefix=NAME``). With an `executor`
     (a `CeleryExecutor`), steps run on its workers and `run` only supervises. `lease` is
     how long a claimed step stays with its worker before another may take it (seconds);
     `cache_size` bounds the live coroutines kept per process; ``sticky=False`` rebuilds
@@ -70,7 +71,7 @@ class Engine:
     runs of one workflow before looking at others.
 
     Raises:
-        StoreURLError: the URL's scheme is not one of the above.
+        StoreURLError: the URL is not one of the above, or has an unknown parameter.
     """
 
     def __init__(

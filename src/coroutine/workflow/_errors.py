@@ -81,9 +81,10 @@ class NotInActivityError(WorkflowError, RuntimeError):
 
 
 class StoreURLError(WorkflowError, ValueError):
-    """`Engine` (or the worker command) was given a store URL it does not understand.
+    """`Engine` (or a command) was given a store URL it does not understand.
 
-    Use ``sqlite:///path/to/file.db``, ``redis://host:port/db`` or
-    ``postgresql://user@host:port/dbname``; each may end with ``?prefix=NAME`` to keep
-    several engines apart in one database.
+    Use ``sqlite:///relative/path.db`` (relative to the working directory),
+    ``sqlite:////absolute/path.db``, ``redis://host:port/db`` or
+    ``postgresql://user@host:port/dbname``; each may end with ``?prefix=NAME`` to keep several
+    engines apart in one database. An unknown or repeated parameter is refused.
     """

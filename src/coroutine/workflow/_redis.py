@@ -25,7 +25,7 @@ from typing import Any
 import redis  # type: ignore[import-untyped,unused-ignore]
 
 from ._records import Row
-from ._store import Claim, Commit, Store, split_prefix
+from ._store import Claim, Commit, Store, StoreURL
 
 __all__ = ["RedisStore"]
 
@@ -121,10 +121,10 @@ def _s(b: Any) -> str:
 class RedisStore(Store):
     """A store in one Redis server: ``redis://host:port/db[?prefix=NAME]``."""
 
-    def __init__(self, url: str) -> None:
-        bare, p = split_prefix(url)
-        self.url = url
-        self._r = redis.Redis.from_url(bare)
+    def __init__(self, url: StoreURL) -> None:
+        p = url.prefix
+        self.url = url.url
+        self._r = redis.Redis.from_url(url.target)
         self._p = p
         self._ready, self._upd, self._all = f"{p}:ready", f"{p}:upd", f"{p}:all"
         self._claim = self._r.register_script(_CLAIM)

@@ -39,7 +39,8 @@ from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
 from ._records import Status, decode_value, encode_error
-from ._store import Claim, Commit, Store, open_store
+from ._store import Claim, Commit, Store
+from ._url import open_store
 
 __all__ = ["Runner", "entry_of", "new_workflow", "save_state"]
 

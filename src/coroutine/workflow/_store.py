@@ -15,8 +15,8 @@ delta1 + ...)``). Every change of a row is one atomic operation of the backend:
 * `renew` extends a lease its worker still holds (the heartbeat of a long activity).
 * `cancel` marks a running row failed (a late commit then fails its compare-and-set).
 
-Backends are chosen by URL scheme in `open_store`; each is imported only when used, so
-`import coroutine.workflow` never imports redis or psycopg.
+The backends (`_sql` with its `_dialects`, `_redis`) implement this contract; `_url` opens
+one by URL. This module imports none of them.
 """
 
 from __future__ import annotations
@@ -24,12 +24,20 @@ from __future__ import annotations
 import abc
 import builtins
 import dataclasses
-import urllib.parse
 
-from ._errors import StoreURLError
 from ._records import Row, Status
 
-__all__ = ["Claim", "Commit", "Store", "open_store", "split_prefix"]
+__all__ = ["Claim", "Commit", "Store", "StoreURL"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreURL:
+    """A parsed store URL (`_url.parse_url`): the backend, what to reach, the prefix."""
+
+    kind: str  # "sqlite", "redis" or "postgresql"
+    target: str  # SQLite: the file path; otherwise the URL without `prefix`
+    prefix: str  # names the tables or keys of one engine
+    url: str  # as given: what workers are told (Celery messages carry it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,50 +120,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
-
-
-def split_prefix(url: str, default: str = "cw") -> tuple[str, str]:
-    """Split ``?prefix=NAME`` off a store URL: (the URL without it, NAME).
-
-    The prefix names the tables (or keys) of one engine, so tests and deployments can share
-    one database. It must be an identifier.
-    """
-    base, _, qs = url.partition("?")
-    query = urllib.parse.parse_qsl(qs, keep_blank_values=True)
-    prefix = default
-    rest = []
-    for k, v in query:
-        if k == "prefix":
-            prefix = v
-        else:
-            rest.append((k, v))
-    if not prefix.isidentifier():
-        raise StoreURLError(f"store prefix must be an identifier like 'orders' (got {prefix!r})")
-    return (f"{base}?{urllib.parse.urlencode(rest)}" if rest else base), prefix
-
-
-def open_store(url: str) -> Store:
-    """Open the store a URL names: ``sqlite:///path``, ``redis://...``, ``postgresql://...``.
-
-    Raises:
-        StoreURLError: the scheme is none of these.
-        ImportError: the backend's client (redis, psycopg) is not installed; install the
-            ``workflow`` extra: ``pip install 'coroutine[workflow]'``.
-    """
-    scheme = url.partition(":")[0].lower()
-    if scheme == "sqlite":
-        from ._sqlite import SQLiteStore
-
-        return SQLiteStore(url)
-    if scheme in ("redis", "rediss"):
-        from ._redis import RedisStore
-
-        return RedisStore(url)
-    if scheme in ("postgresql", "postgres"):
-        from ._postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise StoreURLError(
-        f"unknown store URL {url!r}; use sqlite:///path/to/file.db, redis://host:6379/0 or "
-        "postgresql://user@host:5432/dbname"
-    )
