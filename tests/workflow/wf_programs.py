@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from coroutine import Patched, Yield
-from coroutine.workflow import activity, idempotency_key, workflow
+from coroutine.workflow import ActivityError, activity, idempotency_key, workflow
 
 _DB: dict[str, sqlite3.Connection] = {}
 
@@ -170,3 +170,67 @@ def slow(seconds: float) -> str:
 
 def one_slow_step(seconds: float) -> str:
     return slow(seconds)
+
+
+# -- the bad inputs of the review (docs/workflows.md "Trust") ---------------------------------
+
+
+class NeedsKw(Exception):
+    """An exception whose class keeps state outside its args: a replay cannot rebuild it."""
+
+    def __init__(self, *, code: int) -> None:
+        super().__init__(f"code {code}")
+        self.code = code
+
+
+@activity(attempts=1)
+def raise_kw() -> None:
+    CALLS.append(("raise_kw",))
+    raise NeedsKw(code=7)
+
+
+@activity
+def echo(x: Any) -> Any:
+    CALLS.append(("echo", x))
+    return x
+
+
+@activity
+def make_obj() -> object:
+    CALLS.append(("make_obj",))
+    return object()
+
+
+def catch_kw() -> str:
+    """Catches the stand-in; reads what it carries (the same live and on replay)."""
+    try:
+        raise_kw()
+    except ActivityError as e:
+        return echo(f"caught {e.type_name}: {e.message}; traceback has raise_kw: "
+                    f"{'raise_kw' in e.remote_traceback}")  # fmt: skip
+    return "not raised"
+
+
+def catch_kw_by_class() -> str:
+    """Catches the original class: never, live or on replay (it arrives as ActivityError)."""
+    try:
+        raise_kw()
+    except NeedsKw as e:
+        return echo(f"caught {e.code}")
+    return "not raised"
+
+
+def echo_arg(x: Any) -> Any:
+    return echo(x)
+
+
+def unrecordable_result() -> str:
+    try:
+        make_obj()
+    except TypeError as e:
+        return echo(f"refused: {e}")
+    return "recorded"
+
+
+def uses_an_object() -> Any:
+    return echo(object())

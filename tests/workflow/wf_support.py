@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -144,3 +145,24 @@ REPORTS: list[str] = []
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+def state_records(engine: Any, wid: str) -> int:
+    """How many state records the store holds for workflow `wid` (full state, then deltas)."""
+    store = engine.store
+    if hasattr(store, "_r"):  # Redis: one list item per record
+        return int(store._r.llen(store._k("st", wid)))
+    sql = store._d.sql("SELECT count(*) FROM {p}_states WHERE wf = ?")
+    return int(store._db.execute(sql, (wid,)).fetchone()[0])
+
+
+def owner_pid(owner: str) -> int:
+    """The process id in a worker's name (``host:pid:tag``)."""
+    return int(owner.split(":")[-2])
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout} s"
+        time.sleep(0.01)

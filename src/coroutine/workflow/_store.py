@@ -1,19 +1,34 @@
-"""The store contract: what every backend (SQLite, Redis, PostgreSQL) must do atomically.
+"""The store contract: what every backend (SQLite, PostgreSQL, Redis) must do atomically.
 
-Theory of operation. A workflow is one row plus its state, kept append-only: a full state
-followed by zero or more delta records, concatenated in order to restore (``Unmarshal(full +
-delta1 + ...)``). Every change of a row is one atomic operation of the backend:
+Theory of operation. A workflow is one row plus its states, kept append-only: a full state
+followed by one delta per commit, concatenated in order to restore (``Unmarshal(full + delta1
++ ...)``), with a checksum over the chain (`chain`) kept in the row, so a lost, altered or
+reordered state is noticed when the states are read (`StoreDamagedError`).
 
-* `create` writes a new row (status ``"running"``, step 0) with its initial full state.
-* `claim` gives a worker a lease on one running row whose lease has expired (or on a given
-  row, if its step is still the expected one): ``lease_until = now + lease``. A worker that
-  dies leaves its lease to expire, and the next `claim` after that hands the row to another.
-* `commit` is the compare-and-set that makes a step happen once: it applies only if the row
-  is still ``"running"`` at step `old_step`; then it sets the new step and status, appends
-  (or, for a full state, replaces) the state, and keeps or drops the lease, all at once. A
-  duplicate, late or cancelled step commits nothing and returns False.
-* `renew` extends a lease its worker still holds (the heartbeat of a long activity).
-* `cancel` marks a running row failed (a late commit then fails its compare-and-set).
+A running row is *due* at a time: it may be claimed from then on. A free row is due since it
+became ready (so claims take rows in that order, through an index on ``due``); a claimed row
+is due when its claim's lease ends. Every change of a row is one atomic operation:
+
+* `create` writes a new row (running, step 0, due now) with its initial state, unless its id
+  is taken (then it returns the row holding it: `Engine.start_as`).
+* `claim` gives one worker process (`owner`) the row with the earliest ``due`` that is not
+  in the future (or a given row, if still at the given step), sets ``due = now + lease``, and
+  increments the row's ``fence``. The pair (owner, fence) names the claim: it is current
+  until the next claim, a release, a cancel or the end of the workflow.
+* `commit`, `renew` and `release` apply only if the claim they name is current: so a worker
+  that stalled past its lease and was replaced commits nothing, and its heartbeat's refused
+  `renew` tells it to stop. `commit` sets the new step and status, appends the state and
+  moves the checksum, and keeps the claim (``due`` = `keep_until`) or frees it (due now).
+* `join` makes this process a worker whose claims are freed as soon as it is gone (a lock the
+  operating system or the database server drops with the process, or a short lease its
+  heartbeat keeps alive: see each backend), and `reap` frees the claims of workers that are
+  gone (``due = 0``: first in line). The lease stays the bound for a worker that hangs.
+* `cancel` fails a running row; `stale` hands the Celery supervisor the rows nobody has taken
+  for a while (whose step message may be lost), touching them so each is handed once a period.
+
+New kinds of waiting (durable timers, messages, child workflows, queues) fit the same shape:
+a row waiting for something is free with ``due`` at its wake-up time (or unset until an event
+sets it), and every change to it is fenced by the claim that made it.
 
 The backends (`_sql` with its `_dialects`, `_redis`) implement this contract; `_url` opens
 one by URL. This module imports none of them.
@@ -24,10 +39,11 @@ from __future__ import annotations
 import abc
 import builtins
 import dataclasses
+from hashlib import blake2b
 
 from ._records import Row, Status
 
-__all__ = ["Claim", "Commit", "Store", "StoreURL"]
+__all__ = ["Claim", "Commit", "Store", "StoreURL", "chain"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,52 +58,82 @@ class StoreURL:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """A lease on one workflow at one step, held by one worker until `lease_until`."""
+    """One worker's claim on one workflow at one step: current while (owner, fence) are the
+    row's."""
 
     id: str
     entry: str
     args: str
     step: int
+    owner: str
+    fence: int
+    chain: bytes  # the checksum of the states so far
 
 
 @dataclasses.dataclass(frozen=True)
 class Commit:
-    """One step's outcome, applied by `Store.commit` if the row is still at `old_step`."""
+    """One step's outcome, applied by `Store.commit` only while `claim` is current."""
 
-    id: str
-    old_step: int
-    new_step: int
+    claim: Claim
+    step: int  # the new step number
     status: Status
-    state: bytes | None  # a full state (replaces) or a delta (appends), as `full` says;
-    # None when the step failed the workflow and there is no new state to keep
-    full: bool
+    state: bytes | None  # the delta to append; None when the workflow failed with nothing new
+    chain: bytes  # the checksum once `state` is appended
     error: str = ""
-    lease_until: float = 0.0  # keep the lease until then (sticky), or 0 to release it
+    keep_until: float = 0.0  # keep the claim until then (a batch goes on), or 0: free it
+    steps: str = ""  # the activity calls this commit answers, for `Engine.steps`
+
+
+def chain(previous: bytes, state: bytes) -> bytes:
+    """The checksum of a workflow's states once `state` is appended (`previous`: before)."""
+    return blake2b(previous + state, digest_size=16).digest()
 
 
 class Store(abc.ABC):
-    """One workflow database; safe to share between threads of one process only if the
-    backend says so (each worker process opens its own)."""
+    """One workflow database. Safe to share between the threads of a process."""
 
     url: str
+    # How often `keep_alive` must run while joined (seconds), or None: never.
+    alive_every: float | None = None
+
+    def keep_alive(self) -> None:  # noqa: B027 (only some backends need it)
+        """Tell the store this joined process still lives (backends whose `join` is a
+        short lease); raise if the store cannot be reached."""
 
     @abc.abstractmethod
-    def create(self, row: Row, state: bytes, now: float) -> None:
-        """Insert a new running workflow at step 0 with its full initial state."""
+    def create(self, row: Row, state: bytes, now: float) -> Row | None:
+        """Insert a new running workflow with its initial state; None, or the row that
+        already has that id (then nothing is written)."""
+
+    @abc.abstractmethod
+    def discard(self, id: str) -> bool:
+        """Delete a workflow no worker has claimed yet (`Engine.start` undoing itself)."""
 
     @abc.abstractmethod
     def claim(
-        self, worker: str, now: float, lease: float, id: str | None = None, step: int = -1
+        self, owner: str, now: float, lease: float, id: str | None = None, step: int = -1
     ) -> Claim | None:
-        """Lease one running workflow whose lease expired (or `id`, if at `step`)."""
+        """Claim the running workflow due first (or `id`, if at `step` and due)."""
 
     @abc.abstractmethod
     def commit(self, c: Commit, now: float) -> bool:
-        """Apply `c` iff the row is running at `c.old_step`; True iff it applied."""
+        """Apply `c` iff its claim is current; True iff it applied."""
+
+    @abc.abstractmethod
+    def renew(self, claim: Claim, until: float) -> bool:
+        """Extend a current claim's lease to `until`; False if the claim is not current."""
+
+    @abc.abstractmethod
+    def release(self, claim: Claim, due: float, last_error: str) -> bool:
+        """Free a current claim without a step, due again at `due`, recording why."""
 
     @abc.abstractmethod
     def load_state(self, id: str) -> bytes:
-        """The full state followed by its deltas, concatenated in order."""
+        """The states, concatenated in order; `StoreDamagedError` if they fail the checksum."""
+
+    @abc.abstractmethod
+    def steps(self, id: str) -> builtins.list[str]:
+        """The `Commit.steps` records of workflow `id`, in order."""
 
     @abc.abstractmethod
     def get(self, id: str) -> Row | None:
@@ -102,21 +148,22 @@ class Store(abc.ABC):
         """Every workflow, oldest first."""
 
     @abc.abstractmethod
-    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
-        """Running workflows untouched for `older_than` seconds with no live lease.
-
-        Each one returned is touched (its update time set to `now`), so that callers
-        polling this (the Celery executor's sweeper) resubmit a lost step once per period.
-        """
-
-    @abc.abstractmethod
-    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
-        """Extend `worker`'s lease on `id` at `step` to `lease_until`; False if it lost it."""
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int, str]]:
+        """(id, step, last_error) of running workflows free for `older_than` seconds or
+        whose lease ran out, freed and touched (due now), a bounded number per call."""
 
     @abc.abstractmethod
     def count_running(self) -> int:
         """How many workflows are running."""
 
     @abc.abstractmethod
+    def join(self, owner: str) -> None:
+        """Register this process as worker `owner`, whose claims `reap` frees once it is gone."""
+
+    @abc.abstractmethod
+    def reap(self, now: float) -> int:
+        """Free the claims of workers that are gone; how many claims were freed."""
+
+    @abc.abstractmethod
     def close(self) -> None:
-        """Release connections; the store is unusable afterwards."""
+        """Leave (if joined) and release connections; the store is unusable afterwards."""

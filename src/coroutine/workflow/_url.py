@@ -149,4 +149,4 @@ def open_store(url: str) -> Store:
     from ._dialects import dialect_for
     from ._sql import SQLStore
 
-    return SQLStore(parsed, dialect_for(parsed.kind))
+    return SQLStore(parsed, dialect_for(parsed.kind, parsed.target, parsed.prefix))
