@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from typing import Any
 
 from coroutine import Patched, Yield
 from coroutine.workflow import ActivityError, activity, idempotency_key, workflow
 
-_DB: dict[str, sqlite3.Connection] = {}
+_DB: dict[tuple[str, int], sqlite3.Connection] = {}
 
 
 def effects_db(path: str | None = None) -> sqlite3.Connection:
-    """The effects database (created on first use), one connection per process."""
+    """The effects database (created on first use), one connection per thread."""
     path = path or os.environ["WF_EFFECTS"]
-    db = _DB.get(path)
+    db = _DB.get((path, threading.get_ident()))
     if db is None:
         db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT, value TEXT, pid INTEGER)")
-        _DB[path] = db
+        _DB[path, threading.get_ident()] = db
     return db
 
 

@@ -110,11 +110,12 @@ class Procs:
     def __init__(self, logs: Path) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs = logs
+        self.python = sys.executable  # the interpreter the workers run on
 
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         with open(self.logs / f"worker{len(self.procs)}.log", "wb") as log:
             p = subprocess.Popen(
-                [sys.executable, "-m", "coroutine.workflow", *args],
+                [self.python, "-m", "coroutine.workflow", *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -30,6 +30,7 @@ class Dialect:
     """The SQL spelling, connections, liveness and damage checks of one database kind."""
 
     begin = "BEGIN"  # starts a write transaction
+    single_is_atomic = False  # a lone statement needs no BEGIN ... COMMIT around it
     skip_locked = ""  # appended to the claim's row selection
     types: ClassVar[dict[str, str]] = {}
 
@@ -169,6 +170,7 @@ class Postgres(Dialect):
     """One database shared by workers on many machines."""
 
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    single_is_atomic = True  # (SQLite's lone UPDATE could not wait for the write lock)
     types: ClassVar[dict[str, str]] = {
         "serial": "BIGSERIAL PRIMARY KEY",
         "real": "DOUBLE PRECISION",

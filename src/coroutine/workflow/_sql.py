@@ -180,10 +180,14 @@ class SQLStore(Store):
         return db
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[_Tx]:
-        """One write transaction (on SQLite, holding the write lock from its start)."""
+    def _write(self, single: bool = False) -> Iterator[_Tx]:
+        """One write transaction (on SQLite, holding the write lock from its start); with
+        `single` (one statement that counts no change), none where the dialect needs none."""
         self._d.check()
         tx = _Tx(self._db)
+        if single and self._d.single_is_atomic:
+            yield tx
+            return
         seq = 0
         try:
             tx.db.execute(self._d.begin)
@@ -239,7 +243,7 @@ class SQLStore(Store):
             sql, args = self._q["claim_next"], (owner, now + lease, now)
         else:
             sql, args = self._q["claim_id"], (owner, now + lease, id, step, now)
-        with self._write() as tx:
+        with self._write(single=True) as tx:
             r = tx.db.execute(sql, args).fetchone()
         if r is None:
             return None
@@ -259,12 +263,12 @@ class SQLStore(Store):
         return True
 
     def renew(self, claim: Claim, until: float) -> bool:
-        with self._write() as tx:
+        with self._write(single=True) as tx:
             args = (until, claim.id, claim.owner, claim.fence)
             return bool(tx.db.execute(self._q["renew"], args).rowcount == 1)
 
     def release(self, claim: Claim, due: float, last_error: str) -> bool:
-        with self._write() as tx:
+        with self._write(single=True) as tx:
             args = (due, last_error, claim.id, claim.owner, claim.fence)
             return bool(tx.db.execute(self._q["release"], args).rowcount == 1)
 
