@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import inspect
 import json
 import logging
 import os
@@ -24,7 +23,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from ._activity import Activity
 from ._errors import WorkflowConflictError, WorkflowNotDoneError, WorkflowNotFoundError
 from ._keeper import Keeper
 from ._records import (
@@ -38,6 +36,7 @@ from ._records import (
     rebuild_error,
 )
 from ._runner import VERSION_ATTR, Runner, entry_of, new_workflow, save_state
+from ._start import bind, call_text, entry_name
 from ._url import open_store
 
 __all__ = ["Engine", "Executor", "workflow"]
@@ -84,50 +83,6 @@ _log = logging.getLogger("coroutine.workflow")
 
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _call_text(entry: str, args: str) -> str:
-    a, kw = decode_value(args)
-    parts = [repr(x) for x in a] + [f"{k}={v!r}" for k, v in kw.items()]
-    text = f"{entry}({', '.join(parts)})"
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _entry(fn: Callable[..., Any], in_main_ok: bool) -> str:
-    """``module:QualName`` of a workflow function, or TypeError saying what to pass."""
-    if isinstance(fn, Activity):
-        raise TypeError(
-            f"{fn.name} is an @activity, a step of a workflow, not a workflow; start a "
-            f"function that calls it (def flow(...): return {fn.fn.__name__}(...))"
-        )
-    qualname = getattr(fn, "__qualname__", "<?>")
-    if not callable(fn) or "<" in qualname or not hasattr(fn, "__module__"):
-        raise TypeError(
-            f"a workflow must be a module-level function (got {fn!r}); define it with def "
-            "at the top level of a module that every worker imports"
-        )
-    if fn.__module__ == "__main__" and not in_main_ok:
-        raise TypeError(
-            f"{qualname} is defined in __main__, which the executor's workers cannot "
-            "import; move it to a module, or import this script by its module name"
-        )
-    return f"{fn.__module__}:{qualname}"
-
-
-def _bind(fn: Callable[..., Any], entry: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
-    """The arguments as `fn` takes them (keywords sorted), or TypeError saying why not."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):  # no signature to check: taken as given
-        return tuple(args), dict(sorted(kwargs.items()))
-    try:
-        bound = sig.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TypeError(
-            f"{entry}{sig} cannot be called with these arguments: {exc}; pass the workflow's "
-            "own arguments (to choose its id, use Engine.start_as(id, fn, ...))"
-        ) from None
-    return bound.args, dict(sorted(bound.kwargs.items()))
 
 
 class Engine:
@@ -227,8 +182,8 @@ class Engine:
     def _start(
         self, id: str, fn: Callable[..., Any], args: Any, kwargs: Any, conflict: bool
     ) -> str:
-        entry = _entry(fn, in_main_ok=self.executor is None)
-        args, kwargs = _bind(fn, entry, args, kwargs)
+        entry = entry_name(fn, in_main_ok=self.executor is None)
+        args, kwargs = bind(fn, entry, args, kwargs)
         args_text = encode_value((args, kwargs))
         coro = new_workflow(functools.partial(fn, *args, **kwargs))
         state = save_state(coro)  # its first save: the full state
@@ -238,7 +193,7 @@ class Engine:
                 raise RuntimeError(f"workflow id {id!r} is taken; this is a bug")
             if (taken.entry, taken.args) != (entry, args_text):
                 raise WorkflowConflictError(
-                    id, _call_text(taken.entry, taken.args), _call_text(entry, args_text)
+                    id, call_text(taken.entry, taken.args), call_text(entry, args_text)
                 )
             return id
         if self.executor is not None:
