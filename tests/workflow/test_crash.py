@@ -23,7 +23,16 @@ from typing import Any
 
 import pytest
 import wf_programs as wp
-from wf_support import REDIS, REPORTS, Procs, scaled, state_records, subprocess_env, wait_for
+from wf_support import (
+    REDIS,
+    REPORTS,
+    SMALL,
+    Procs,
+    scaled,
+    state_records,
+    subprocess_env,
+    wait_for,
+)
 
 from coroutine.workflow import CeleryExecutor, Engine
 
@@ -159,7 +168,7 @@ def test_a_killed_worker_is_replaced_within_two_seconds_with_default_settings(
         if executor is not None:
             supervisor.start()  # as `supervise` runs beside Celery workers
         try:
-            for _ in range(2):
+            for _ in range(1 if SMALL else 2):
                 target = e.info(wid).step + rng.randrange(5, 30)
                 wait_for(lambda t=target: e.info(wid).step >= t, 60, "the worker does not run")
                 time.sleep(rng.uniform(0, 0.02))  # a random point inside a step

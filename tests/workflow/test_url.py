@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from wf_support import POSTGRES, REDIS
 
-from coroutine.workflow import Engine, StoreURLError
+from coroutine.workflow import Engine, StoreURLError, WorkflowError
 from coroutine.workflow._url import parse_url
 
 
@@ -65,3 +65,16 @@ def test_good_urls_name_their_backend_target_and_prefix() -> None:
     assert (pg.kind, pg.prefix) == ("postgresql", "shop")
     assert pg.target == POSTGRES + "?sslmode=disable"
     assert parse_url(REDIS).prefix == "cw"
+
+
+def test_a_store_made_before_fenced_claims_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "old.db") as db:  # main's schema, before fenced claims
+        db.execute(
+            "CREATE TABLE cw_workflows (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+            " entry TEXT, args TEXT, status TEXT, step INTEGER, error TEXT DEFAULT '',"
+            " lease_owner TEXT DEFAULT '', lease_until REAL DEFAULT 0, updated REAL)"
+        )
+    with pytest.raises(WorkflowError, match=r"schema version older than 2 .*fence.*finish their"):
+        Engine(f"sqlite:///{tmp_path}/old.db")

@@ -30,7 +30,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from coroutine import Coroutine, Current, Yield
 from coroutine.types import Register
 
-from ._boundary import check_recordable
+from ._boundary import check_args
 from ._errors import NotInActivityError
 
 __all__ = ["Activity", "ActivityCall", "RetryPolicy", "activity", "idempotency_key"]
@@ -100,15 +100,15 @@ class Activity(Generic[P, T]):
         self.fn = fn
         self.retry = retry
         self.name = f"{fn.__module__}:{fn.__qualname__}"
+        self._what = f"an argument of activity {self.name}"
         functools.update_wrapper(self, fn)
         _REGISTRY[self.name] = self
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         if not _in_workflow():
             return self.fn(*args, **kwargs)
-        call = ActivityCall(self.name, tuple(args), dict(kwargs))
-        check_recordable(call, f"an argument of activity {self.name}")
-        result: T = Yield[ActivityCall, Any](call)
+        check_args(args, kwargs, self._what)
+        result: T = Yield[ActivityCall, Any](ActivityCall(self.name, tuple(args), dict(kwargs)))
         return result
 
     def __repr__(self) -> str:

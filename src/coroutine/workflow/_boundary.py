@@ -26,7 +26,7 @@ from coroutine.durable import _codec, _log
 
 from ._errors import ActivityError
 
-__all__ = ["check_recordable", "detach", "stand_in"]
+__all__ = ["check_args", "check_recordable", "detach", "stand_in"]
 
 _PLAIN = (
     "pass plain data (None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset) "
@@ -34,14 +34,45 @@ _PLAIN = (
 )
 
 
+SCALARS = frozenset({int, str, float, bool, type(None), bytes})
+
+
+def _plain(v: Any, depth: int = 0) -> bool:
+    """Whether `v` is surely recordable: builtin scalars in shallow tuples, lists and dicts
+    (the common case, checked without encoding it)."""
+    t = type(v)
+    if t in SCALARS:
+        return True
+    if depth > 3:
+        return False
+    if t is tuple or t is list:
+        return all(_plain(x, depth + 1) for x in v)
+    if t is dict:
+        return all(type(k) in SCALARS and _plain(x, depth + 1) for k, x in v.items())
+    return False
+
+
 def check_recordable(value: Any, what: str) -> None:
     """Raise TypeError, naming `what`, if `value` cannot be recorded in a durable state."""
+    if type(value) in SCALARS or _plain(value):
+        return
     try:
         _codec.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(
             f"{what} cannot be recorded in the workflow's history ({exc}); {_PLAIN}"
         ) from None
+
+
+def check_args(args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> None:
+    """`check_recordable` of a call's arguments, with a fast path for scalars alone."""
+    for a in args:
+        if type(a) not in SCALARS:
+            break
+    else:
+        if not kwargs:
+            return
+    check_recordable((args, kwargs), what)
 
 
 def _faithful(exc: BaseException) -> bool:

@@ -64,18 +64,19 @@ class Dialect:
         return bytes(value)
 
     # Damage: only SQLite checks (a server database has its own guarantees).
-    def opened(self, db: Any, seq_sql: str) -> None:
+    def opened(self, db: Any, count_sql: str) -> None:
         """Check the store once it is opened and prepared."""
 
     def check(self) -> None:
         """Before each change: raise `StoreDamagedError` if the store is no longer there."""
 
-    def bump(self, db: Any, bump_sql: str) -> int:
-        """Inside a transaction that changes a workflow: count it (0: not counted)."""
+    def counted(self, stored: Any) -> int:
+        """Inside a transaction that stored a state (`stored`: the insert's cursor): the
+        store's count of states stored so far, checked (0: not counted)."""
         return 0
 
     def written(self, seq: int) -> None:
-        """After the transaction `bump` counted has committed."""
+        """After the transaction `counted` counted has committed."""
 
     def damaged(self, exc: BaseException) -> StoreDamagedError | None:
         """The damage a driver error reports, if it reports damage."""
@@ -103,6 +104,8 @@ class SQLite(Dialect):
     begin = "BEGIN IMMEDIATE"  # the write lock before the first read: no lost update
     types: ClassVar[dict[str, str]] = {
         "serial": "INTEGER PRIMARY KEY",
+        # The rowid, one more than the largest: the store's count of states (`_sqlite_file`).
+        "counter": "INTEGER PRIMARY KEY",
         "real": "REAL",
         "int": "INTEGER",
         "blob": "BLOB",
@@ -126,14 +129,14 @@ class SQLite(Dialect):
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    def opened(self, db: Any, seq_sql: str) -> None:
-        self.file.opened(db, seq_sql)
+    def opened(self, db: Any, count_sql: str) -> None:
+        self.file.opened(db, count_sql)
 
     def check(self) -> None:
         self.file.check()
 
-    def bump(self, db: Any, bump_sql: str) -> int:
-        return self.file.bump(db, bump_sql)
+    def counted(self, stored: Any) -> int:
+        return self.file.counted(int(stored.lastrowid))
 
     def written(self, seq: int) -> None:
         self.file.written(seq)
@@ -173,6 +176,7 @@ class Postgres(Dialect):
     single_is_atomic = True  # (SQLite's lone UPDATE could not wait for the write lock)
     types: ClassVar[dict[str, str]] = {
         "serial": "BIGSERIAL PRIMARY KEY",
+        "counter": "BIGSERIAL PRIMARY KEY",
         "real": "DOUBLE PRECISION",
         "int": "BIGINT",
         "blob": "BYTEA",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
 import logging
 import os
 import socket
@@ -23,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from . import _steps
 from ._errors import WorkflowConflictError, WorkflowNotDoneError, WorkflowNotFoundError
 from ._keeper import Keeper
 from ._records import (
@@ -31,7 +31,6 @@ from ._records import (
     StepInfo,
     WorkflowInfo,
     cancelled_error,
-    decode_value,
     encode_value,
     rebuild_error,
 )
@@ -293,18 +292,7 @@ class Engine:
             WorkflowNotFoundError: no workflow `id` in the store.
         """
         self._row(id)
-        out = []
-        for record in self.store.steps(id):
-            for c in json.loads(record):
-                args, kwargs, result = (
-                    decode_value(json.dumps(c.get(k))) for k in ("args", "kw", "r")
-                )
-                args = args if isinstance(args, str) else tuple(args)
-                end = c.get("t1", c["t0"])
-                out.append(
-                    StepInfo(c["n"], c["a"], args, kwargs, result, c.get("e", ""), c["t0"], end)
-                )
-        return out
+        return [step for text in self.store.steps(id) for step in _steps.decode(text)]
 
     def result(self, id: str) -> Any:
         """The workflow's return value; or its exception, raised.

@@ -31,7 +31,6 @@ __all__ = [
     "encode_error",
     "encode_value",
     "rebuild_error",
-    "shown",
 ]
 
 Status = Literal["running", "done", "failed"]
@@ -94,7 +93,7 @@ class StepInfo:
 
     `step` is its number (its idempotency key is ``"<workflow id>:<step>"``), `activity`
     the activity's ``module:QualName``; `args`, `kwargs` and `result` are the values, or
-    their ``repr`` (a str) when they are not plain data; `error` is ``"module.Type:
+    their ``repr`` (a str) when that is not a Python literal; `error` is ``"module.Type:
     message"`` when the call failed for good (and `result` is None); `started` and
     `finished` are Unix times of its last attempt's run.
     """
@@ -161,15 +160,6 @@ def encode_value(value: Any) -> str:
 def decode_value(text: str) -> Any:
     """Decode what `encode_value` wrote; runs no code beyond building builtins."""
     return _untag(json.loads(text))
-
-
-def shown(value: Any) -> Any:
-    """`value` tagged for a record meant to be read (`StepInfo`): itself when it is plain
-    data, else its ``repr`` (cut to 1,000 characters)."""
-    try:
-        return _tag(value)
-    except TypeError:
-        return repr(value)[:1000]
 
 
 def describe_error(error: str) -> str:

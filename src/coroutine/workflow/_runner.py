@@ -28,7 +28,6 @@ that made them, so each thread of a worker has its own `Runner`.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import importlib
 import json
@@ -39,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
+from . import _steps
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
-from ._boundary import check_recordable, detach, stand_in
+from ._boundary import SCALARS, check_recordable, detach, stand_in
 from ._errors import StoreDamagedError
 from ._keeper import ClaimLost, Held, Keeper
-from ._records import Status, decode_value, encode_error, shown
+from ._records import Status, decode_value, encode_error
 from ._store import Claim, Commit, Store, chain
 
 __all__ = ["Runner", "entry_of", "new_workflow", "save_state"]
@@ -92,13 +92,6 @@ def new_workflow(entry: functools.partial[Any]) -> Workflow:
     return coro
 
 
-def _call_record(n: int, call: Any, started: float) -> dict[str, Any]:
-    if not isinstance(call, ActivityCall):
-        return {"n": n, "a": repr(call)[:200], "args": [], "kw": {}, "t0": started}
-    return {"n": n, "a": call.name, "args": shown(call.args), "kw": shown(call.kwargs),
-            "t0": started}  # fmt: skip
-
-
 class Runner:
     """Runs steps for one thread of a worker process, keeping live coroutines in a bounded
     LRU cache. `hits` counts steps resumed from the cache, `replays` steps rebuilt."""
@@ -127,7 +120,7 @@ class Runner:
         return coro
 
     def _advance(
-        self, claim: Claim, coro: Workflow, held: Held, calls: list[dict[str, Any]]
+        self, claim: Claim, coro: Workflow, held: Held, calls: list[list[Any]]
     ) -> tuple[Status, int, str]:
         """Steps 2 and 3 above: the new status, step number and error."""
         step = claim.step
@@ -136,25 +129,27 @@ class Runner:
             more = coro.Next()
             while more:
                 call = coro.Recv()
-                calls.append(_call_record(step, call, time.time()))
+                calls.append(_steps.started(step, call, time.time()))
                 step += 1
                 try:
                     value = run_activity(call, f"{claim.id}:{step - 1}", held.check)
-                    check_recordable(value, f"the result of activity {calls[-1]['a']}")
+                    if type(value) not in SCALARS:
+                        what = f"the result of activity {getattr(call, 'name', call)}"
+                        check_recordable(value, what)
                 except ClaimLost:
                     raise
                 except Exception as exc:
                     thrown = stand_in(exc)
                     activity_tb = (thrown, "".join(traceback.format_exception(exc)))
                     detach(exc)
-                    calls[-1].update(e=f"{type(exc).__module__}.{type(exc).__qualname__}: "
-                                     f"{str(thrown)[:500]}", t1=time.time())  # fmt: skip
+                    error = f"{type(exc).__module__}.{type(exc).__qualname__}: {thrown}"
+                    _steps.failed(calls[-1], error, time.time())
                     try:
                         coro.throw(thrown)
                     except StopIteration:
                         more = False
                     continue
-                calls[-1].update(r=shown(value), t1=time.time())
+                _steps.answered(calls[-1], value)
                 coro.Send(value)
                 return "running", step, ""
             return "done", step, ""
@@ -195,7 +190,7 @@ class Runner:
         except Exception as exc:  # its code is missing or broken here: give it back
             self._cannot_load(claim, exc)
             return None
-        calls: list[dict[str, Any]] = []
+        calls: list[list[Any]] = []
         try:
             status, step, error = self._advance(claim, coro, held, calls)
         except ClaimLost as exc:
@@ -231,25 +226,25 @@ class Runner:
         step: int,
         error: str,
         state: bytes,
-        calls: list[dict[str, Any]],
+        calls: list[list[Any]],
         keep: bool = False,
     ) -> Claim | None:
         """Step 4: the fenced commit; the claim at the new step if it applied and runs on."""
         since, now = time.monotonic(), time.time()
         keep_until = now + self.lease if keep and status == "running" else 0.0
         new_chain = chain(claim.chain, state)
-        steps = json.dumps(calls, separators=(",", ":")) if calls else ""
+        steps = _steps.encode(calls, now)
         commit = Commit(claim, step, status, state, new_chain, error, keep_until, steps)
         if not self.store.commit(commit, now):
             _log.info("workflow %s: step %d not committed (claim no longer current)",
                       claim.id, claim.step)  # fmt: skip
             return None
         if _log.isEnabledFor(logging.INFO):
-            _log_steps(claim, status, calls, error)
+            _log_steps(claim, status, steps, error)
         if status != "running":
             return None
         held.confirm(since)
-        new = dataclasses.replace(claim, step=step, chain=new_chain)
+        new = Claim(claim.id, claim.entry, claim.args, step, claim.owner, claim.fence, new_chain)
         held.claim = new
         return new
 
@@ -271,22 +266,10 @@ class Runner:
         return steps
 
 
-def _log_steps(claim: Claim, status: Status, calls: list[dict[str, Any]], error: str) -> None:
+def _log_steps(claim: Claim, status: Status, steps: str, error: str) -> None:
     """One line per activity call committed (a worker's ``--verbose``)."""
-    for c in calls:
-        outcome = f"raised {c['e']}" if "e" in c else f"-> {c.get('r')!r:.200}"
-        ms = (c.get("t1", c["t0"]) - c["t0"]) * 1000
-        _log.info("workflow %s step %d: %s(%s) %s (%.1f ms)", claim.id, c["n"], c["a"],
-                  _args_text(c), outcome, ms)  # fmt: skip
+    for line in steps.splitlines():
+        _log.info("workflow %s %s", claim.id, _steps.describe(line))
     if status != "running":
         end = f"failed: {json.loads(error)['str']}" if error else "done"
         _log.info("workflow %s (%s) %s", claim.id, claim.entry, end)
-
-
-def _args_text(c: dict[str, Any]) -> str:
-    args, kw = c["args"], c["kw"]
-    if isinstance(args, str) or isinstance(kw, str):  # a repr: not plain data
-        return f"{args}, {kw}"[:200]
-    parts = [repr(a) for a in decode_value(json.dumps(args))]
-    parts += [f"{k}={v!r}" for k, v in decode_value(json.dumps(kw)).items()]
-    return ", ".join(parts)[:200]

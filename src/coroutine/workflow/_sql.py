@@ -22,7 +22,6 @@ import builtins
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from ._dialects import Dialect
@@ -54,11 +53,12 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS {p}_due ON {p}_workflows (due) WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS {p}_owner ON {p}_workflows (owner) WHERE owner <> ''",
     """CREATE TABLE IF NOT EXISTS {p}_states (
+    k {counter},
     wf TEXT NOT NULL,
     seq {int} NOT NULL,
     blob {blob} NOT NULL,
     steps TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (wf, seq)
+    UNIQUE (wf, seq)
 )""",
     """CREATE TABLE IF NOT EXISTS {p}_workers (
     n {serial},
@@ -67,7 +67,6 @@ _SCHEMA = [
 )""",
     "CREATE TABLE IF NOT EXISTS {p}_meta (k TEXT PRIMARY KEY, v {int} NOT NULL)",
     f"INSERT INTO {{p}}_meta VALUES ('schema', {SCHEMA_VERSION}) ON CONFLICT (k) DO NOTHING",
-    "INSERT INTO {p}_meta VALUES ('seq', 0) ON CONFLICT (k) DO NOTHING",
 ]
 
 _ROW = "id, entry, args, status, step, error, created, updated, last_error, owner"
@@ -76,22 +75,24 @@ _FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
 
 _SQL = {
     "schema": "SELECT v FROM {p}_meta WHERE k = 'schema'",
-    "seq": "SELECT v FROM {p}_meta WHERE k = 'seq'",
-    "bump": "UPDATE {p}_meta SET v = v + 1 WHERE k = 'seq' RETURNING v",
+    "count": "SELECT coalesce(max(k), 0) FROM {p}_states",
     "ready": "SELECT 1 FROM {p}_workflows WHERE status = 'running' AND due <= ? LIMIT 1",
     "create": "INSERT INTO {p}_workflows (id, entry, args, status, step, due, created, updated,"
     " chain) VALUES (?, ?, ?, 'running', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     "create_state": "INSERT INTO {p}_states (wf, seq, blob) VALUES (?, 0, ?)",
     "discard": "DELETE FROM {p}_workflows WHERE id = ? AND step = 0 AND owner = ''"
     " AND status = 'running'",
-    "drop_states": "DELETE FROM {p}_states WHERE wf = ?",
+    # Its states stay, emptied, as tombstones: a state's key is never reused (`_sqlite_file`).
+    "drop_states": "UPDATE {p}_states SET wf = '', seq = -k, blob = ?, steps = '' WHERE wf = ?",
     "claim_next": "UPDATE {p}_workflows SET owner = ?, fence = fence + 1, due = ? WHERE n = ("
     "SELECT n FROM {p}_workflows WHERE status = 'running' AND due <= ?"
     " ORDER BY due LIMIT 1{skip_locked}) " + _CLAIMED,
     "claim_id": "UPDATE {p}_workflows SET owner = ?, fence = fence + 1, due = ? WHERE id = ?"
     " AND step = ? AND status = 'running' AND due <= ? " + _CLAIMED,
-    "commit": "UPDATE {p}_workflows SET step = ?, status = ?, error = ?, owner = ?, due = ?,"
+    "commit": "UPDATE {p}_workflows SET step = ?, status = ?, error = ?, owner = '', due = ?,"
     " updated = ?, chain = ?, last_error = '' WHERE " + _FENCE,
+    "commit_keep": "UPDATE {p}_workflows SET step = ?, due = ?, updated = ?, chain = ?,"
+    " last_error = '' WHERE " + _FENCE,
     "append_state": "INSERT INTO {p}_states (wf, seq, blob, steps)"
     " SELECT ?, coalesce(max(seq), -1) + 1, ?, ? FROM {p}_states WHERE wf = ?",
     "renew": "UPDATE {p}_workflows SET due = ? WHERE " + _FENCE,
@@ -108,7 +109,7 @@ _SQL = {
     " RETURNING id, step, last_error",
     "stale_held": "UPDATE {p}_workflows SET owner = '', due = ? WHERE owner <> ''"
     " AND status = 'running' AND due <= ? RETURNING id, step, last_error",
-    "count": "SELECT count(*) FROM {p}_workflows WHERE status = 'running'",
+    "running": "SELECT count(*) FROM {p}_workflows WHERE status = 'running'",
     "join": "INSERT INTO {p}_workers (owner, started) VALUES (?, ?) RETURNING n",
     "workers": "SELECT owner, n FROM {p}_workers",
     "free_owner": "UPDATE {p}_workflows SET owner = '', due = 0 WHERE owner = ?"
@@ -121,11 +122,49 @@ _SQL = {
 
 
 class _Tx:
-    """An open write transaction: `changed` says a workflow changed (SQLite counts it)."""
+    """One write transaction of `store` (on SQLite, holding the write lock from its start),
+    as a context manager; `stored` is the cursor of a state it stored, if any (SQLite counts
+    those: `_sqlite_file`). With `single` (one statement, no state), no transaction where the
+    dialect needs none. A class, not a generator: it is on every step's path."""
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self.changed = False
+    def __init__(self, store: SQLStore, single: bool = False) -> None:
+        self.d = store._d
+        self.d.check()
+        self.db = store._db
+        self.stored: Any = None
+        self.bare = single and self.d.single_is_atomic
+
+    def __enter__(self) -> _Tx:
+        if not self.bare:
+            self._do(self.d.begin)
+        return self
+
+    def _do(self, sql: str) -> None:
+        try:
+            self.db.execute(sql)
+        except Exception as exc:
+            damage = self.d.damaged(exc)
+            if damage is not None:
+                raise damage from exc
+            raise
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if self.bare:
+            return
+        if exc is None:
+            try:
+                seq = self.d.counted(self.stored) if self.stored is not None else 0
+            except BaseException:
+                self._do("ROLLBACK")
+                raise
+            self._do("COMMIT")
+            if seq:
+                self.d.written(seq)
+            return
+        self._do("ROLLBACK")
+        damage = self.d.damaged(exc)
+        if damage is not None:
+            raise damage from exc
 
 
 class SQLStore(Store):
@@ -140,32 +179,36 @@ class SQLStore(Store):
         self._conns: dict[threading.Thread, Any] = {}  # every open connection, by thread
         self._lock = threading.Lock()  # guards _conns
         self._owner = ""  # set by join
-        db = self._db
         try:
-            dialect.prepare(db, [dialect.sql(s) for s in _SCHEMA])
-            version = db.execute(self._q["schema"]).fetchone()
-            db.execute(dialect.sql("SELECT fence, chain FROM {p}_workflows WHERE 0 = 1"))
-        except Exception as exc:
-            self.close()
-            damage = dialect.damaged(exc)
-            if damage is not None:
-                raise damage from exc
-            raise WorkflowError(
-                f"the tables of {url.url!r} (prefix {url.prefix!r}) were not made by this "
-                f"version of coroutine.workflow ({exc}); finish their workflows with the "
-                "version that made them, or choose another prefix or file"
-            ) from exc
-        try:
-            if version is None or int(version[0]) != SCHEMA_VERSION:
-                raise WorkflowError(
-                    f"the store {url.url!r} has schema version {version and version[0]}, and "
-                    f"this coroutine.workflow reads version {SCHEMA_VERSION}; use the version "
-                    "that made it"
-                )
-            dialect.opened(db, self._q["seq"])
+            self._open(url)
         except BaseException:
             self.close()
             raise
+
+    def _open(self, url: StoreURL) -> None:
+        """Create the tables if need be; check they are this version's and undamaged."""
+        db, d = self._db, self._d
+        try:
+            d.prepare(db, [d.sql(s) for s in _SCHEMA])
+            (version,) = db.execute(self._q["schema"]).fetchone()
+        except Exception as exc:
+            damage = d.damaged(exc)
+            if damage is not None:
+                raise damage from exc
+            try:  # tables made before claims were fenced lack these columns
+                db.execute(d.sql("SELECT fence, chain FROM {p}_workflows WHERE 0 = 1"))
+            except Exception as old:
+                version = f"older than {SCHEMA_VERSION} ({old})"
+            else:
+                raise
+        if version != SCHEMA_VERSION:
+            raise WorkflowError(
+                f"the tables of {url.url!r} (prefix {url.prefix!r}) have schema version "
+                f"{version}, and this coroutine.workflow reads version {SCHEMA_VERSION}; "
+                "finish their workflows with the version that made them, or choose another "
+                "prefix or file"
+            )
+        d.opened(db, self._q["count"])
 
     @property
     def _db(self) -> Any:
@@ -179,33 +222,8 @@ class SQLStore(Store):
                 self._conns[threading.current_thread()] = db
         return db
 
-    @contextlib.contextmanager
-    def _write(self, single: bool = False) -> Iterator[_Tx]:
-        """One write transaction (on SQLite, holding the write lock from its start); with
-        `single` (one statement that counts no change), none where the dialect needs none."""
-        self._d.check()
-        tx = _Tx(self._db)
-        if single and self._d.single_is_atomic:
-            yield tx
-            return
-        seq = 0
-        try:
-            tx.db.execute(self._d.begin)
-            try:
-                yield tx
-                if tx.changed:
-                    seq = self._d.bump(tx.db, self._q["bump"])
-            except BaseException:
-                tx.db.execute("ROLLBACK")
-                raise
-            tx.db.execute("COMMIT")
-        except Exception as exc:
-            damage = self._d.damaged(exc)
-            if damage is not None:
-                raise damage from exc
-            raise
-        if seq:
-            self._d.written(seq)
+    def _write(self, single: bool = False) -> _Tx:
+        return _Tx(self, single)
 
     def _read(self, key: str, args: tuple[Any, ...] = ()) -> builtins.list[Any]:
         try:
@@ -221,16 +239,14 @@ class SQLStore(Store):
             args = (row.id, row.entry, row.args, now, now, now, chain(b"", state))
             if tx.db.execute(self._q["create"], args).rowcount != 1:
                 return self.get(row.id)
-            tx.db.execute(self._q["create_state"], (row.id, state))
-            tx.changed = True
+            tx.stored = tx.db.execute(self._q["create_state"], (row.id, state))
         return None
 
     def discard(self, id: str) -> bool:
         with self._write() as tx:
             if tx.db.execute(self._q["discard"], (id,)).rowcount != 1:
                 return False
-            tx.db.execute(self._q["drop_states"], (id,))
-            tx.changed = True
+            tx.db.execute(self._q["drop_states"], (b"", id))
         return True
 
     def claim(
@@ -251,15 +267,18 @@ class SQLStore(Store):
 
     def commit(self, c: Commit, now: float) -> bool:
         k = c.claim
-        keep = c.keep_until > 0 and c.status == "running"
-        owner, due = (k.owner, c.keep_until) if keep else ("", now)
-        args = (c.step, c.status, c.error, owner, due, now, c.chain, k.id, k.owner, k.fence)
+        fence = (k.id, k.owner, k.fence)
+        args: tuple[Any, ...]
+        if c.keep_until > 0 and c.status == "running":  # the claim goes on: owner unchanged
+            sql, args = self._q["commit_keep"], (c.step, c.keep_until, now, c.chain, *fence)
+        else:
+            sql, args = self._q["commit"], (c.step, c.status, c.error, now, now, c.chain, *fence)
         with self._write() as tx:
-            if tx.db.execute(self._q["commit"], args).rowcount != 1:
+            if tx.db.execute(sql, args).rowcount != 1:
                 return False
             if c.state is not None:
-                tx.db.execute(self._q["append_state"], (k.id, c.state, c.steps, k.id))
-            tx.changed = True
+                append = (k.id, c.state, c.steps, k.id)
+                tx.stored = tx.db.execute(self._q["append_state"], append)
         return True
 
     def renew(self, claim: Claim, until: float) -> bool:
@@ -295,8 +314,7 @@ class SQLStore(Store):
 
     def cancel(self, id: str, error: str, now: float) -> bool:
         with self._write() as tx:
-            tx.changed = tx.db.execute(self._q["cancel"], (error, now, id)).rowcount == 1
-        return tx.changed
+            return bool(tx.db.execute(self._q["cancel"], (error, now, id)).rowcount == 1)
 
     def list(self) -> builtins.list[Row]:
         return [Row(*r) for r in self._read("list")]
@@ -308,7 +326,7 @@ class SQLStore(Store):
         return [(i, int(s), e) for i, s, e in rows]
 
     def count_running(self) -> int:
-        return int(self._read("count")[0][0])
+        return int(self._read("running")[0][0])
 
     def join(self, owner: str) -> None:
         now = time.time()

@@ -4,11 +4,13 @@ lock files that tell a live worker from a dead one.
 Theory of operation. SQLite cannot tell every kind of damage from an older, valid database:
 garbage in the middle of the write-ahead log makes its recovery stop there and silently drop
 every later commit, and a deleted file is simply a new, empty store to the next process. So
-the store counts its commits (``seq`` in its ``P_meta`` table, one more per change of a
-workflow) and each process writes the count it committed into ``FILE-coroutine/P.seq`` right
-after the commit. The mark may lag behind the file (two processes writing in either order),
-never run ahead of it, so a file that holds fewer commits than the mark has lost some:
-`StoreDamagedError`, on open and at every change. With that: an integrity check
+the store counts its commits: every state it stores (a start, a step) gets a row key one more
+than the largest (states are never deleted, so a key is never reused), and each process writes
+the key it committed into ``FILE-coroutine/P.seq`` right after the commit. The mark may lag
+behind the file (two processes writing in either order), never run ahead of it, so a file
+that holds fewer commits than the mark has lost some: `StoreDamagedError`, on open and at
+every change (against the mark as this process last read it, every `CHECK_EVERY` seconds,
+or wrote it). With that: an integrity check
 (``PRAGMA quick_check``) on open, and a check, at most every `CHECK_EVERY` seconds, that the
 path still names the file that was opened.
 
@@ -27,7 +29,6 @@ import os
 import re
 import sqlite3
 import time
-from typing import Any
 
 from ._errors import StoreDamagedError
 
@@ -47,6 +48,7 @@ class SQLiteFile:
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the opened file
         self._next_check = 0.0  # monotonic time of the next path check
         self._lock_fd: int | None = None  # our own lock file, while joined
+        self._known = 0  # the largest count the file is known to have held (mark or ours)
         self._held: dict[str, int] = {}  # lock fds of dead workers, until forgotten
         mark = self._mark_path()
         present = os.path.exists(self.path) and os.path.getsize(self.path) > 0
@@ -72,7 +74,7 @@ class SQLiteFile:
         """The commit count last written beside the file."""
         return int.from_bytes(os.pread(self._mark, 8, 0) or b"\0", "big")
 
-    def opened(self, db: sqlite3.Connection, seq_sql: str) -> None:
+    def opened(self, db: sqlite3.Connection, count_sql: str) -> None:
         """Check a freshly opened store: integrity, and no fewer commits than its mark."""
         problems = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
@@ -80,12 +82,12 @@ class SQLiteFile:
                 f"the SQLite store {self.path} fails its integrity check ({problems[0]}); "
                 + self._restore()
             )
-        self._check_count(db.execute(seq_sql).fetchone()[0])
+        self._check_count((db.execute(count_sql).fetchone() or (0,))[0])
         st = os.stat(self.path)
         self._ident = (st.st_dev, st.st_ino)
 
     def _check_count(self, seq: int) -> None:
-        mark = self.mark()
+        mark = self._known = max(self._known, self.mark())
         if seq < mark:
             raise StoreDamagedError(
                 f"the SQLite store {self.path} holds {seq} commits, but its workers recorded "
@@ -99,6 +101,7 @@ class SQLiteFile:
         if now < self._next_check:
             return
         self._next_check = now + CHECK_EVERY
+        self._known = max(self._known, self.mark())  # other processes' commits
         try:
             st = os.stat(self.path)
             same = (st.st_dev, st.st_ino) == self._ident
@@ -110,15 +113,20 @@ class SQLiteFile:
                 "it open; what was committed since is in the old file only. " + self._restore()
             )
 
-    def bump(self, db: Any, bump_sql: str) -> int:
-        """Count one more commit, inside its transaction; raise if commits were lost."""
-        seq = int(db.execute(bump_sql).fetchone()[0])
-        self._check_count(seq - 1)
+    def counted(self, seq: int) -> int:
+        """Inside the transaction that stored state number `seq` (its row's key, one more
+        than the largest before, and never reused: states are never deleted): raise if the
+        file has lost states this process knew it held (the mark is read every
+        CHECK_EVERY s)."""
+        if seq - 1 < self._known:
+            self._check_count(seq - 1)
         return seq
 
     def written(self, seq: int) -> None:
         """Record, after the commit, that the file holds `seq` commits."""
         os.pwrite(self._mark, seq.to_bytes(8, "big"), 0)
+        if seq > self._known:
+            self._known = seq
 
     # -- liveness ---------------------------------------------------------------------------
 
