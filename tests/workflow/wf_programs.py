@@ -38,6 +38,14 @@ def effect_counts(path: str) -> dict[str, int]:
     return {k: n for k, n in rows}
 
 
+def extra_runs(path: str, wid: str, steps: int) -> tuple[dict[str, int], int]:
+    """Each step's effect count (every step of `wid` applied at least once, checked), and
+    how many runs there were beyond the first of each."""
+    counts = effect_counts(path)
+    assert set(counts) == {f"{wid}:{k}" for k in range(steps)}
+    return counts, sum(n - 1 for n in counts.values())
+
+
 @activity
 def apply(value: int, delay: float = 0.0) -> int:
     """An external effect: record (key, value), then answer a function of the value."""

@@ -106,6 +106,18 @@ return 1
 """
 )
 
+_COMMIT_KEEP = (  # a step of a batch: the claim goes on
+    _FENCED
+    + """
+redis.call('HSET', KEYS[1], 'step', ARGV[3], 'due', ARGV[4], 'updated', ARGV[5],
+  'chain', ARGV[6], 'last_error', '')
+redis.call('RPUSH', KEYS[2], ARGV[7])
+if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[8]) end
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[9])
+return 1
+"""
+)
+
 _RENEW = (
     _FENCED
     + """
@@ -215,6 +227,7 @@ class RedisStore(Store):
         reg = self._r.register_script
         self._create, self._discard, self._claim = reg(_CREATE), reg(_DISCARD), reg(_CLAIM)
         self._commit, self._renew, self._release = reg(_COMMIT), reg(_RENEW), reg(_RELEASE)
+        self._commit_keep = reg(_COMMIT_KEEP)
         self._cancel, self._stale, self._alive = reg(_CANCEL), reg(_STALE), reg(_ALIVE)
         self._reap, self._leave = reg(_REAP), reg(_LEAVE)
 
@@ -245,15 +258,15 @@ class RedisStore(Store):
 
     def commit(self, c: Commit, now: float) -> bool:
         k = c.claim
-        keep = c.keep_until > 0 and c.status == "running"
-        owner, due = (k.owner, c.keep_until) if keep else ("", now)
-        keys = [self._k("wf", k.id), self._k("st", k.id), self._k("sp", k.id), self._ready,
-                self._k("held", k.owner)]  # fmt: skip
-        args: builtins.list[Any] = [k.owner, str(k.fence), str(c.step), c.status, c.error,
-                                    owner, repr(due), repr(now), c.chain,
-                                    "0" if c.state is None else "1", c.state or b"", c.steps,
-                                    k.id]  # fmt: skip
-        return bool(self._commit(keys, args))
+        keys = [self._k("wf", k.id), self._k("st", k.id), self._k("sp", k.id), self._ready]
+        if c.keep_until > 0 and c.status == "running" and c.state is not None:
+            args: builtins.list[Any] = [k.owner, str(k.fence), str(c.step), repr(c.keep_until),
+                                        repr(now), c.chain, c.state, c.steps, k.id]  # fmt: skip
+            return bool(self._commit_keep(keys, args))
+        args = [k.owner, str(k.fence), str(c.step), c.status, c.error, "", repr(now), repr(now),
+                c.chain, "0" if c.state is None else "1", c.state or b"", c.steps,
+                k.id]  # fmt: skip
+        return bool(self._commit([*keys, self._k("held", k.owner)], args))
 
     def renew(self, claim: Claim, until: float) -> bool:
         args = [claim.owner, str(claim.fence), repr(until), claim.id]
