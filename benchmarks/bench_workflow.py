@@ -1,6 +1,7 @@
 """Workflow throughput: activity steps per second, through the store, with real workers.
 
     python -m benchmarks.bench_workflow [--quick] [--broker redis://127.0.0.1:6379/0]
+    python -m benchmarks.bench_workflow --claims [--queued 1000,10000,100000]
 
 Needs the ``workflow`` extra (``pip install -e '.[workflow]'``) and, for the Celery rows,
 Redis at --broker. Every figure is measured end to end, with worker processes: the time from
@@ -17,6 +18,11 @@ engine's own cost: claim, resume (live or by replay), commit.
   step rebuilt from the stored state (``Unmarshal`` + replay of the body).
 
 The prototype's floor (issue 14): 1,111 steps/s sticky and 85 steps/s replaying on SQLite.
+
+``--claims`` measures what one claim costs with 1,000, 10,000 and 100,000 workflows queued,
+on each store (``--stores``): the median of 300 claims, each followed by a release, so the
+queue keeps its length. A claim reads the queue through an index on its order, so the cost
+should not grow with the queue.
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ def measure(
     from benchmarks import bench_workflow as me  # the workers import it by this name
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_workflow"))
-    url = f"sqlite://{tmp}/store.db"
+    url = f"sqlite:///{tmp}/store.db"
     queue = f"bench{uuid.uuid4().hex[:8]}"
     procs = _start_workers(workers, executor, url, args.broker, queue, sticky)
     ex = CeleryExecutor(args.broker, queue=queue) if executor == "celery" else None
@@ -136,6 +142,60 @@ def _drop_queues(broker: str, queue: str) -> None:
         r.close()
 
 
+def _store_url(kind: str, args: argparse.Namespace) -> str:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    if kind == "sqlite":
+        return f"sqlite:///{tempfile.mkdtemp(prefix='bench_claims')}/store.db"
+    base = args.redis if kind == "redis" else args.postgres
+    return f"{base}?prefix={prefix}"
+
+
+def _drop(url: str) -> None:
+    prefix = url.rpartition("prefix=")[2]
+    if url.startswith("redis"):
+        _drop_queues(url.partition("?")[0], prefix)
+    elif url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(url.partition("?")[0], autocommit=True) as db:
+            for t in ("workflows", "states", "workers", "meta"):
+                db.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
+
+
+def claims(args: argparse.Namespace) -> None:
+    """The cost of one claim (and its release) against the number of workflows queued."""
+    sizes = [int(n) for n in args.queued.split(",")]
+    print(f"CPython {sys.version.split()[0]}; ms per claim + release, median of 300")
+    print()
+    print("| store | " + " | ".join(f"{n:,} queued" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for kind in args.stores.split(","):
+        url = _store_url(kind, args)
+        cells = []
+        try:
+            with Engine(url) as engine:
+                for n in sizes:
+                    fast = kind == "postgres"  # fill without an fsync per start; then measure with
+                    if fast:
+                        engine.store._db.execute("SET synchronous_commit = off")  # type: ignore[attr-defined]
+                    for _ in range(n - engine.store.count_running()):
+                        engine.start(short_flow)
+                    if fast:
+                        engine.store._db.execute("SET synchronous_commit = on")  # type: ignore[attr-defined]
+                    times = []
+                    for _ in range(300):
+                        t = time.perf_counter()
+                        claim = engine.store.claim("bench", time.time(), 30.0)
+                        assert claim is not None
+                        engine.store.release(claim, time.time(), "")
+                        times.append(time.perf_counter() - t)
+                    times.sort()
+                    cells.append(f"{times[len(times) // 2] * 1000:.3f}")
+        finally:
+            _drop(url)
+        print(f"| {kind} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (not comparable)")
@@ -143,7 +203,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500, help="steps of the long workflow")
     parser.add_argument("--workflows", type=int, default=300, help="short workflows")
     parser.add_argument("--executors", default="sqlite,celery")
+    parser.add_argument("--claims", action="store_true", help="claim cost against queue length")
+    parser.add_argument("--queued", default="1000,10000,100000")
+    parser.add_argument("--stores", default="sqlite,postgres,redis")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
+    if args.claims:
+        claims(args)
+        return
     if args.quick:
         args.steps, args.workflows = 100, 50
     print(f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores; steps/s (higher is better)")

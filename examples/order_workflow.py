@@ -1,9 +1,11 @@
 """An order workflow: reserve stock, charge the card, ship; refund and release if shipping fails.
 
     python examples/order_workflow.py                        # SQLite store, steps run here
-    python examples/order_workflow.py --store sqlite:///tmp/orders.db
+    python examples/order_workflow.py --store sqlite:////tmp/orders.db
 
-With Celery, start workers that can import this file's module, then run it with --celery:
+The SQLite run needs nothing but this package. With Celery (``pip install
+'stackful-coroutines[workflow]'``), start workers that can import this file's module (so put
+its directory on their PYTHONPATH), then run it with --celery:
 
     PYTHONPATH=examples python -m coroutine.workflow celery-worker redis://127.0.0.1:6379/0 &
     python examples/order_workflow.py --celery redis://127.0.0.1:6379/0 \\
@@ -24,7 +26,7 @@ import sqlite3
 import sys
 import tempfile
 
-from coroutine.workflow import CeleryExecutor, Engine, activity, idempotency_key
+from coroutine.workflow import Engine, activity, idempotency_key
 
 PRICES = {"tea": 3, "cake": 4, "mug": 12}
 
@@ -111,11 +113,15 @@ ORDERS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     default = os.path.join(tempfile.gettempdir(), "orders.db")
-    parser.add_argument("--store", default=f"sqlite://{default}")
+    parser.add_argument("--store", default=f"sqlite:///{default}")
     parser.add_argument("--celery", metavar="BROKER_URL", help="run steps on Celery workers")
     parser.add_argument("--queue", default="coroutine-workflow")
     args = parser.parse_args()
-    executor = CeleryExecutor(args.celery, queue=args.queue) if args.celery else None
+    executor = None
+    if args.celery:  # imports celery: only when asked for
+        from coroutine.workflow import CeleryExecutor
+
+        executor = CeleryExecutor(args.celery, queue=args.queue)
     with Engine(args.store, executor) as engine:
         ids = [engine.start(place_order, *order) for order in ORDERS]
         engine.run()  # runs the steps here, or (with Celery) waits for the workers

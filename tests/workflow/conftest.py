@@ -39,7 +39,7 @@ def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path}/store.db"
+    return f"sqlite:///{tmp_path}/store.db"
 
 
 @pytest.fixture

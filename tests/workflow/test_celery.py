@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -59,3 +60,33 @@ def test_a_lost_step_message_is_resubmitted_by_the_supervise_command(
         procs.start(["supervise", redis_url, REDIS, "--queue", queue, "--lease", "0.5"], env)
         _wait_done(e, id)
         assert e.result(id) == wp.expected_chain(3)
+
+
+def test_a_workflow_no_celery_worker_can_import_says_why_and_the_supervisor_logs_it(
+    redis_url: str, effects: str, procs: Procs, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = subprocess_env(effects)
+    procs.start(["celery-worker", REDIS, "--queue", queue, "--name", "m0"], env)
+    executor = CeleryExecutor(REDIS, queue=queue)
+    with Engine(redis_url, executor, lease=1.0) as e:
+        id = e.start(wp.chain, 2)
+        e.store._r.hset(e.store._k("wf", id), "entry", "wf_no_such_module:chain")  # type: ignore[attr-defined]
+        executor.submit(redis_url, id, 0, 1.0)
+        deadline = time.monotonic() + 30
+        while "wf_no_such_module" not in e.info(id).last_error:
+            assert time.monotonic() < deadline, e.info(id)
+            time.sleep(0.05)
+        assert "cannot resume it: ModuleNotFoundError" in e.info(id).last_error
+        t = threading.Thread(target=e.run, kwargs={"until_idle": False, "poll": 0.05})
+        t.start()
+        try:
+            deadline = time.monotonic() + 30
+            while "cannot proceed" not in caplog.text:
+                assert time.monotonic() < deadline, "the supervisor never says why"
+                time.sleep(0.05)
+        finally:
+            e.stop()
+            t.join()
+        assert f"workflow {id} cannot proceed: worker " in caplog.text
+        assert e.status(id) == "running"
+    executor.close()

@@ -20,7 +20,7 @@ from coroutine.workflow import (
     WorkflowNotFoundError,
     idempotency_key,
 )
-from coroutine.workflow._store import Commit
+from coroutine.workflow._store import Commit, chain
 
 
 @pytest.fixture(autouse=True)
@@ -158,8 +158,9 @@ def test_a_stale_commit_is_rejected(store_url: str) -> None:
         i = e.start(wp.doubles, 3)
         claim = e.store.claim("w1", time.time(), 30.0)
         assert claim is not None and claim.step == 0
-        assert e.runner.step(claim) == 1
-        late = Commit(i, 0, 1, "running", b"junk", True)
+        after = e.runner.step(claim)
+        assert after is not None and after.step == 1
+        late = Commit(claim, 1, "running", b"junk", b"")
         assert e.store.commit(late, time.time()) is False
         assert e.store.get(i).step == 1  # type: ignore[union-attr]
         e.run()
@@ -206,7 +207,8 @@ def test_worker_command_runs_workflows_until_idle(sqlite_url: str) -> None:
 
 def test_importing_workflow_imports_no_optional_dependency() -> None:
     code = (
-        "import sys, coroutine.workflow as w; w.Engine('sqlite:///:memory:');"
+        "import sys, tempfile, coroutine.workflow as w;"
+        "w.Engine('sqlite:///' + tempfile.mkdtemp() + '/x.db');"
         "print(sorted(m for m in ('celery', 'redis', 'psycopg', 'kombu') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -230,7 +232,9 @@ def test_a_worker_whose_live_copy_is_behind_the_store_replays(store_url: str) ->
 def test_a_workflow_this_worker_cannot_rebuild_fails_with_the_reason(sqlite_url: str) -> None:
     with Engine(sqlite_url) as e:
         i = e.start(wp.doubles, 2)
-        e.store.commit(Commit(i, 0, 0, "running", b"not a state", True), time.time())
+        db = e.store._db  # type: ignore[attr-defined]
+        db.execute("UPDATE cw_states SET blob = ?", (b"not a state",))
+        db.execute("UPDATE cw_workflows SET chain = ?", (chain(b"", b"not a state"),))
         e.run()
         assert e.status(i) == "failed"
         with pytest.raises(InvalidStateError):
@@ -250,7 +254,7 @@ def test_each_step_appends_a_delta_instead_of_rewriting_the_state(
     assert max(len(b) for b in blobs[1:]) < 200  # one step's record, not the history
 
 
-def test_a_workflow_whose_code_a_worker_lacks_is_retried_after_the_lease(
+def test_a_workflow_whose_code_a_worker_lacks_says_why_and_is_retried(
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Engine(sqlite_url, lease=0.3) as e:
@@ -258,13 +262,22 @@ def test_a_workflow_whose_code_a_worker_lacks_is_retried_after_the_lease(
         db = e.store._db  # type: ignore[attr-defined]
         db.execute("UPDATE cw_workflows SET entry = 'wf_no_such_module:doubles'")
         assert e.run() == 1
-        assert e.status(i) == "running"
-        assert "cannot resume workflow" in caplog.text and "wf_no_such_module" in caplog.text
+        info = e.info(i)
+        assert (info.status, info.step) == ("running", 0)
+        assert "cannot resume it: ModuleNotFoundError: No module named 'wf_no_such_module'" in (
+            info.last_error
+        )
+        with pytest.raises(WorkflowNotDoneError, match=r"workers report: worker .* cannot resume"):
+            e.result(i)
+        assert [r.levelname for r in caplog.records if "cannot resume" in r.getMessage()] == [
+            "ERROR"
+        ]
         db.execute("UPDATE cw_workflows SET entry = 'wf_programs:doubles'")
-        assert e.run() == 0  # still leased by the failed attempt
+        assert e.run() == 0  # given back, due again after a while
         time.sleep(0.35)
         e.run()
         assert e.result(i) == 2
+        assert e.info(i).last_error == ""  # cleared by the next step
 
 
 def test_a_body_that_yields_by_itself_fails_with_yield_type_error(sqlite_url: str) -> None:

@@ -38,7 +38,7 @@ def _run(env: dict[str, str], *args: str) -> str:
 
 def test_order_example_on_sqlite(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    assert _run(env, "--store", f"sqlite://{tmp_path}/orders.db") == EXPECTED
+    assert _run(env, "--store", f"sqlite:///{tmp_path}/orders.db") == EXPECTED
 
 
 @pytest.mark.parametrize("broker", [REDIS, RABBITMQ], ids=["redis", "rabbitmq"])

@@ -33,7 +33,7 @@ def test_retry_delays_grow_from_the_backoff_up_to_the_cap() -> None:
     assert RetryPolicy() == RetryPolicy(attempts=3, backoff=0.1)
 
 
-@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "sqlite:///tmp/x.db?prefix=no-dash"])
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite:///", "sqlite:///tmp/x.db?prefix=no-dash"])
 def test_bad_store_urls_say_what_to_use(url: str) -> None:
     with pytest.raises(StoreURLError, match=r"sqlite:///|identifier"):
         Engine(url)
@@ -52,6 +52,6 @@ class _NoExecutor:
 
 
 def test_a_workflow_in_main_is_refused_when_workers_run_the_steps(tmp_path: object) -> None:
-    with Engine(f"sqlite://{tmp_path}/s.db", _NoExecutor()) as e:
+    with Engine(f"sqlite:///{tmp_path}/s.db", _NoExecutor()) as e:
         with pytest.raises(TypeError, match="__main__, which the executor's workers cannot"):
             e.start(script_flow)

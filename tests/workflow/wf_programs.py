@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from typing import Any
 
 from coroutine import Patched, Yield
-from coroutine.workflow import activity, idempotency_key, workflow
+from coroutine.workflow import ActivityError, activity, idempotency_key, workflow
 
-_DB: dict[str, sqlite3.Connection] = {}
+_DB: dict[tuple[str, int], sqlite3.Connection] = {}
 
 
 def effects_db(path: str | None = None) -> sqlite3.Connection:
-    """The effects database (created on first use), one connection per process."""
+    """The effects database (created on first use), one connection per thread."""
     path = path or os.environ["WF_EFFECTS"]
-    db = _DB.get(path)
+    db = _DB.get((path, threading.get_ident()))
     if db is None:
         db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT, value TEXT, pid INTEGER)")
-        _DB[path] = db
+        _DB[path, threading.get_ident()] = db
     return db
 
 
@@ -35,6 +36,14 @@ def effect_counts(path: str) -> dict[str, int]:
     """How many times each idempotency key's effect was applied."""
     rows = effects_db(path).execute("SELECT key, count(*) FROM effects GROUP BY key")
     return {k: n for k, n in rows}
+
+
+def extra_runs(path: str, wid: str, steps: int) -> tuple[dict[str, int], int]:
+    """Each step's effect count (every step of `wid` applied at least once, checked), and
+    how many runs there were beyond the first of each."""
+    counts = effect_counts(path)
+    assert set(counts) == {f"{wid}:{k}" for k in range(steps)}
+    return counts, sum(n - 1 for n in counts.values())
 
 
 @activity
@@ -170,3 +179,67 @@ def slow(seconds: float) -> str:
 
 def one_slow_step(seconds: float) -> str:
     return slow(seconds)
+
+
+# -- the bad inputs of the review (docs/workflows.md "Trust") ---------------------------------
+
+
+class NeedsKw(Exception):
+    """An exception whose class keeps state outside its args: a replay cannot rebuild it."""
+
+    def __init__(self, *, code: int) -> None:
+        super().__init__(f"code {code}")
+        self.code = code
+
+
+@activity(attempts=1)
+def raise_kw() -> None:
+    CALLS.append(("raise_kw",))
+    raise NeedsKw(code=7)
+
+
+@activity
+def echo(x: Any) -> Any:
+    CALLS.append(("echo", x))
+    return x
+
+
+@activity
+def make_obj() -> object:
+    CALLS.append(("make_obj",))
+    return object()
+
+
+def catch_kw() -> str:
+    """Catches the stand-in; reads what it carries (the same live and on replay)."""
+    try:
+        raise_kw()
+    except ActivityError as e:
+        return echo(f"caught {e.type_name}: {e.message}; traceback has raise_kw: "
+                    f"{'raise_kw' in e.remote_traceback}")  # fmt: skip
+    return "not raised"
+
+
+def catch_kw_by_class() -> str:
+    """Catches the original class: never, live or on replay (it arrives as ActivityError)."""
+    try:
+        raise_kw()
+    except NeedsKw as e:
+        return echo(f"caught {e.code}")
+    return "not raised"
+
+
+def echo_arg(x: Any) -> Any:
+    return echo(x)
+
+
+def unrecordable_result() -> str:
+    try:
+        make_obj()
+    except TypeError as e:
+        return echo(f"refused: {e}")
+    return "recorded"
+
+
+def uses_an_object() -> Any:
+    return echo(object())

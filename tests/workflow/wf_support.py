@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from services import SERVICES
 
@@ -85,11 +86,12 @@ class Procs:
     def __init__(self, logs: Path) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs = logs
+        self.python = sys.executable  # the interpreter the workers run on
 
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         with open(self.logs / f"worker{len(self.procs)}.log", "wb") as log:
             p = subprocess.Popen(
-                [sys.executable, "-m", "coroutine.workflow", *args],
+                [self.python, "-m", "coroutine.workflow", *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -120,3 +122,24 @@ REPORTS: list[str] = []
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+def state_records(engine: Any, wid: str) -> int:
+    """How many state records the store holds for workflow `wid` (full state, then deltas)."""
+    store = engine.store
+    if hasattr(store, "_r"):  # Redis: one list item per record
+        return int(store._r.llen(store._k("st", wid)))
+    sql = store._d.sql("SELECT count(*) FROM {p}_states WHERE wf = ?")
+    return int(store._db.execute(sql, (wid,)).fetchone()[0])
+
+
+def owner_pid(owner: str) -> int:
+    """The process id in a worker's name (``host:pid:tag``)."""
+    return int(owner.split(":")[-2])
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout} s"
+        time.sleep(0.01)

@@ -13,15 +13,18 @@ from typing import TYPE_CHECKING
 from ._activity import Activity, ActivityCall, RetryPolicy, activity, idempotency_key
 from ._engine import Engine, Executor, workflow
 from ._errors import (
+    ActivityError,
     NotInActivityError,
+    StoreDamagedError,
     StoreURLError,
     WorkflowCancelledError,
+    WorkflowConflictError,
     WorkflowError,
     WorkflowFailedError,
     WorkflowNotDoneError,
     WorkflowNotFoundError,
 )
-from ._records import Row as WorkflowInfo
+from ._records import StepInfo, WorkflowInfo
 
 if TYPE_CHECKING:  # at run time, imported on first use: it imports celery
     from ._celery import CeleryExecutor
@@ -29,13 +32,17 @@ if TYPE_CHECKING:  # at run time, imported on first use: it imports celery
 __all__ = [
     "Activity",
     "ActivityCall",
+    "ActivityError",
     "CeleryExecutor",
     "Engine",
     "Executor",
     "NotInActivityError",
     "RetryPolicy",
+    "StepInfo",
+    "StoreDamagedError",
     "StoreURLError",
     "WorkflowCancelledError",
+    "WorkflowConflictError",
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowInfo",

@@ -1,4 +1,4 @@
-"""Run workflow workers: ``python -m coroutine.workflow worker STORE_URL``.
+"""Run workflow workers, and look at workflows: ``python -m coroutine.workflow COMMAND``.
 
 ``worker STORE_URL`` runs steps of every workflow in the store, in this process, until
 SIGINT or SIGTERM (it then finishes the step in hand and exits 0). Start as many as you like,
@@ -9,21 +9,28 @@ sends over that broker (the store's URL travels in each message). ``supervise ST
 BROKER_URL`` resubmits the steps of workflows whose worker went silent for a lease (it
 died after its commit, before sending the next step): run one beside the Celery workers.
 
+``list STORE_URL``, ``info STORE_URL ID``, ``steps STORE_URL ID``, ``result STORE_URL ID``
+and ``cancel STORE_URL ID`` print what the store holds, for a person.
+
 Workflow modules are imported by name from the stored entry, so they must be importable by
 the worker (run it where your code is, or set PYTHONPATH); ``--import MODULE`` imports more
-(for example the modules that define activities) before starting.
+(for example the modules that define activities) before starting. ``--verbose`` logs one
+line per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
 from ._engine import Engine
+from ._errors import WorkflowError
+from ._show import SHOW_COMMANDS, show
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     w = sub.add_parser("worker", help="run workflow steps from a store until stopped")
-    w.add_argument("store_url", help="sqlite:///path, redis://host:port/db, postgresql://...")
+    w.add_argument(
+        "store_url",
+        help="sqlite:///rel.db, sqlite:////abs.db, redis://host:port/db, postgresql://...",
+    )
     w.add_argument("--until-idle", action="store_true", help="exit once no step is ready")
     w.add_argument("--batch", type=int, default=100, help="steps in a row per workflow")
     c = sub.add_parser("celery-worker", help="run a Celery worker for a CeleryExecutor")
@@ -57,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds")
         q.add_argument("--cache", type=int, default=1024, help="live workflows kept (LRU)")
         q.add_argument("--no-sticky", action="store_true", help="replay every step")
+    for q in (w, c, s):
+        q.add_argument("--verbose", "-v", action="store_true", help="log one line per step")
+    for name, (help, needs_id) in SHOW_COMMANDS.items():
+        q = sub.add_parser(name, help=help)
+        q.add_argument("store_url")
+        if needs_id:
+            q.add_argument("id", help="the workflow's id")
+    for q in sub.choices.values():
         q.add_argument("--import", dest="imports", action="append", default=[], metavar="MOD")
     return p
 
@@ -117,16 +135,26 @@ def _celery_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse `argv` (default: the command line) and run the chosen worker."""
+    """Parse `argv` (default: the command line) and run the chosen command; its exit status."""
     args = _parser().parse_args(argv)
     sys.path.insert(0, "")  # like `python -m`: the current directory's modules are found
-    for mod in getattr(args, "imports", []):
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for mod in args.imports:
         importlib.import_module(mod)
-    if args.command == "worker":
-        return _worker(args)
-    if args.command == "supervise":
-        return _supervise(args)
-    return _celery_worker(args)
+    try:
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "supervise":
+            return _supervise(args)
+        if args.command == "celery-worker":
+            return _celery_worker(args)
+        return show(args.command, args.store_url, getattr(args, "id", None))
+    except WorkflowError as exc:  # what a person can act on: no traceback
+        print(f"{args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

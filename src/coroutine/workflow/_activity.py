@@ -4,11 +4,12 @@ Theory of operation. A workflow body runs in a durable coroutine that the engine
 listed in `_WORKFLOWS`. Calling an `Activity` checks `coroutine.Current()` against that set:
 
 * inside a workflow body (and not inside a coroutine the body made), the call is the body's
-  one kind of yield: it yields an `ActivityCall` (the activity's name and arguments) to the
-  engine and returns what the engine sends back. The durable record keeps that answer, so a
-  replay returns it without running the activity again. If the activity failed for good,
-  the engine throws its exception in at the same `Yield` (`Coroutine.throw`), where the body
-  may catch it.
+  one kind of yield: it checks that its arguments can be recorded (a `TypeError` at the call
+  if not, before anything runs), yields an `ActivityCall` (the activity's name and
+  arguments) to the engine and returns what the engine sends back. The durable record
+  keeps that answer, so a replay returns it without running the activity again. If the
+  activity failed for good, the engine throws its exception in at the same `Yield`
+  (`Coroutine.throw`), where the body may catch it.
 * anywhere else, including inside another activity, it is a plain call of the function.
 
 The engine runs an `ActivityCall` with `run_activity`: it finds the activity by name in
@@ -29,6 +30,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from coroutine import Coroutine, Current, Yield
 from coroutine.types import Register
 
+from ._boundary import check_args
 from ._errors import NotInActivityError
 
 __all__ = ["Activity", "ActivityCall", "RetryPolicy", "activity", "idempotency_key"]
@@ -98,12 +100,14 @@ class Activity(Generic[P, T]):
         self.fn = fn
         self.retry = retry
         self.name = f"{fn.__module__}:{fn.__qualname__}"
+        self._what = f"an argument of activity {self.name}"
         functools.update_wrapper(self, fn)
         _REGISTRY[self.name] = self
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         if not _in_workflow():
             return self.fn(*args, **kwargs)
+        check_args(args, kwargs, self._what)
         result: T = Yield[ActivityCall, Any](ActivityCall(self.name, tuple(args), dict(kwargs)))
         return result
 
@@ -192,8 +196,9 @@ def find(name: str) -> Activity[..., Any]:
         ) from None
 
 
-def run_activity(call: object, key: str) -> Any:
-    """Run `call` under its retry policy with `key` as its idempotency key.
+def run_activity(call: object, key: str, check: Callable[[], None] = lambda: None) -> Any:
+    """Run `call` under its retry policy with `key` as its idempotency key, calling `check`
+    before each attempt (it raises to stop: the claim was lost).
 
     Returns the activity's result; raises the exception of its last attempt, or TypeError
     if `call` is not an `ActivityCall` (the body called `Yield` itself), KeyError if no
@@ -208,6 +213,7 @@ def run_activity(call: object, key: str) -> Any:
     token = _KEY.set(key)
     try:
         for attempt in range(1, act.retry.attempts + 1):
+            check()
             try:
                 return act.fn(*call.args, **call.kwargs)
             except Exception:

@@ -31,18 +31,18 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 from celery.signals import celeryd_after_setup  # type: ignore[import-untyped]
 
-from ._runner import Runner
-from ._store import open_store
+from ._engine import Engine
 
 __all__ = ["CeleryExecutor", "celery_app", "configure_worker", "sticky_queue"]
 
 TASK = "coroutine.workflow.step"
 
-# How this process's runners are built (set by the celery-worker command before it starts).
+# How this process's engines are built (set by the celery-worker command before it starts).
 _CONFIG: dict[str, Any] = {"cache_size": 1024, "sticky": True}
-# One runner (store connection + live-coroutine cache) per store URL, per thread of a worker
-# process: a coroutine and a SQLite connection belong to the thread that made them.
-_LOCAL = threading.local()
+# One engine (store, worker identity, heartbeat) per store URL and lease, per worker process,
+# shared by its threads; each thread has its own runner (a coroutine belongs to its thread).
+_ENGINES: dict[tuple[str, float], Engine] = {}
+_LOCK = threading.Lock()
 
 
 def configure_worker(*, cache_size: int = 1024, sticky: bool = True) -> None:
@@ -55,27 +55,29 @@ def sticky_queue(queue: str, nodename: str) -> str:
     return f"{queue}.sticky.{nodename}"
 
 
-def _runner(store_url: str, lease: float) -> Runner:
-    runners: dict[str, Runner] = _LOCAL.__dict__.setdefault("runners", {})
-    runner = runners.get(store_url)
-    if runner is None:
-        runner = Runner(open_store(store_url), lease=lease, **_CONFIG)
-        runners[store_url] = runner
-    return runner
+def _engine(store_url: str, lease: float) -> Engine:
+    with _LOCK:
+        engine = _ENGINES.get((store_url, lease))
+        if engine is None:
+            engine = _ENGINES[store_url, lease] = Engine(store_url, lease=lease, **_CONFIG)
+            engine.keeper.start()  # a worker: its claims are freed when it dies
+    return engine
 
 
 def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
     """The task body: run step `step` of workflow `id` if it is still due; True iff it ran."""
-    runner = _runner(store_url, lease)
-    claim = runner.store.claim(runner.worker, time.time(), lease, id=id, step=step)
+    engine = _engine(store_url, lease)
+    engine.reap_if_due()
+    claim = engine.store.claim(engine.owner, time.time(), lease, id=id, step=step)
     if claim is None:  # a duplicate or late message: another worker has it, or it moved on
         return False
+    runner = engine.runner
     new = runner.step(claim)
     if new is not None:
         queue = task.app.conf.task_default_queue
         if runner.sticky and task.request.hostname:
             queue = sticky_queue(queue, task.request.hostname)
-        task.app.send_task(TASK, args=[store_url, id, new, lease], queue=queue)
+        task.app.send_task(TASK, args=[store_url, id, new.step, lease], queue=queue)
     return True
 
 
@@ -119,7 +121,8 @@ class CeleryExecutor:
     SQLite file on the same machine, or Redis or PostgreSQL.
 
     Raises:
-        ImportError: celery is not installed (``pip install 'coroutine[workflow]'``).
+        ImportError: celery is not installed
+            (``pip install 'stackful-coroutines[workflow]'``).
     """
 
     def __init__(

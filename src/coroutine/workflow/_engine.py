@@ -1,25 +1,42 @@
-"""The public face of workflows: `Engine` (start, run, status, result, cancel, list) and
-`workflow(version=...)`.
+"""The public face of workflows: `Engine` (start, run, status, result, info, steps, cancel,
+list) and `workflow(version=...)`.
 
-An `Engine` owns one store connection and one `Runner` (this process's worker: see
-`_runner` for how a step runs). Without an executor, `Engine.run` claims ready steps and runs
-them here; with one (`CeleryExecutor`), steps run on its workers and `Engine.run` only
-supervises, resubmitting the steps of workflows whose worker went silent for a lease.
+An `Engine` owns one store (shared by the process's threads), one worker identity with its
+heartbeat (`_keeper`), and one `Runner` per thread that runs steps (see `_runner`). Without
+an executor, `Engine.run` claims ready steps and runs them here; with one
+(`CeleryExecutor`), steps run on its workers and `Engine.run` only supervises: it frees the
+claims of workers that died and resubmits the steps of workflows nobody has taken for a
+lease.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
+import logging
+import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from ._errors import WorkflowNotDoneError, WorkflowNotFoundError
-from ._records import Row, Status, cancelled_error, encode_value, rebuild_error
+from . import _steps
+from ._errors import WorkflowConflictError, WorkflowNotDoneError, WorkflowNotFoundError
+from ._keeper import Keeper
+from ._records import (
+    Row,
+    Status,
+    StepInfo,
+    WorkflowInfo,
+    cancelled_error,
+    encode_value,
+    rebuild_error,
+)
 from ._runner import VERSION_ATTR, Runner, entry_of, new_workflow, save_state
-from ._store import open_store
+from ._start import bind, call_text, entry_name
+from ._url import open_store
 
 __all__ = ["Engine", "Executor", "workflow"]
 
@@ -58,19 +75,32 @@ def workflow(*, version: str) -> Callable[[F], F]:
     return mark
 
 
+REAP_EVERY = 0.25  # seconds between looks for dead workers' claims, while working
+
+_log = logging.getLogger("coroutine.workflow")
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class Engine:
     """Start workflows, run their steps, and read their outcome, over one store.
 
-    `store_url` is ``sqlite:///path``, ``redis://host:port/db`` or
-    ``postgresql://user@host/db`` (each may end with ``?prefix=NAME``). With an `executor`
-    (a `CeleryExecutor`), steps run on its workers and `run` only supervises. `lease` is
-    how long a claimed step stays with its worker before another may take it (seconds);
-    `cache_size` bounds the live coroutines kept per process; ``sticky=False`` rebuilds
-    every step from the store (for comparison); `batch` is how many steps in a row a worker
-    runs of one workflow before looking at others.
+    `store_url` is ``sqlite:///relative.db`` or ``sqlite:////absolute.db``,
+    ``redis://host:port/db`` or ``postgresql://user@host/db`` (each may end with
+    ``?prefix=NAME``). With an `executor` (a `CeleryExecutor`), steps run on its workers and
+    `run` only supervises. `lease` is how long a claimed step stays with a worker that has
+    stopped answering (seconds; a worker whose process died is replaced within about a
+    second whatever the lease); `cache_size` bounds the live coroutines kept per thread;
+    ``sticky=False`` rebuilds every step from the store (for comparison); `batch` is how
+    many steps in a row a worker runs of one workflow before looking at others. An engine
+    may be shared by the threads of a process.
 
     Raises:
-        StoreURLError: the URL's scheme is not one of the above.
+        StoreURLError: the URL is not one of the above, or has an unknown parameter.
+        StoreDamagedError: the store is damaged (SQLite: see docs/workflows.md).
+        ValueError: `lease`, `cache_size` or `batch` out of range.
     """
 
     def __init__(
@@ -83,59 +113,116 @@ class Engine:
         sticky: bool = True,
         batch: int = 100,
     ) -> None:
+        if not lease > 0 or cache_size < 0 or batch < 1:
+            raise ValueError(
+                f"Engine needs lease > 0, cache_size >= 0 and batch >= 1 (got lease={lease!r}, "
+                f"cache_size={cache_size!r}, batch={batch!r})"
+            )
         self.store_url = store_url
         self.store = open_store(store_url)
         self.executor = executor
         self.batch = batch
-        self.runner = Runner(self.store, lease=lease, cache_size=cache_size, sticky=sticky)
+        self.lease = lease
+        self.owner = _worker_name()  # this process's name as a worker of this store
+        self.keeper = Keeper(self.store, self.owner, lease)
+        self._config = {"cache_size": cache_size, "sticky": sticky}
+        self._local = threading.local()  # .runner: this thread's
+        self._next_reap = 0.0  # monotonic time of the next look for dead workers
         self._stopping = False  # set by stop(): run() returns after its current step
+        self._reported: set[tuple[str, str]] = set()  # supervisor: last errors logged
+
+    @property
+    def runner(self) -> Runner:
+        """This thread's runner (its live coroutines belong to this thread)."""
+        runner: Runner | None = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = Runner(self.store, self.keeper, **self._config)  # type: ignore[arg-type]
+        return runner
 
     def start(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
-        """Record a new workflow running ``fn(*args, **kwargs)`` and return its id.
+        """Record a new workflow running ``fn(*args, **kwargs)`` and return its new id.
 
-        Nothing of `fn` runs here: its first step runs in `run` or on a worker.
+        Nothing of `fn` runs here: its first step runs in `run` or on a worker. Everything
+        is checked before anything is saved, and nothing stays saved if `start` fails (with
+        an executor: when its broker refuses the first step).
+
+        >>> # engine.start(place_order, "A1", 10, "1 High St")   -> 'f3a1...'
 
         Raises:
-            TypeError: `fn` is not a module-level function (or is in ``__main__`` while
-                steps run on an executor's workers), or an argument is not plain data
-                (None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset).
+            TypeError: `fn` is an activity, not a module-level function (or is in
+                ``__main__`` while steps run on an executor's workers); the arguments do not
+                fit its signature, or are not plain data (None, bool, int, float, str, bytes,
+                list, tuple, dict, set, frozenset).
             NotDurableError: the entry cannot be recorded.
+            Exception: the executor's error submitting the first step (nothing is saved).
         """
-        qualname = getattr(fn, "__qualname__", "<?>")
-        if "<" in qualname or not hasattr(fn, "__module__"):
+        return self._start(uuid.uuid4().hex, fn, args, kwargs, conflict=False)
+
+    def start_as(
+        self, workflow_id: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> str:
+        """Start ``fn(*args, **kwargs)`` as workflow `workflow_id`, at most once: return the id.
+
+        Starting the same call under the same id again creates nothing and returns the id
+        (so a caller may retry a start whose outcome it did not see); arguments are
+        compared as `fn` binds them.
+
+        Raises:
+            WorkflowConflictError: the id names a workflow of another function or other
+                arguments.
+            TypeError, NotDurableError: as `start`; and for an id that is not a non-empty str.
+        """
+        if not isinstance(workflow_id, str) or not workflow_id or len(workflow_id) > 200:
             raise TypeError(
-                f"a workflow must be a module-level function (got {fn!r}); define it with def "
-                "at the top level of a module that every worker imports"
+                f"a workflow id is a non-empty str of at most 200 characters (got {workflow_id!r})"
             )
-        if fn.__module__ == "__main__" and self.executor is not None:
-            raise TypeError(
-                f"{qualname} is defined in __main__, which the executor's workers cannot "
-                "import; move it to a module, or import this script by its module name"
-            )
+        return self._start(workflow_id, fn, args, kwargs, conflict=True)
+
+    def _start(
+        self, id: str, fn: Callable[..., Any], args: Any, kwargs: Any, conflict: bool
+    ) -> str:
+        entry = entry_name(fn, in_main_ok=self.executor is None)
+        args, kwargs = bind(fn, entry, args, kwargs)
         args_text = encode_value((args, kwargs))
         coro = new_workflow(functools.partial(fn, *args, **kwargs))
         state = save_state(coro)  # its first save: the full state
-        id = uuid.uuid4().hex
-        entry = f"{fn.__module__}:{qualname}"
-        self.store.create(Row(id, entry, args_text, "running", 0, ""), state, time.time())
+        taken = self.store.create(Row(id, entry, args_text, "running", 0), state, time.time())
+        if taken is not None:
+            if not conflict:  # a fresh uuid: cannot happen
+                raise RuntimeError(f"workflow id {id!r} is taken; this is a bug")
+            if (taken.entry, taken.args) != (entry, args_text):
+                raise WorkflowConflictError(
+                    id, call_text(taken.entry, taken.args), call_text(entry, args_text)
+                )
+            return id
         if self.executor is not None:
-            self.executor.submit(self.store_url, id, 0, self.runner.lease)
+            try:
+                self.executor.submit(self.store_url, id, 0, self.lease)
+            except BaseException:
+                self.store.discard(id)  # no orphan: a retry starts it afresh
+                raise
         return id
 
     def run(self, until_idle: bool = True, *, poll: float = 0.05) -> int:
         """Run ready steps in this process; return how many ran.
 
         With ``until_idle=True`` return once no step is ready here (none running, or all
-        leased by other workers); otherwise run until `stop()` is called. With an executor, steps
-        run on its workers: this only resubmits steps whose worker went silent for a lease,
-        and with ``until_idle=True`` returns once no workflow is running.
+        claimed by live workers); otherwise run until `stop()` is called. With an executor,
+        steps run on its workers: this frees the claims of workers that died and resubmits
+        steps nobody has taken for a lease, and with ``until_idle=True`` returns once no
+        workflow is running.
+
+        Raises:
+            StoreDamagedError: the store is damaged; stop and restore it.
         """
+        self.keeper.start()
         if self.executor is not None:
             return self._supervise(until_idle, poll)
         steps = 0
         self._stopping = False
         while not self._stopping:
-            claim = self.store.claim(self.runner.worker, time.time(), self.runner.lease)
+            self.reap_if_due()
+            claim = self.store.claim(self.owner, time.time(), self.lease)
             if claim is not None:
                 steps += self.runner.run_claimed(claim, self.batch)
             elif until_idle:
@@ -143,6 +230,15 @@ class Engine:
             else:
                 time.sleep(poll)
         return steps
+
+    def reap_if_due(self) -> None:
+        """Free the claims of dead workers, if not done in the last `REAP_EVERY` seconds."""
+        now = time.monotonic()
+        if now >= self._next_reap:
+            self._next_reap = now + REAP_EVERY
+            freed = self.store.reap(time.time())
+            if freed:
+                _log.info("freed %d claims of workers that are gone", freed)
 
     def stop(self) -> None:
         """Make a `run` in progress return after its current step (for signal handlers)."""
@@ -153,8 +249,12 @@ class Engine:
         resubmitted = 0
         self._stopping = False
         while not self._stopping:
-            for id, step in self.store.stale(time.time(), self.runner.lease):
-                self.executor.submit(self.store_url, id, step, self.runner.lease)
+            self.reap_if_due()
+            for id, step, last_error in self.store.stale(time.time(), self.lease):
+                if last_error and (id, last_error) not in self._reported:
+                    self._reported.add((id, last_error))
+                    _log.error("workflow %s cannot proceed: %s", id, last_error)
+                self.executor.submit(self.store_url, id, step, self.lease)
                 resubmitted += 1
             if until_idle and self.store.count_running() == 0:
                 return resubmitted
@@ -175,20 +275,40 @@ class Engine:
         """
         return self._row(id).status
 
+    def info(self, id: str) -> WorkflowInfo:
+        """What the store holds of workflow `id`: entry, arguments, status, step, error, times,
+        and `last_error`, why workers could not move it on lately.
+
+        Raises:
+            WorkflowNotFoundError: no workflow `id` in the store.
+        """
+        return WorkflowInfo.of(self._row(id))
+
+    def steps(self, id: str) -> builtins.list[StepInfo]:
+        """Each activity call of workflow `id` so far, in order (`StepInfo`: number, activity,
+        arguments, result or error, times).
+
+        Raises:
+            WorkflowNotFoundError: no workflow `id` in the store.
+        """
+        self._row(id)
+        return [step for text in self.store.steps(id) for step in _steps.decode(text)]
+
     def result(self, id: str) -> Any:
         """The workflow's return value; or its exception, raised.
 
         Raises:
             WorkflowNotFoundError: no workflow `id` in the store.
-            WorkflowNotDoneError: it is still running.
+            WorkflowNotDoneError: it is still running (with the workers' last error, if any).
             WorkflowCancelledError: it was cancelled.
             WorkflowFailedError: it failed with an exception whose class is not loaded here.
+            StoreDamagedError: its states do not match their checksum.
             Exception: the exception the workflow body raised, rebuilt from its class and
                 arguments.
         """
         row = self._row(id)
         if row.status == "running":
-            raise WorkflowNotDoneError(id)
+            raise WorkflowNotDoneError(id, row.last_error)
         if row.status == "failed":
             raise rebuild_error(row.error)
         coro = new_workflow(entry_of(row.entry, row.args))
@@ -207,13 +327,16 @@ class Engine:
         self._row(id)
         return self.store.cancel(id, cancelled_error(), time.time())
 
-    def list(self) -> builtins.list[Row]:
-        """Every workflow in the store, oldest first (`Row`: id, entry, status, step...)."""
-        return self.store.list()
+    def list(self) -> builtins.list[WorkflowInfo]:
+        """Every workflow in the store, oldest first."""
+        return [WorkflowInfo.of(r) for r in self.store.list()]
 
     def close(self) -> None:
-        """Drop the live coroutines this process holds and close the store's connections."""
-        self.runner.close()
+        """Stop the heartbeat, give back this process's claims, close the store."""
+        self.keeper.close()
+        runner: Runner | None = getattr(self._local, "runner", None)
+        if runner is not None:
+            runner.drop_cache()
         self.store.close()
 
     def __enter__(self) -> Engine:

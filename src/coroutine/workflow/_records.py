@@ -24,7 +24,10 @@ from ._errors import WorkflowCancelledError, WorkflowFailedError
 __all__ = [
     "Row",
     "Status",
+    "StepInfo",
+    "WorkflowInfo",
     "decode_value",
+    "describe_error",
     "encode_error",
     "encode_value",
     "rebuild_error",
@@ -44,7 +47,65 @@ class Row:
     args: str  # encode_value((args, kwargs))
     status: Status
     step: int  # how many of the body's yields have been answered and committed
-    error: str  # encode_error(...) when failed, else ""
+    error: str = ""  # encode_error(...) when failed, else ""
+    created: float = 0.0
+    updated: float = 0.0  # the last time its status or step changed
+    last_error: str = ""  # why workers could not move it on lately, "" once a step commits
+    owner: str = ""  # the worker process holding its claim, "" when none does
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowInfo:
+    """What `Engine.info` and `Engine.list` tell of one workflow.
+
+    `entry` is the workflow function's ``module:QualName`` and `args`/`kwargs` its
+    arguments; `step` counts the activity calls answered and committed; `error` is
+    ``"module.Type: message"`` for a failed workflow; `created` and `updated` (the last
+    change of status or step) are Unix times; `last_error` says why workers could not move
+    a running workflow on lately (its module does not import there, a store error), and is
+    cleared by its next step; `owner` names the worker process holding it (``""``: none).
+    """
+
+    id: str
+    entry: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    status: Status
+    step: int
+    error: str
+    created: float
+    updated: float
+    last_error: str
+    owner: str
+
+    @classmethod
+    def of(cls, row: Row) -> WorkflowInfo:
+        """The public view of a stored row."""
+        args, kwargs = decode_value(row.args)
+        error = describe_error(row.error) if row.error else ""
+        return cls(row.id, row.entry, tuple(args), dict(kwargs), row.status, row.step, error,
+                   row.created, row.updated, row.last_error, row.owner)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+    """One activity call of a workflow, as `Engine.steps` tells it.
+
+    `step` is its number (its idempotency key is ``"<workflow id>:<step>"``), `activity`
+    the activity's ``module:QualName``; `args`, `kwargs` and `result` are the values, or
+    their ``repr`` (a str) when that is not a Python literal; `error` is ``"module.Type:
+    message"`` when the call failed for good (and `result` is None); `started` and
+    `finished` are Unix times of its last attempt's run.
+    """
+
+    step: int
+    activity: str
+    args: tuple[Any, ...] | str
+    kwargs: dict[str, Any] | str
+    result: Any
+    error: str
+    started: float
+    finished: float
 
 
 def _tag(v: Any) -> Any:
@@ -101,14 +162,23 @@ def decode_value(text: str) -> Any:
     return _untag(json.loads(text))
 
 
-def encode_error(exc: BaseException) -> str:
-    """Record a workflow's exception: class name, arguments and traceback."""
+def describe_error(error: str) -> str:
+    """``"module.Type: message"`` of an error recorded by `encode_error`."""
+    d = json.loads(error)
+    return f"{d['type'].replace(':', '.')}: {d['str']}"
+
+
+def encode_error(exc: BaseException, origin: str = "") -> str:
+    """Record a workflow's exception: class name, arguments and traceback (after `origin`,
+    the traceback of the activity that raised it first, if any)."""
     cls = type(exc)
     try:
         args = encode_value(exc.args)
     except TypeError:
         args = encode_value(tuple(repr(a) for a in exc.args))
     tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    if origin:
+        tb = f"{origin}\nThrown into the workflow body at the activity's call:\n\n{tb}"
     return json.dumps(
         {"type": f"{cls.__module__}:{cls.__qualname__}", "args": args, "str": str(exc), "tb": tb}
     )

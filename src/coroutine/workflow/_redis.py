@@ -1,16 +1,21 @@
 """The Redis store: workflows shared by workers on many machines through one Redis server.
 
-Theory of operation. Every change is one Lua script, which Redis runs atomically: no other
-command runs between its reads and its writes, so the compare-and-set of `commit` (row still
-``running`` at `old_step`) and the state append happen together or not at all. Keys, under
-the store's prefix (``?prefix=NAME``, default ``cw``):
+Theory of operation (the contract is `_store`'s). Every change is one Lua script, which Redis
+runs atomically: no other command runs between its reads and its writes, so a fenced change
+(its claim's owner and fence still the row's) and the state appended with it happen together
+or not at all. Keys, under the store's prefix (``?prefix=NAME``, default ``cw``):
 
-* ``P:wf:ID``   hash: entry, args, status, step, error, owner, lease_until, n
-* ``P:st:ID``   list: the full state, then one delta per step (append-only)
-* ``P:ready``   sorted set of running ids by the time their lease ends (or they were
-                released): `claim` takes the lowest score that is not in the future
-* ``P:upd``     sorted set of running ids by last update, for `stale`
-* ``P:all``     sorted set of every id by creation order, for `list`
+* ``P:wf:ID``       hash: entry, args, status, step, error, owner, fence, due, created,
+                    updated, last_error, chain, n
+* ``P:st:ID``       list: the full state, then one delta per commit (append-only)
+* ``P:sp:ID``       list: the activity calls of each commit, for `Engine.steps`
+* ``P:ready``       sorted set of running ids by ``due``: `claim` takes the lowest score not in
+                    the future (O(log n) however many are queued)
+* ``P:all``         sorted set of every id by creation order, for `list`
+* ``P:workers``     hash of the worker processes that joined; ``P:alive:OWNER`` a key each
+                    keeps alive (``PRESENCE`` seconds, refreshed by its heartbeat every
+                    ``alive_every``); ``P:held:OWNER`` the ids it has claimed. A worker whose
+                    key lapsed is gone (or stopped): `reap` frees its claims.
 
 Durability is Redis's: run it with AOF (``appendonly yes``, ``appendfsync everysec`` or
 ``always``) or a committed step can be lost with the server. A single server (or a primary
@@ -20,14 +25,43 @@ with replicas) is assumed, not Redis Cluster.
 from __future__ import annotations
 
 import builtins
+import time
 from typing import Any
 
 import redis  # type: ignore[import-untyped,unused-ignore]
 
+from ._errors import StoreDamagedError
 from ._records import Row
-from ._store import Claim, Commit, Store, split_prefix
+from ._store import Claim, Commit, Store, StoreURL, chain
 
-__all__ = ["RedisStore"]
+__all__ = ["PRESENCE", "RedisStore"]
+
+PRESENCE = 1.0  # seconds a worker's alive key outlives its last refresh
+
+_FIELDS = ("entry", "args", "status", "step", "error", "created", "updated", "last_error",
+           "owner")  # fmt: skip
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'entry', ARGV[2], 'args', ARGV[3], 'status', 'running',
+  'step', '0', 'error', '', 'owner', '', 'fence', '0', 'due', ARGV[5], 'created', ARGV[5],
+  'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n)
+redis.call('DEL', KEYS[2])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[5], n, ARGV[1])
+return 1
+"""
+
+_DISCARD = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'step', 'owner')
+if f[1] ~= 'running' or f[2] ~= '0' or f[3] ~= '' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+"""
 
 _CLAIM = """
 local id = ARGV[1]
@@ -37,81 +71,141 @@ if id == '' then
   id = ids[1]
 end
 local wf = ARGV[6] .. id
-local f = redis.call('HMGET', wf, 'status', 'step', 'lease_until', 'owner', 'entry', 'args')
+local f = redis.call('HMGET', wf, 'status', 'step', 'due', 'entry', 'args', 'fence', 'chain',
+                     'owner')
 if f[1] ~= 'running' then return false end
-if ARGV[1] ~= '' then
-  if f[2] ~= ARGV[2] then return false end
-  if tonumber(f[3]) > tonumber(ARGV[3]) and f[4] ~= ARGV[5] then return false end
+if ARGV[1] ~= '' and (f[2] ~= ARGV[2] or tonumber(f[3]) > tonumber(ARGV[3])) then
+  return false
 end
-local until_ = tostring(tonumber(ARGV[3]) + tonumber(ARGV[4]))
-redis.call('HSET', wf, 'owner', ARGV[5], 'lease_until', until_)
-redis.call('ZADD', KEYS[1], until_, id)
-return {id, f[5], f[6], f[2]}
+local fence = tostring(tonumber(f[6]) + 1)
+redis.call('HSET', wf, 'owner', ARGV[5], 'fence', fence, 'due', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[4], id)
+if f[8] ~= '' then redis.call('SREM', ARGV[7] .. f[8], id) end
+redis.call('SADD', ARGV[7] .. ARGV[5], id)
+return {id, f[4], f[5], f[2], fence, f[7]}
 """
 
-_COMMIT = """
-local f = redis.call('HMGET', KEYS[1], 'status', 'step')
-if f[1] ~= 'running' or f[2] ~= ARGV[1] then return 0 end
-local now = ARGV[6]
-redis.call('HSET', KEYS[1], 'step', ARGV[2], 'status', ARGV[3], 'error', ARGV[4],
-           'lease_until', ARGV[5])
-if ARGV[8] == '1' then
-  if ARGV[7] == '1' then redis.call('DEL', KEYS[2]) end
-  redis.call('RPUSH', KEYS[2], ARGV[9])
+_FENCED = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'fence')
+if f[1] ~= 'running' or f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 0 end
+"""
+
+_COMMIT = (
+    _FENCED
+    + """
+redis.call('HSET', KEYS[1], 'step', ARGV[3], 'status', ARGV[4], 'error', ARGV[5],
+  'owner', ARGV[6], 'due', ARGV[7], 'updated', ARGV[8], 'chain', ARGV[9], 'last_error', '')
+if ARGV[10] == '1' then
+  redis.call('RPUSH', KEYS[2], ARGV[11])
+  if ARGV[12] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[12]) end
 end
-if ARGV[3] == 'running' then
-  local score = ARGV[5]
-  if tonumber(score) == 0 then score = now end
-  redis.call('ZADD', KEYS[3], score, ARGV[10])
-  redis.call('ZADD', KEYS[4], now, ARGV[10])
-else
-  redis.call('ZREM', KEYS[3], ARGV[10])
-  redis.call('ZREM', KEYS[4], ARGV[10])
-end
+if ARGV[4] == 'running' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[13])
+else redis.call('ZREM', KEYS[4], ARGV[13]) end
+if ARGV[6] == '' then redis.call('SREM', KEYS[5], ARGV[13]) end
 return 1
 """
+)
+
+_COMMIT_KEEP = (  # a step of a batch: the claim goes on
+    _FENCED
+    + """
+redis.call('HSET', KEYS[1], 'step', ARGV[3], 'due', ARGV[4], 'updated', ARGV[5],
+  'chain', ARGV[6], 'last_error', '')
+redis.call('RPUSH', KEYS[2], ARGV[7])
+if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[8]) end
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[9])
+return 1
+"""
+)
+
+_RENEW = (
+    _FENCED
+    + """
+redis.call('HSET', KEYS[1], 'due', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+)
+
+_RELEASE = (
+    _FENCED
+    + """
+redis.call('HSET', KEYS[1], 'owner', '', 'due', ARGV[3], 'last_error', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+redis.call('SREM', KEYS[3], ARGV[5])
+return 1
+"""
+)
 
 _CANCEL = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return 1
-"""
-
-_RENEW = """
-local f = redis.call('HMGET', KEYS[1], 'status', 'step', 'owner')
-if f[1] ~= 'running' or f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+local f = redis.call('HMGET', KEYS[1], 'status', 'owner')
+if f[1] ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'owner', '',
+  'updated', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[3])
+if f[2] ~= '' then redis.call('SREM', ARGV[4] .. f[2], ARGV[3]) end
 return 1
 """
 
 _STALE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
 local out = {}
 for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', ARGV[3] .. id, 'lease_until', 'step')
-  if tonumber(f[1]) <= tonumber(ARGV[1]) then
+  local wf = ARGV[3] .. id
+  local f = redis.call('HMGET', wf, 'owner', 'due', 'step', 'last_error')
+  if f[1] ~= '' or tonumber(f[2]) <= tonumber(ARGV[2]) then
+    if f[1] ~= '' then redis.call('SREM', ARGV[4] .. f[1], id) end
+    redis.call('HSET', wf, 'owner', '', 'due', ARGV[1])
     redis.call('ZADD', KEYS[1], ARGV[1], id)
     table.insert(out, id)
-    table.insert(out, f[2])
+    table.insert(out, f[3])
+    table.insert(out, f[4])
   end
 end
 return out
 """
 
-_CREATE = """
-local n = redis.call('INCR', KEYS[5])
-redis.call('HSET', KEYS[1], 'entry', ARGV[1], 'args', ARGV[2], 'status', 'running',
-           'step', '0', 'error', '', 'owner', '', 'lease_until', '0', 'n', n)
-redis.call('DEL', KEYS[2])
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[6], n, ARGV[5])
-return n
+_ALIVE = """
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 """
+
+_FREE = """
+local freed = 0
+for _, id in ipairs(redis.call('SMEMBERS', ARGV[2] .. ARGV[1])) do
+  local wf = ARGV[3] .. id
+  if redis.call('HGET', wf, 'owner') == ARGV[1] then
+    redis.call('HSET', wf, 'owner', '', 'due', '0')
+    redis.call('ZADD', KEYS[2], 0, id)
+    freed = freed + 1
+  end
+end
+redis.call('DEL', ARGV[2] .. ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+
+_REAP = (
+    """
+local freed = 0
+for _, w in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if w ~= ARGV[4] and redis.call('EXISTS', ARGV[5] .. w) == 0 then
+    ARGV[1] = w
+"""
+    + _FREE.replace("local freed = 0\n", "")
+    + """
+  end
+end
+return freed
+"""
+)
+
+_LEAVE = (
+    _FREE
+    + """
+redis.call('DEL', ARGV[4])
+return freed
+"""
+)
 
 
 def _s(b: Any) -> str:
@@ -121,82 +215,135 @@ def _s(b: Any) -> str:
 class RedisStore(Store):
     """A store in one Redis server: ``redis://host:port/db[?prefix=NAME]``."""
 
-    def __init__(self, url: str) -> None:
-        bare, p = split_prefix(url)
-        self.url = url
-        self._r = redis.Redis.from_url(bare)
+    alive_every = PRESENCE / 5
+
+    def __init__(self, url: StoreURL) -> None:
+        p = url.prefix
+        self.url = url.url
+        self._r = redis.Redis.from_url(url.target)
         self._p = p
-        self._ready, self._upd, self._all = f"{p}:ready", f"{p}:upd", f"{p}:all"
-        self._claim = self._r.register_script(_CLAIM)
-        self._commit = self._r.register_script(_COMMIT)
-        self._cancel = self._r.register_script(_CANCEL)
-        self._stale = self._r.register_script(_STALE)
-        self._renew = self._r.register_script(_RENEW)
-        self._create = self._r.register_script(_CREATE)
+        self._ready, self._all, self._workers = f"{p}:ready", f"{p}:all", f"{p}:workers"
+        self._owner = ""
+        reg = self._r.register_script
+        self._create, self._discard, self._claim = reg(_CREATE), reg(_DISCARD), reg(_CLAIM)
+        self._commit, self._renew, self._release = reg(_COMMIT), reg(_RENEW), reg(_RELEASE)
+        self._commit_keep = reg(_COMMIT_KEEP)
+        self._cancel, self._stale, self._alive = reg(_CANCEL), reg(_STALE), reg(_ALIVE)
+        self._reap, self._leave = reg(_REAP), reg(_LEAVE)
 
-    def _wf(self, id: str) -> str:
-        return f"{self._p}:wf:{id}"
+    def _k(self, kind: str, id: str) -> str:
+        return f"{self._p}:{kind}:{id}"
 
-    def _st(self, id: str) -> str:
-        return f"{self._p}:st:{id}"
+    def create(self, row: Row, state: bytes, now: float) -> Row | None:
+        keys = [self._k("wf", row.id), self._k("st", row.id), self._ready, f"{self._p}:n"]
+        args: builtins.list[Any] = [row.id, row.entry, row.args, state, repr(now),
+                                    chain(b"", state)]  # fmt: skip
+        if self._create([*keys, self._all], args):
+            return None
+        return self.get(row.id)
 
-    def create(self, row: Row, state: bytes, now: float) -> None:
-        keys = [self._wf(row.id), self._st(row.id), self._ready, self._upd, f"{self._p}:n"]
-        self._create([*keys, self._all], [row.entry, row.args, state, repr(now), row.id])
+    def discard(self, id: str) -> bool:
+        keys = [self._k("wf", id), self._k("st", id), self._k("sp", id), self._ready, self._all]
+        return bool(self._discard(keys, [id]))
 
     def claim(
-        self, worker: str, now: float, lease: float, id: str | None = None, step: int = -1
+        self, owner: str, now: float, lease: float, id: str | None = None, step: int = -1
     ) -> Claim | None:
-        args = [id or "", str(step), repr(now), repr(lease), worker, f"{self._p}:wf:"]
-        got = self._claim([self._ready], args)
+        args = [id or "", str(step), repr(now), repr(now + lease), owner, f"{self._p}:wf:"]
+        got = self._claim([self._ready], [*args, f"{self._p}:held:"])
         if not got:
             return None
-        return Claim(_s(got[0]), _s(got[1]), _s(got[2]), int(got[3]))
+        return Claim(_s(got[0]), _s(got[1]), _s(got[2]), int(got[3]), owner, int(got[4]),
+                     bytes(got[5]))  # fmt: skip
 
     def commit(self, c: Commit, now: float) -> bool:
-        keys = [self._wf(c.id), self._st(c.id), self._ready, self._upd]
-        args = [
-            str(c.old_step),
-            str(c.new_step),
-            c.status,
-            c.error,
-            repr(c.lease_until),
-            repr(now),
-            "1" if c.full else "0",
-            "0" if c.state is None else "1",
-            c.state or b"",
-            c.id,
-        ]
-        return bool(self._commit(keys, args))
+        k = c.claim
+        keys = [self._k("wf", k.id), self._k("st", k.id), self._k("sp", k.id), self._ready]
+        if c.keep_until > 0 and c.status == "running" and c.state is not None:
+            args: builtins.list[Any] = [k.owner, str(k.fence), str(c.step), repr(c.keep_until),
+                                        repr(now), c.chain, c.state, c.steps, k.id]  # fmt: skip
+            return bool(self._commit_keep(keys, args))
+        args = [k.owner, str(k.fence), str(c.step), c.status, c.error, "", repr(now), repr(now),
+                c.chain, "0" if c.state is None else "1", c.state or b"", c.steps,
+                k.id]  # fmt: skip
+        return bool(self._commit([*keys, self._k("held", k.owner)], args))
+
+    def renew(self, claim: Claim, until: float) -> bool:
+        args = [claim.owner, str(claim.fence), repr(until), claim.id]
+        return bool(self._renew([self._k("wf", claim.id), self._ready], args))
+
+    def release(self, claim: Claim, due: float, last_error: str) -> bool:
+        keys = [self._k("wf", claim.id), self._ready, self._k("held", claim.owner)]
+        args = [claim.owner, str(claim.fence), repr(due), last_error, claim.id]
+        return bool(self._release(keys, args))
 
     def load_state(self, id: str) -> bytes:
-        blobs: builtins.list[Any] = self._r.lrange(self._st(id), 0, -1)
+        pipe = self._r.pipeline(transaction=True)  # one snapshot of the row and its states
+        pipe.hget(self._k("wf", id), "chain")
+        pipe.lrange(self._k("st", id), 0, -1)
+        kept, blobs = pipe.execute()
+        sum = b""
+        for b in blobs:
+            sum = chain(sum, b)
+        if sum != (kept or b""):
+            raise StoreDamagedError(
+                f"the stored states of workflow {id!r} do not match their checksum "
+                f"({len(blobs)} states): the store was damaged or edited"
+            )
         return b"".join(blobs)
 
+    def steps(self, id: str) -> builtins.list[str]:
+        return [_s(s) for s in self._r.lrange(self._k("sp", id), 0, -1)]
+
+    def _row(self, id: str, f: builtins.list[Any]) -> Row:
+        s = [_s(x) for x in f]
+        return Row(id, s[0], s[1], s[2], int(s[3]), s[4], float(s[5]), float(s[6]), s[7],  # type: ignore[arg-type]
+                   s[8])  # fmt: skip
+
     def get(self, id: str) -> Row | None:
-        f = self._r.hmget(self._wf(id), "entry", "args", "status", "step", "error")
-        if f[0] is None:
-            return None
-        return Row(id, _s(f[0]), _s(f[1]), _s(f[2]), int(f[3]), _s(f[4]))  # type: ignore[arg-type]
+        f = self._r.hmget(self._k("wf", id), *_FIELDS)
+        return None if f[0] is None else self._row(id, f)
 
     def cancel(self, id: str, error: str, now: float) -> bool:
-        return bool(self._cancel([self._wf(id), self._ready, self._upd], [error, id]))
+        args = [error, repr(now), id, f"{self._p}:held:"]
+        return bool(self._cancel([self._k("wf", id), self._ready], args))
 
     def list(self) -> builtins.list[Row]:
         ids = [_s(i) for i in self._r.zrange(self._all, 0, -1)]
-        rows = (self.get(i) for i in ids)
-        return [r for r in rows if r is not None]
+        pipe = self._r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hmget(self._k("wf", i), *_FIELDS)
+        return [
+            self._row(i, f) for i, f in zip(ids, pipe.execute(), strict=True) if f[0] is not None
+        ]
 
-    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
-        got = self._stale([self._upd], [repr(now), repr(now - older_than), f"{self._p}:wf:"])
-        return [(_s(got[i]), int(got[i + 1])) for i in range(0, len(got), 2)]
-
-    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
-        keys = [self._wf(id), self._ready]
-        return bool(self._renew(keys, [str(step), worker, repr(lease_until), id]))
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int, str]]:
+        args = [repr(now), repr(now - older_than), f"{self._p}:wf:", f"{self._p}:held:"]
+        got = self._stale([self._ready], args)
+        return [(_s(got[i]), int(got[i + 1]), _s(got[i + 2])) for i in range(0, len(got), 3)]
 
     def count_running(self) -> int:
-        return int(self._r.zcard(self._upd))
+        return int(self._r.zcard(self._ready))
+
+    def join(self, owner: str) -> None:
+        self._owner = owner
+        self.keep_alive()
+
+    def keep_alive(self) -> None:
+        if self._owner:
+            keys = [self._k("alive", self._owner), self._workers]
+            self._alive(keys, [int(PRESENCE * 1000), self._owner, repr(time.time())])
+
+    def _free_args(self, owner: str) -> builtins.list[str]:
+        return [owner, f"{self._p}:held:", f"{self._p}:wf:"]
+
+    def reap(self, now: float) -> int:
+        args = ["", f"{self._p}:held:", f"{self._p}:wf:", self._owner, f"{self._p}:alive:"]
+        return int(self._reap([self._workers, self._ready], args))
 
     def close(self) -> None:
+        if self._owner:
+            keys = [self._workers, self._ready]
+            self._leave(keys, [*self._free_args(self._owner), self._k("alive", self._owner)])
+            self._owner = ""
         self._r.close()

@@ -2,24 +2,27 @@
 
 Theory of operation. A workflow is a durable coroutine whose entry is
 ``functools.partial(fn, *args, **kwargs)`` and whose every yield is an activity call. One
-*step* takes a workflow from one committed state to the next:
+*step* takes a workflow from one committed state to the next, under a claim (`_keeper`):
 
-1. get the coroutine at the committed step: from this worker's cache if it holds that very
+1. get the coroutine at the committed step: from this thread's cache if it holds that very
    step (sticky), else rebuilt from the store (``Unmarshal(full + deltas)``; its next
-   `Next()` replays the body from the record);
+   `Next()` replays the body from the record). A worker that cannot rebuild it (the module
+   does not import here) gives the claim back, recording why (`last_error`), so that the
+   reason is visible and another worker may try;
 2. `Next()` runs the body to its next yield: an `ActivityCall`;
-3. run the activity (retried per its policy) with the step's idempotency key, while a
-   heartbeat thread renews the claim's lease; `Send` its result; or, if it failed for good,
-   `throw` its exception in at the yield and, when the body catches it and calls another
-   activity, run that one too, in the same step;
-4. save the state (`save_state`: the one place that marshals) and `Store.commit` it with
-   the step number as compare-and-set. Only one commit per step number can succeed; a
-   worker whose commit fails drops its copy of the coroutine.
+3. run the activity (retried per its policy; the claim checked before each attempt) with the
+   step's idempotency key; `Send` its result; or, if it failed for good, `throw` its
+   exception (`_boundary.stand_in`: the same on every worker) in at the yield and, when the
+   body catches it and calls another activity, run that one too, in the same step;
+4. save the state (`save_state`: the one place that marshals) and `Store.commit` it under
+   the claim. Only the current claim can commit; a worker whose commit is refused drops its
+   copy of the coroutine.
 
 The committed state holds the answer to the last yield as its pending `Send`, so the next
 step always begins with a plain `Next()`, on a live coroutine or a restored one alike.
 Activities run before the commit: a worker that dies between the two leaves the step to be
-run again (at least once); the commit itself happens once.
+run again (at least once); the commit itself happens once. Coroutines belong to the thread
+that made them, so each thread of a worker has its own `Runner`.
 """
 
 from __future__ import annotations
@@ -27,19 +30,21 @@ from __future__ import annotations
 import collections
 import functools
 import importlib
+import json
 import logging
-import os
-import socket
-import threading
 import time
-import uuid
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
+from . import _steps
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
+from ._boundary import SCALARS, check_recordable, detach, stand_in
+from ._errors import StoreDamagedError
+from ._keeper import ClaimLost, Held, Keeper
 from ._records import Status, decode_value, encode_error
-from ._store import Claim, Commit, Store, open_store
+from ._store import Claim, Commit, Store, chain
 
 __all__ = ["Runner", "entry_of", "new_workflow", "save_state"]
 
@@ -50,6 +55,8 @@ if TYPE_CHECKING:
 
 # The attribute `workflow(version=...)` sets on a workflow function.
 VERSION_ATTR = "__workflow_version__"
+# A workflow this worker cannot load is given back, to be tried again after this long.
+RETRY_LOAD = 2.0
 
 _log = logging.getLogger("coroutine.workflow")
 
@@ -63,10 +70,6 @@ def save_state(coro: Workflow) -> bytes:
     reordered or forked delta (InvalidStateError) instead of resuming a wrong history.
     """
     return coro.Context().MarshalDelta()
-
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def entry_of(entry: str, args: str) -> functools.partial[Any]:
@@ -89,62 +92,22 @@ def new_workflow(entry: functools.partial[Any]) -> Workflow:
     return coro
 
 
-class _Heartbeat:
-    """Renews the lease of the step in hand every third of a lease while it runs, so that
-    an activity longer than the lease is not taken over by another worker.
-
-    A daemon thread with its own store connection (a SQLite connection belongs to the
-    thread that opened it), started on the first step; `close` ends it.
-    """
-
-    def __init__(self, url: str, worker: str, lease: float) -> None:
-        self.url, self.worker, self.lease = url, worker, lease
-        self.slot: tuple[str, int] | None = None  # (id, step) of the step in hand, or None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None  # None until the first step
-
-    def hold(self, id: str, step: int) -> None:
-        self.slot = (id, step)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="workflow-lease", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        store: Store | None = None
-        try:
-            while not self._stop.wait(self.lease / 3):
-                slot = self.slot
-                if slot is None:
-                    continue
-                store = store or open_store(self.url)
-                store.renew(slot[0], slot[1], self.worker, time.time() + self.lease)
-        except Exception:  # the lease then lapses, as if this worker had died
-            _log.exception("lease heartbeat stopped")
-        finally:
-            if store is not None:
-                store.close()
-
-    def close(self) -> None:
-        self._stop.set()
-
-
 class Runner:
-    """Runs steps for one worker process, keeping live coroutines in a bounded LRU cache.
+    """Runs steps for one thread of a worker process, keeping live coroutines in a bounded
+    LRU cache. `hits` counts steps resumed from the cache, `replays` steps rebuilt."""
 
-    `hits` counts steps resumed from the cache, `replays` steps rebuilt from the store.
-    """
-
-    def __init__(self, store: Store, *, lease: float, cache_size: int, sticky: bool) -> None:
+    def __init__(self, store: Store, keeper: Keeper, *, cache_size: int, sticky: bool) -> None:
         self.store = store
-        self.worker = _worker_name()
-        self.lease = lease
+        self.keeper = keeper
+        self.worker = keeper.owner
+        self.lease = keeper.lease
         self.sticky = sticky
         self.cache_size = cache_size
         # id -> (step, coroutine suspended with that step's answer pending); most recent last
         self._cache: collections.OrderedDict[str, tuple[int, Workflow]] = collections.OrderedDict()
         self.hits = 0
         self.replays = 0
-        self._heartbeat = _Heartbeat(store.url, self.worker, lease)
+        self._reported: set[tuple[str, str]] = set()  # (id, reason) already logged
 
     def _coroutine(self, claim: Claim) -> Workflow:
         hit = self._cache.pop(claim.id, None)
@@ -156,95 +119,157 @@ class Runner:
         coro.Context().Unmarshal(self.store.load_state(claim.id))
         return coro
 
-    def _advance(self, claim: Claim, coro: Workflow) -> tuple[Status, int, str]:
+    def _advance(
+        self, claim: Claim, coro: Workflow, held: Held, calls: list[list[Any]]
+    ) -> tuple[Status, int, str]:
         """Steps 2 and 3 above: the new status, step number and error."""
         step = claim.step
+        activity_tb: tuple[BaseException | None, str] = (None, "")  # the last thrown in
         try:
             more = coro.Next()
             while more:
-                key = f"{claim.id}:{step}"
+                call = coro.Recv()
+                calls.append(_steps.started(step, call, time.time()))
                 step += 1
                 try:
-                    value = run_activity(coro.Recv(), key)
+                    value = run_activity(call, f"{claim.id}:{step - 1}", held.check)
+                    if type(value) not in SCALARS:
+                        what = f"the result of activity {getattr(call, 'name', call)}"
+                        check_recordable(value, what)
+                except ClaimLost:
+                    raise
                 except Exception as exc:
+                    thrown = stand_in(exc)
+                    activity_tb = (thrown, "".join(traceback.format_exception(exc)))
+                    detach(exc)
+                    error = f"{type(exc).__module__}.{type(exc).__qualname__}: {thrown}"
+                    _steps.failed(calls[-1], error, time.time())
                     try:
-                        coro.throw(exc)
+                        coro.throw(thrown)
                     except StopIteration:
                         more = False
                     continue
+                _steps.answered(calls[-1], value)
                 coro.Send(value)
                 return "running", step, ""
             return "done", step, ""
-        except Exception as exc:
-            return "failed", step, encode_error(exc)
+        except ClaimLost:
+            raise
+        except Exception as exc:  # the body's own, or an activity's it did not catch
+            return (
+                "failed",
+                step,
+                encode_error(exc, activity_tb[1] if exc is activity_tb[0] else ""),
+            )
 
-    def step(self, claim: Claim, *, keep_lease: bool = False) -> int | None:
+    def step(self, claim: Claim, *, keep: bool = False, held: Held | None = None) -> Claim | None:
         """Run one step of a claimed workflow and commit it.
 
-        Returns the new step number if the workflow is still running and the commit
-        applied; None if it finished, failed, or the commit was rejected (stale step).
+        Returns the workflow's claim at its new step if it is still running and the commit
+        applied (still held if `keep`, else given back); None if it finished, failed, could
+        not be loaded here, or the claim was lost (another worker has it).
+
+        Raises:
+            StoreDamagedError: the store is damaged (this worker should stop).
         """
+        mine = held is None
+        held = held or self.keeper.hold(claim)
+        try:
+            return self._step(claim, held, keep)
+        finally:
+            if mine:
+                self.keeper.drop(held)
+
+    def _step(self, claim: Claim, held: Held, keep: bool) -> Claim | None:
         try:
             coro = self._coroutine(claim)
         except InvalidStateError as exc:  # a state this code cannot resume: final
-            return self._commit(claim, "failed", claim.step, encode_error(exc), None, False)
-        except Exception:  # this worker cannot load the workflow (its code is missing or
-            # broken here): leave the step leased, so that it is retried after the lease,
-            # here or by a worker that can.
-            _log.exception(
-                "cannot resume workflow %s (%s); retry after the lease", claim.id, claim.entry
-            )
+            return self._commit(claim, held, "failed", claim.step, encode_error(exc), b"", [])
+        except StoreDamagedError:
+            raise
+        except Exception as exc:  # its code is missing or broken here: give it back
+            self._cannot_load(claim, exc)
             return None
-        self._heartbeat.hold(claim.id, claim.step)
+        calls: list[list[Any]] = []
         try:
-            status, step, error = self._advance(claim, coro)
-        finally:
-            self._heartbeat.slot = None
-        state: bytes | None = None
+            status, step, error = self._advance(claim, coro, held, calls)
+        except ClaimLost as exc:
+            _log.warning("%s; its step is not committed here", exc)
+            return None
+        state = b""
         if status != "failed":
             try:
                 state = save_state(coro)
             except Exception as exc:  # a value that cannot be recorded: NotDurableError
                 status, error = "failed", encode_error(exc)
-        new = self._commit(claim, status, step, error, state, keep_lease)
+        new = self._commit(claim, held, status, step, error, state, calls, keep)
         if new is not None and self.sticky:
             self._cache[claim.id] = (step, coro)
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return new
 
+    def _cannot_load(self, claim: Claim, exc: Exception) -> None:
+        why = f"worker {self.worker} cannot resume it: {type(exc).__name__}: {exc}"
+        delay = min(self.lease, RETRY_LOAD)
+        if (claim.id, why) not in self._reported:
+            self._reported.add((claim.id, why))
+            _log.error("workflow %s (%s): %s; retrying in %.1f s, here or on a worker that can",
+                       claim.id, claim.entry, why, delay, exc_info=exc)  # fmt: skip
+        self.store.release(claim, time.time() + delay, why[:2000])
+
     def _commit(
         self,
         claim: Claim,
+        held: Held,
         status: Status,
         step: int,
         error: str,
-        state: bytes | None,
-        keep_lease: bool,
-    ) -> int | None:
-        """Step 4: the compare-and-set; the new step if it applied and the workflow runs."""
-        now = time.time()
-        lease_until = now + self.lease if keep_lease and status == "running" else 0.0
-        commit = Commit(claim.id, claim.step, step, status, state, False, error, lease_until)
-        if not self.store.commit(commit, now) or status != "running":
+        state: bytes,
+        calls: list[list[Any]],
+        keep: bool = False,
+    ) -> Claim | None:
+        """Step 4: the fenced commit; the claim at the new step if it applied and runs on."""
+        since, now = time.monotonic(), time.time()
+        keep_until = now + self.lease if keep and status == "running" else 0.0
+        new_chain = chain(claim.chain, state)
+        steps = _steps.encode(calls, now)
+        commit = Commit(claim, step, status, state, new_chain, error, keep_until, steps)
+        if not self.store.commit(commit, now):
+            _log.info("workflow %s: step %d not committed (claim no longer current)",
+                      claim.id, claim.step)  # fmt: skip
             return None
-        return step
+        if _log.isEnabledFor(logging.INFO):
+            _log_steps(claim, status, steps, error)
+        if status != "running":
+            return None
+        held.confirm(since)
+        new = Claim(claim.id, claim.entry, claim.args, step, claim.owner, claim.fence, new_chain)
+        held.claim = new
+        return new
 
     def drop_cache(self) -> None:
         """Forget every live coroutine (they unwind as collected coroutines do)."""
         self._cache.clear()
 
-    def close(self) -> None:
-        """Drop the live coroutines and stop the lease heartbeat."""
-        self.drop_cache()
-        self._heartbeat.close()
-
     def run_claimed(self, claim: Claim, batch: int) -> int:
-        """Run up to `batch` steps of one workflow while holding its lease; steps run."""
+        """Run up to `batch` steps of one workflow while holding its claim; steps run."""
+        held = self.keeper.hold(claim)
         steps = 0
-        current: Claim | None = claim
-        while current is not None and steps < batch:
-            steps += 1
-            new = self.step(current, keep_lease=steps < batch)
-            current = None if new is None else Claim(claim.id, claim.entry, claim.args, new)
+        try:
+            current: Claim | None = claim
+            while current is not None and steps < batch:
+                steps += 1
+                current = self.step(current, keep=steps < batch, held=held)
+        finally:
+            self.keeper.drop(held)
         return steps
+
+
+def _log_steps(claim: Claim, status: Status, steps: str, error: str) -> None:
+    """One line per activity call committed (a worker's ``--verbose``)."""
+    for line in steps.splitlines():
+        _log.info("workflow %s %s", claim.id, _steps.describe(line))
+    if status != "running":
+        end = f"failed: {json.loads(error)['str']}" if error else "done"
+        _log.info("workflow %s (%s) %s", claim.id, claim.entry, end)

@@ -1,22 +1,37 @@
-"""The store contract: what every backend (SQLite, Redis, PostgreSQL) must do atomically.
+"""The store contract: what every backend (SQLite, PostgreSQL, Redis) must do atomically.
 
-Theory of operation. A workflow is one row plus its state, kept append-only: a full state
-followed by zero or more delta records, concatenated in order to restore (``Unmarshal(full +
-delta1 + ...)``). Every change of a row is one atomic operation of the backend:
+Theory of operation. A workflow is one row plus its states, kept append-only: a full state
+followed by one delta per commit, concatenated in order to restore (``Unmarshal(full + delta1
++ ...)``), with a checksum over the chain (`chain`) kept in the row, so a lost, altered or
+reordered state is noticed when the states are read (`StoreDamagedError`).
 
-* `create` writes a new row (status ``"running"``, step 0) with its initial full state.
-* `claim` gives a worker a lease on one running row whose lease has expired (or on a given
-  row, if its step is still the expected one): ``lease_until = now + lease``. A worker that
-  dies leaves its lease to expire, and the next `claim` after that hands the row to another.
-* `commit` is the compare-and-set that makes a step happen once: it applies only if the row
-  is still ``"running"`` at step `old_step`; then it sets the new step and status, appends
-  (or, for a full state, replaces) the state, and keeps or drops the lease, all at once. A
-  duplicate, late or cancelled step commits nothing and returns False.
-* `renew` extends a lease its worker still holds (the heartbeat of a long activity).
-* `cancel` marks a running row failed (a late commit then fails its compare-and-set).
+A running row is *due* at a time: it may be claimed from then on. A free row is due since it
+became ready (so claims take rows in that order, through an index on ``due``); a claimed row
+is due when its claim's lease ends. Every change of a row is one atomic operation:
 
-Backends are chosen by URL scheme in `open_store`; each is imported only when used, so
-`import coroutine.workflow` never imports redis or psycopg.
+* `create` writes a new row (running, step 0, due now) with its initial state, unless its id
+  is taken (then it returns the row holding it: `Engine.start_as`).
+* `claim` gives one worker process (`owner`) the row with the earliest ``due`` that is not
+  in the future (or a given row, if still at the given step), sets ``due = now + lease``, and
+  increments the row's ``fence``. The pair (owner, fence) names the claim: it is current
+  until the next claim, a release, a cancel or the end of the workflow.
+* `commit`, `renew` and `release` apply only if the claim they name is current: so a worker
+  that stalled past its lease and was replaced commits nothing, and its heartbeat's refused
+  `renew` tells it to stop. `commit` sets the new step and status, appends the state and
+  moves the checksum, and keeps the claim (``due`` = `keep_until`) or frees it (due now).
+* `join` makes this process a worker whose claims are freed as soon as it is gone (a lock the
+  operating system or the database server drops with the process, or a short lease its
+  heartbeat keeps alive: see each backend), and `reap` frees the claims of workers that are
+  gone (``due = 0``: first in line). The lease stays the bound for a worker that hangs.
+* `cancel` fails a running row; `stale` hands the Celery supervisor the rows nobody has taken
+  for a while (whose step message may be lost), touching them so each is handed once a period.
+
+New kinds of waiting (durable timers, messages, child workflows, queues) fit the same shape:
+a row waiting for something is free with ``due`` at its wake-up time (or unset until an event
+sets it), and every change to it is fenced by the claim that made it.
+
+The backends (`_sql` with its `_dialects`, `_redis`) implement this contract; `_url` opens
+one by URL. This module imports none of them.
 """
 
 from __future__ import annotations
@@ -24,62 +39,102 @@ from __future__ import annotations
 import abc
 import builtins
 import dataclasses
-import urllib.parse
+import zlib
+from typing import NamedTuple
 
-from ._errors import StoreURLError
 from ._records import Row, Status
 
-__all__ = ["Claim", "Commit", "Store", "open_store", "split_prefix"]
+__all__ = ["Claim", "Commit", "Store", "StoreURL", "chain"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Claim:
-    """A lease on one workflow at one step, held by one worker until `lease_until`."""
+class StoreURL:
+    """A parsed store URL (`_url.parse_url`): the backend, what to reach, the prefix."""
+
+    kind: str  # "sqlite", "redis" or "postgresql"
+    target: str  # SQLite: the file path; otherwise the URL without `prefix`
+    prefix: str  # names the tables or keys of one engine
+    url: str  # as given: what workers are told (Celery messages carry it)
+
+
+class Claim(NamedTuple):
+    """One worker's claim on one workflow at one step: current while (owner, fence) are the
+    row's."""
 
     id: str
     entry: str
     args: str
     step: int
+    owner: str
+    fence: int
+    chain: bytes  # the checksum of the states so far
 
 
-@dataclasses.dataclass(frozen=True)
-class Commit:
-    """One step's outcome, applied by `Store.commit` if the row is still at `old_step`."""
+class Commit(NamedTuple):
+    """One step's outcome, applied by `Store.commit` only while `claim` is current."""
 
-    id: str
-    old_step: int
-    new_step: int
+    claim: Claim
+    step: int  # the new step number
     status: Status
-    state: bytes | None  # a full state (replaces) or a delta (appends), as `full` says;
-    # None when the step failed the workflow and there is no new state to keep
-    full: bool
+    state: bytes | None  # the delta to append; None when the workflow failed with nothing new
+    chain: bytes  # the checksum once `state` is appended
     error: str = ""
-    lease_until: float = 0.0  # keep the lease until then (sticky), or 0 to release it
+    keep_until: float = 0.0  # keep the claim until then (a batch goes on), or 0: free it
+    steps: str = ""  # the activity calls this commit answers, for `Engine.steps`
+
+
+def chain(previous: bytes, state: bytes) -> bytes:
+    """The checksum of a workflow's states once `state` is appended (`previous`: before, or
+    ``b""``): CRC-32 run over the states in order, as a 4-byte string. It catches accidents
+    (a lost, altered, repeated or reordered state), not tampering: the store is trusted."""
+    return zlib.crc32(state, int.from_bytes(previous or b"\0\0\0\0", "big")).to_bytes(4, "big")
 
 
 class Store(abc.ABC):
-    """One workflow database; safe to share between threads of one process only if the
-    backend says so (each worker process opens its own)."""
+    """One workflow database. Safe to share between the threads of a process."""
 
     url: str
+    # How often `keep_alive` must run while joined (seconds), or None: never.
+    alive_every: float | None = None
+
+    def keep_alive(self) -> None:  # noqa: B027 (only some backends need it)
+        """Tell the store this joined process still lives (backends whose `join` is a
+        short lease); raise if the store cannot be reached."""
 
     @abc.abstractmethod
-    def create(self, row: Row, state: bytes, now: float) -> None:
-        """Insert a new running workflow at step 0 with its full initial state."""
+    def create(self, row: Row, state: bytes, now: float) -> Row | None:
+        """Insert a new running workflow with its initial state; None, or the row that
+        already has that id (then nothing is written)."""
+
+    @abc.abstractmethod
+    def discard(self, id: str) -> bool:
+        """Delete a workflow no worker has claimed yet (`Engine.start` undoing itself)."""
 
     @abc.abstractmethod
     def claim(
-        self, worker: str, now: float, lease: float, id: str | None = None, step: int = -1
+        self, owner: str, now: float, lease: float, id: str | None = None, step: int = -1
     ) -> Claim | None:
-        """Lease one running workflow whose lease expired (or `id`, if at `step`)."""
+        """Claim the running workflow due first (or `id`, if at `step` and due)."""
 
     @abc.abstractmethod
     def commit(self, c: Commit, now: float) -> bool:
-        """Apply `c` iff the row is running at `c.old_step`; True iff it applied."""
+        """Apply `c` iff its claim is current; True iff it applied."""
+
+    @abc.abstractmethod
+    def renew(self, claim: Claim, until: float) -> bool:
+        """Extend a current claim's lease to `until`; False if the claim is not current."""
+
+    @abc.abstractmethod
+    def release(self, claim: Claim, due: float, last_error: str) -> bool:
+        """Free a current claim without a step, due again at `due`, recording why."""
 
     @abc.abstractmethod
     def load_state(self, id: str) -> bytes:
-        """The full state followed by its deltas, concatenated in order."""
+        """The states, concatenated in order; `StoreDamagedError` if they fail the checksum."""
+
+    @abc.abstractmethod
+    def steps(self, id: str) -> builtins.list[str]:
+        """The `Commit.steps` records of workflow `id`, in order."""
 
     @abc.abstractmethod
     def get(self, id: str) -> Row | None:
@@ -94,68 +149,22 @@ class Store(abc.ABC):
         """Every workflow, oldest first."""
 
     @abc.abstractmethod
-    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int]]:
-        """Running workflows untouched for `older_than` seconds with no live lease.
-
-        Each one returned is touched (its update time set to `now`), so that callers
-        polling this (the Celery executor's sweeper) resubmit a lost step once per period.
-        """
-
-    @abc.abstractmethod
-    def renew(self, id: str, step: int, worker: str, lease_until: float) -> bool:
-        """Extend `worker`'s lease on `id` at `step` to `lease_until`; False if it lost it."""
+    def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int, str]]:
+        """(id, step, last_error) of running workflows free for `older_than` seconds or
+        whose lease ran out, freed and touched (due now), a bounded number per call."""
 
     @abc.abstractmethod
     def count_running(self) -> int:
         """How many workflows are running."""
 
     @abc.abstractmethod
+    def join(self, owner: str) -> None:
+        """Register this process as worker `owner`, whose claims `reap` frees once it is gone."""
+
+    @abc.abstractmethod
+    def reap(self, now: float) -> int:
+        """Free the claims of workers that are gone; how many claims were freed."""
+
+    @abc.abstractmethod
     def close(self) -> None:
-        """Release connections; the store is unusable afterwards."""
-
-
-def split_prefix(url: str, default: str = "cw") -> tuple[str, str]:
-    """Split ``?prefix=NAME`` off a store URL: (the URL without it, NAME).
-
-    The prefix names the tables (or keys) of one engine, so tests and deployments can share
-    one database. It must be an identifier.
-    """
-    base, _, qs = url.partition("?")
-    query = urllib.parse.parse_qsl(qs, keep_blank_values=True)
-    prefix = default
-    rest = []
-    for k, v in query:
-        if k == "prefix":
-            prefix = v
-        else:
-            rest.append((k, v))
-    if not prefix.isidentifier():
-        raise StoreURLError(f"store prefix must be an identifier like 'orders' (got {prefix!r})")
-    return (f"{base}?{urllib.parse.urlencode(rest)}" if rest else base), prefix
-
-
-def open_store(url: str) -> Store:
-    """Open the store a URL names: ``sqlite:///path``, ``redis://...``, ``postgresql://...``.
-
-    Raises:
-        StoreURLError: the scheme is none of these.
-        ImportError: the backend's client (redis, psycopg) is not installed; install the
-            ``workflow`` extra: ``pip install 'coroutine[workflow]'``.
-    """
-    scheme = url.partition(":")[0].lower()
-    if scheme == "sqlite":
-        from ._sqlite import SQLiteStore
-
-        return SQLiteStore(url)
-    if scheme in ("redis", "rediss"):
-        from ._redis import RedisStore
-
-        return RedisStore(url)
-    if scheme in ("postgresql", "postgres"):
-        from ._postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise StoreURLError(
-        f"unknown store URL {url!r}; use sqlite:///path/to/file.db, redis://host:6379/0 or "
-        "postgresql://user@host:5432/dbname"
-    )
+        """Leave (if joined) and release connections; the store is unusable afterwards."""
