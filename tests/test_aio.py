@@ -1,0 +1,798 @@
+"""SPEC §8: `await_` anywhere below `run_sync`, on asyncio and trio, in both implementations.
+
+Each behaviour is tested with every implementation (`impl`: pure, and compiled when the
+extension is loaded) and, where the loop matters, on both event loops (`loop`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import itertools
+import subprocess
+import sys
+import threading
+import traceback
+import types
+import warnings
+from collections.abc import Generator
+from typing import Any
+
+import anyio
+import pytest
+from aio_support import Impl, Loop, impl_fixture, loop_fixture, no_body_outlives_its_test  # noqa: F401
+
+from coroutine import Current, New, NewWithReturn, NotInCoroutineError, ResumeError, Yield
+
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
+
+
+async def answer(value: Any) -> Any:
+    """An awaitable that really suspends (one trip through the event loop)."""
+    await anyio.sleep(0)
+    return value
+
+
+async def at_once(value: Any) -> Any:
+    """An awaitable that completes without suspending."""
+    return value
+
+
+async def fails(message: str) -> None:
+    await anyio.sleep(0)
+    raise ValueError(message)
+
+
+# -- results, errors and tracebacks -----------------------------------------------------------
+
+
+def test_await_returns_each_awaitables_result_to_the_body(impl: Impl, loop: Loop) -> None:
+    def body(n: int, *, scale: int) -> list[Any]:
+        got = [impl.await_(answer(i * scale)) for i in range(n)]
+        got.append(impl.await_(at_once(None)))
+        got.append(impl.await_(at_once((1, 2))))  # a tuple comes back whole
+        got.append(impl.await_(at_once(StopIteration("a value, not raised"))))
+        return got
+
+    async def main() -> Any:
+        return await impl.run_sync(body, 3, scale=10)
+
+    got = loop.run(main)
+    assert got[:5] == [0, 10, 20, None, (1, 2)]
+    assert type(got[5]) is StopIteration
+
+
+def test_the_body_may_return_a_tuple_or_none(impl: Impl, loop: Loop) -> None:
+    async def main() -> tuple[Any, Any]:
+        return await impl.run_sync(lambda: (1, 2)), await impl.run_sync(lambda: None)
+
+    assert loop.run(main) == ((1, 2), None)
+
+
+def test_an_awaitables_exception_is_raised_at_the_await_chained_to_what_the_body_handles(
+    impl: Impl, loop: Loop
+) -> None:
+    def body() -> None:
+        try:
+            raise KeyError("being handled")
+        except KeyError:
+            impl.await_(fails("boom"))  # the line the traceback must show
+
+    async def main() -> None:
+        await impl.run_sync(body)
+
+    with pytest.raises(ValueError, match="boom") as info:
+        loop.run(main)
+    assert isinstance(info.value.__context__, KeyError)
+    frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert frames.index("body") < frames.index("fails"), frames
+    between = frames[frames.index("body") + 1 : frames.index("fails")]
+    # No driver frame between the body's await_ and the awaitable's raise: the compiled
+    # await_ has no frame at all, the pure one raises from its own.
+    assert between == ([] if impl.name == "compiled" else ["await_"]), frames
+
+
+def test_the_body_may_handle_an_awaitables_exception_and_go_on(impl: Impl, loop: Loop) -> None:
+    def body() -> str:
+        try:
+            impl.await_(fails("first"))
+        except ValueError as exc:
+            return f"handled {exc}, then got " + impl.await_(answer("more"))
+        return "not reached"
+
+    async def main() -> str:
+        return await impl.run_sync(body)
+
+    assert loop.run(main) == "handled first, then got more"
+
+
+def test_a_body_exception_propagates_with_the_body_frames(impl: Impl, loop: Loop) -> None:
+    def deep() -> None:
+        impl.await_(answer(1))
+        raise LookupError("from the body")
+
+    async def main() -> None:
+        await impl.run_sync(deep)
+
+    with pytest.raises(LookupError) as info:
+        loop.run(main)
+    assert traceback.extract_tb(info.value.__traceback__)[-1].name == "deep"
+
+
+@pytest.mark.parametrize("stop", [StopIteration, StopAsyncIteration])
+def test_a_stop_iteration_escaping_the_body_becomes_a_runtime_error(
+    impl: Impl, loop: Loop, stop: type[Exception]
+) -> None:
+    def body() -> None:
+        impl.await_(answer(1))
+        raise stop("escaped")
+
+    async def main() -> None:
+        await impl.run_sync(body)
+
+    with pytest.raises(RuntimeError, match=f"run_sync body raised {stop.__name__}") as info:
+        loop.run(main)
+    assert isinstance(info.value.__cause__, stop)
+
+
+def test_await_refuses_what_is_not_awaitable_at_the_call(impl: Impl, loop: Loop) -> None:
+    seen: list[str] = []
+
+    def body() -> None:
+        with pytest.raises(TypeError, match=r"await_ takes an awaitable, got 3 of type int"):
+            impl.await_(3)
+        with pytest.raises(TypeError, match="await_ takes an awaitable, got <function at_once"):
+            impl.await_(at_once)
+        seen.append("still running")
+
+    async def main() -> None:
+        await impl.run_sync(body)
+
+    loop.run(main)
+    assert seen == ["still running"]
+
+
+class AwaitReturnsNonIterator:
+    def __await__(self) -> Any:
+        return 42
+
+
+def test_await_refuses_an_await_method_that_returns_no_iterator(impl: Impl) -> None:
+    def body() -> None:
+        impl.await_(AwaitReturnsNonIterator())
+
+    async def main() -> None:
+        await impl.run_sync(body)
+
+    with pytest.raises(TypeError, match=r"__await__\(\) of .* returned 42 of type int"):
+        anyio.run(main)
+
+
+class Custom:
+    """An awaitable with its own __await__, answering through a generator that yields once."""
+
+    def __await__(self) -> Generator[Any, None, str]:
+        yield from anyio.sleep(0).__await__()
+        return "custom"
+
+
+@types.coroutine
+def legacy() -> Generator[Any, None, str]:
+    """A generator-based coroutine (`types.coroutine`)."""
+    yield from anyio.sleep(0).__await__()
+    return "legacy"
+
+
+def test_await_takes_every_kind_of_awaitable(impl: Impl) -> None:
+    import asyncio
+
+    def body(loop: asyncio.AbstractEventLoop) -> list[Any]:
+        future = loop.create_future()
+        loop.call_soon(future.set_result, "future")
+        task = loop.create_task(answer("task"))
+        nested = impl.run_sync(lambda: impl.await_(answer("nested run_sync")))
+        return [impl.await_(aw) for aw in (future, task, Custom(), legacy(), nested)]
+
+    async def main() -> list[Any]:
+        return await impl.run_sync(body, asyncio.get_running_loop())
+
+    assert asyncio.run(main()) == ["future", "task", "custom", "legacy", "nested run_sync"]
+
+
+# -- outside a body ---------------------------------------------------------------------------
+
+
+def test_await_outside_run_sync_raises_and_closes_the_coroutine(impl: Impl) -> None:
+    coro = answer(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine was never awaited" later
+        with pytest.raises(NotInCoroutineError, match=r"await_ called outside a run_sync body"):
+            impl.await_(coro)
+        assert coro.cr_frame is None  # closed
+        del coro
+
+
+def test_await_from_async_code_is_outside_run_sync(impl: Impl, loop: Loop) -> None:
+    async def main() -> None:
+        with pytest.raises(NotInCoroutineError, match=r"in async code, write `await aw`"):
+            impl.await_(answer(1))
+
+    loop.run(main)
+
+
+def test_await_in_a_thread_started_by_the_body_is_outside_run_sync(impl: Impl) -> None:
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            impl.await_(at_once(1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def body() -> str:
+        t = threading.Thread(target=in_thread)
+        t.start()
+        t.join()
+        return impl.await_(answer("the body itself still can"))  # type: ignore[no-any-return]
+
+    async def main() -> str:
+        return await impl.run_sync(body)
+
+    assert anyio.run(main) == "the body itself still can"
+    assert len(errors) == 1 and isinstance(errors[0], NotInCoroutineError)
+
+
+def test_run_sync_refuses_what_is_not_a_synchronous_function_at_the_call() -> None:
+    from coroutine.aio import run_sync
+
+    with pytest.raises(TypeError, match=r"run_sync takes the function to run, got 3 of type int"):
+        run_sync(3)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"run_sync runs a synchronous function, got the async"):
+        run_sync(answer, 1)  # type: ignore[arg-type]
+
+
+# -- nested coroutines ------------------------------------------------------------------------
+
+
+def test_await_three_coroutines_deep_suspends_the_whole_chain(impl: Impl, loop: Loop) -> None:
+    """body -> a -> b -> c; c awaits. The drivers of a, b and c never see the await; each
+    coroutine's own yields still go to its own driver."""
+    log: list[str] = []
+    chain: list[Any] = []
+    gate: list[anyio.Event] = []
+
+    async def gated() -> str:
+        await gate[0].wait()
+        return "awaited in c"
+
+    def level(name: str, below: Any) -> Any:
+        def run() -> Any:
+            log.append(f"{name} starts")
+            Yield[str, None](f"{name} yields before")
+            if below is None:
+                got = impl.await_(gated())
+                assert Current() is chain[-1]  # still the innermost, still running
+                log.append(got)
+            else:
+                inner = NewWithReturn[str, None](below)
+                chain.append(inner)
+                log.extend(inner)  # drives it: its yields come here, not its awaits
+                got = inner.Result()
+            Yield[str, None](f"{name} yields after")
+            return got
+
+        return run
+
+    def body() -> Any:
+        a = NewWithReturn[str, None](level("a", level("b", level("c", None))))
+        chain.append(a)
+        yielded = list(a)
+        return yielded, a.Result()
+
+    async def watcher() -> None:
+        while "c yields before" not in log:
+            await anyio.sleep(0)
+        # The task runs others only while the body waits: c is in await_.
+        assert "awaited in c" not in log
+        assert [c.status for c in chain] == ["normal", "normal", "normal"]
+        with pytest.raises(ResumeError):
+            chain[-1].Next()  # refused: nothing changes
+        gate[0].set()
+
+    async def main() -> Any:
+        gate.append(anyio.Event())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watcher)
+            return await impl.run_sync(body)
+
+    yielded, result = loop.run(main)
+    assert result == "awaited in c"
+    assert yielded == ["a yields before", "a yields after"]  # a's driver: the body
+    assert log == [
+        "a starts",
+        "b starts",
+        "b yields before",  # b's driver: a, which logs what b yields
+        "c starts",
+        "c yields before",
+        "awaited in c",
+        "c yields after",
+        "b yields after",
+    ]
+    assert [c.status for c in chain] == ["done", "done", "done"]
+
+
+def test_a_nested_coroutine_created_outside_the_body_awaits_through_it(impl: Impl) -> None:
+    """The bridge is found by the greenlets that are running, not by where a coroutine was
+    made: one created before run_sync and driven by the body reaches it too."""
+
+    def inner() -> None:
+        Yield[str, None](impl.await_(answer("from outside")))
+
+    made = New[str, None](inner)
+
+    async def main() -> list[str]:
+        return await impl.run_sync(list, made)  # type: ignore[no-any-return]
+
+    assert anyio.run(main) == ["from outside"]
+
+
+# -- context variables ------------------------------------------------------------------------
+
+
+def test_the_body_runs_in_the_awaiting_tasks_context(impl: Impl, loop: Loop) -> None:
+    def body() -> tuple[str, str]:
+        before = VAR.get()
+        impl.await_(answer(None))
+        VAR.set("set by the body")
+        inner = NewWithReturn[None, None](VAR.get)  # a copy, as New always takes
+        list(inner)
+        return before, inner.Result()  # type: ignore[return-value]
+
+    async def main() -> tuple[tuple[str, str], str]:
+        VAR.set("set by the task")
+        seen = await impl.run_sync(body)
+        return seen, VAR.get()
+
+    assert loop.run(main) == (("set by the task", "set by the body"), "set by the body")
+
+
+def test_concurrent_bodies_keep_their_own_tasks_context(impl: Impl, loop: Loop) -> None:
+    results: dict[str, list[str]] = {}
+
+    def body(name: str) -> None:
+        results[name] = []
+        for _ in range(5):
+            impl.await_(answer(None))
+            results[name].append(VAR.get())
+
+    async def task(name: str) -> None:
+        VAR.set(name)
+        await impl.run_sync(body, name)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for name in ("x", "y", "z"):
+                tg.start_soon(task, name)
+
+    loop.run(main)
+    assert results == {name: [name] * 5 for name in "xyz"}
+
+
+# -- many bodies on one loop ------------------------------------------------------------------
+
+
+def test_many_concurrent_bodies_interleave_on_one_loop(impl: Impl, loop: Loop) -> None:
+    log: list[tuple[int, int]] = []
+    results: dict[int, int] = {}
+
+    def body(n: int) -> int:
+        total = 0
+        for i in range(20):
+            total += impl.await_(answer(i)) * n
+            log.append((n, i))
+        return total
+
+    async def task(n: int) -> None:
+        results[n] = await impl.run_sync(body, n)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(task, n)
+
+    loop.run(main)
+    assert results == {n: n * sum(range(20)) for n in range(50)}
+    assert sorted(log) == [(n, i) for n in range(50) for i in range(20)]
+    for n in range(50):  # each body in its own order...
+        assert [i for m, i in log if m == n] == list(range(20))
+    switches = sum(1 for a, b in itertools.pairwise(log) if a[0] != b[0])
+    assert switches > 50 * 10  # ...and the bodies took turns at their awaits
+
+
+# -- cancellation -----------------------------------------------------------------------------
+
+
+def test_cancelling_the_task_cancels_the_awaitable_and_unwinds_the_body(
+    impl: Impl, loop: Loop
+) -> None:
+    events: list[str] = []
+
+    async def never() -> None:
+        try:
+            await anyio.Event().wait()
+        except BaseException as exc:
+            events.append(f"awaitable got {type(exc).__name__}")
+            raise
+
+    def body() -> None:
+        try:
+            impl.await_(answer(1))
+            impl.await_(never())
+        except BaseException as exc:
+            events.append(f"body got {type(exc).__name__}")
+            raise
+        finally:
+            events.append("body finally")
+
+    async def main() -> None:
+        with anyio.move_on_after(0.05) as scope:
+            await impl.run_sync(body)
+        assert scope.cancelled_caught
+
+    loop.run(main)
+    name = loop.cancelled.__name__
+    assert events == [f"awaitable got {name}", f"body got {name}", "body finally"]
+
+
+def test_a_body_may_catch_the_cancellation_and_clean_up_with_awaits_shielded(
+    impl: Impl, loop: Loop
+) -> None:
+    events: list[str] = []
+
+    async def cleanup() -> str:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.001)
+            return "cleaned up"
+
+    def body() -> None:
+        try:
+            impl.await_(anyio.sleep(10))
+        finally:
+            events.append(impl.await_(cleanup()))
+
+    async def main() -> None:
+        with anyio.move_on_after(0.02):
+            await impl.run_sync(body)
+
+    loop.run(main)
+    assert events == ["cleaned up"]
+
+
+def _points_body(impl: Impl, log: list[str], awaits: int) -> Any:
+    def body() -> str:
+        log.append("started")
+        try:
+            for i in range(awaits):
+                log.append(f"before {i}")
+                impl.await_(answer(i))
+                log.append(f"after {i}")
+            return "returned"
+        finally:
+            log.append("finally")
+
+    return body
+
+
+@pytest.mark.parametrize("steps", range(8))
+def test_cancellation_at_every_point_of_a_body_unwinds_it_once(
+    impl: Impl, loop: Loop, steps: int
+) -> None:
+    """A cancel scope cancelled after `steps` trips of another task through the loop: before
+    the body starts, at each of its awaits, or after it returned. Whatever the point, the
+    body runs its finally exactly once (or never started), and the cancellation ends the
+    scope unless the body had returned."""
+    log: list[str] = []
+    body = _points_body(impl, log, awaits=3)
+    outcome: list[str] = []
+
+    async def cancel_after(scope: anyio.CancelScope) -> None:
+        for _ in range(steps):
+            await anyio.lowlevel.checkpoint()
+        scope.cancel()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as scope:
+                tg.start_soon(cancel_after, scope)
+                outcome.append(await impl.run_sync(body))
+            if scope.cancelled_caught:
+                outcome.append("cancelled")
+
+    loop.run(main)
+    assert log.count("finally") == (1 if log else 0)
+    if outcome == ["returned"]:
+        assert log[-2:] == ["after 2", "finally"]
+    else:
+        assert outcome == ["cancelled"]
+        assert not log or (log[-1] == "finally" and log[-2].startswith("before"))
+
+
+@pytest.mark.parametrize("where", ["before", "between", "after"])
+def test_a_body_cancelling_its_own_task_is_unwound_at_its_next_await(
+    impl: Impl, where: str
+) -> None:
+    """asyncio: the cancel lands at the body's next await that suspends, or, if it returns
+    first, the task still ends cancelled (as for a coroutine that cancels itself)."""
+    import asyncio
+
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            if where == "before":
+                asyncio.current_task().cancel()  # type: ignore[union-attr]
+            impl.await_(answer(1))
+            log.append("after first")
+            if where == "between":
+                asyncio.current_task().cancel()  # type: ignore[union-attr]
+            impl.await_(answer(2))
+            log.append("after second")
+            if where == "after":
+                asyncio.current_task().cancel()  # type: ignore[union-attr]
+        finally:
+            log.append("finally")
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(impl.run_sync(body))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert asyncio.run(main())
+    expected = {
+        "before": ["finally"],
+        "between": ["after first", "finally"],
+        "after": ["after first", "after second", "finally"],
+    }
+    assert log == expected[where]
+
+
+@pytest.mark.parametrize("steps", range(6))
+def test_task_cancel_at_every_step_leaves_the_task_cancelled(impl: Impl, steps: int) -> None:
+    """task.cancel() after `steps` trips through the loop: before the body's first step
+    (it never runs), at each await, or once it returned (the task is done: nothing)."""
+    import asyncio
+
+    log: list[str] = []
+    body = _points_body(impl, log, awaits=3)
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(impl.run_sync(body))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            assert task.cancelled()
+            return True
+        return False
+
+    cancelled = asyncio.run(main())
+    assert log.count("finally") == (1 if log else 0)
+    if steps == 0:
+        assert cancelled and log == []  # cancelled before its first step: never ran
+    elif cancelled:
+        assert log[-2:] == [f"before {steps - 1}", "finally"]  # at its await number `steps`
+    else:
+        assert steps > 3 and log[-2:] == ["after 2", "finally"]
+
+
+def test_a_timeout_cancels_the_body_with_asyncio_wait_for(impl: Impl) -> None:
+    import asyncio
+
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            impl.await_(asyncio.sleep(10))
+        finally:
+            log.append("finally")
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(impl.run_sync(body), 0.01)
+
+    asyncio.run(main())
+    assert log == ["finally"]
+
+
+def test_a_trio_cancel_scope_cancels_the_body(impl: Impl) -> None:
+    import trio
+
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            impl.await_(trio.sleep(10))
+        except trio.Cancelled:
+            log.append("cancelled at the await")
+            raise
+        finally:
+            log.append("finally")
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(impl.run_sync, body)
+                await trio.sleep(0.01)
+                scope.cancel()
+        assert scope.cancelled_caught
+
+    trio.run(main)
+    assert log == ["cancelled at the await", "finally"]
+
+
+# -- close, garbage collection, delegation ----------------------------------------------------
+
+
+class Suspend:
+    """An awaitable that suspends once, on no event loop (for coroutines driven by hand)."""
+
+    def __await__(self) -> Generator[str, Any, str]:
+        yield "suspended"
+        return "resumed"
+
+
+def _started(coro: Any) -> Any:
+    """Step a run_sync coroutine by hand until its body waits on `Suspend`."""
+    assert coro.send(None) == "suspended"
+
+
+def test_closing_the_coroutine_raises_generator_exit_at_the_await(impl: Impl) -> None:
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            impl.await_(Suspend())
+        except GeneratorExit:
+            log.append("GeneratorExit at the await")
+            raise
+        finally:
+            log.append("finally")
+
+    coro = impl.run_sync(body)
+    _started(coro)
+    coro.close()
+    assert log == ["GeneratorExit at the await", "finally"]
+    coro.close()  # done: nothing more
+    assert log == ["GeneratorExit at the await", "finally"]
+
+
+def test_a_body_that_awaits_while_closed_is_abandoned_with_an_error(impl: Impl) -> None:
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            impl.await_(Suspend())
+        except GeneratorExit:
+            log.append("caught")
+            impl.await_(answer("again"))
+        log.append("never")
+
+    coro = impl.run_sync(body)
+    _started(coro)
+    with pytest.raises(RuntimeError, match=r"called await_ while being closed .* abandoned"):
+        coro.close()
+    assert log == ["caught"]
+
+
+def test_an_abandoned_task_unwinds_its_body_when_collected(impl: Impl) -> None:
+    import gc
+
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            impl.await_(Suspend())
+        finally:
+            log.append("finally")
+
+    def nested_body() -> None:
+        inner = New[None, None](body)
+        inner.Next()
+
+    for fn in (body, nested_body):
+        coro = impl.run_sync(fn)
+        _started(coro)
+        del coro
+        gc.collect()
+    assert log == ["finally", "finally"]
+
+
+class Catching:
+    """An awaitable iterator that answers a thrown exception with a value (PEP 380)."""
+
+    def __await__(self) -> Catching:
+        return self
+
+    def __next__(self) -> str:
+        return "waiting"
+
+    def send(self, value: Any) -> str:
+        return "waiting"
+
+    def throw(self, exc: BaseException) -> str:
+        raise StopIteration(f"caught {exc!r}")
+
+
+def test_throw_goes_to_the_awaitable_in_flight_first(impl: Impl) -> None:
+    def body() -> str:
+        return impl.await_(Catching())  # type: ignore[no-any-return]
+
+    coro = impl.run_sync(body)
+    assert coro.send(None) == "waiting"
+    with pytest.raises(StopIteration) as info:
+        coro.throw(KeyError("k"))
+    assert info.value.value == "caught KeyError('k')"
+
+
+def test_throw_before_the_first_step_never_starts_the_body(impl: Impl) -> None:
+    log: list[str] = []
+    coro = impl.run_sync(log.append, "ran")
+    with pytest.raises(KeyError):
+        coro.throw(KeyError("early"))
+    assert log == []
+
+
+def test_a_send_goes_to_the_awaitable_in_flight(impl: Impl) -> None:
+    @types.coroutine
+    def ask() -> Generator[str, str, str]:
+        return (yield "question")
+
+    def body() -> str:
+        return impl.await_(ask())  # type: ignore[no-any-return]
+
+    coro = impl.run_sync(body)
+    assert coro.send(None) == "question"
+    with pytest.raises(StopIteration) as info:
+        coro.send("answer")
+    assert info.value.value == "answer"
+
+
+def test_driving_the_body_from_another_thread_is_refused(impl: Impl) -> None:
+    coro = impl.run_sync(lambda: impl.await_(Suspend()))
+    _started(coro)
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            coro.send(None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and "from the thread that started it" in str(errors[0])
+    coro.close()
+
+
+# -- the module -------------------------------------------------------------------------------
+
+
+def test_importing_coroutine_and_its_bridge_imports_no_event_loop() -> None:
+    code = "import coroutine, coroutine.aio, sys; print({'asyncio', 'trio'} & set(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "set()"
+
+
+def test_the_compiled_await_has_the_references_docstring() -> None:
+    from coroutine import _bridge
+    from coroutine.aio import _IMPLEMENTATIONS
+
+    if "compiled" not in _IMPLEMENTATIONS:
+        pytest.skip("the extension is not loaded (COROUTINE_PURE=1)")
+    compiled = _IMPLEMENTATIONS["compiled"][1]
+    assert compiled.__doc__ == inspect.cleandoc(_bridge.await_.__doc__ or "")
+    assert compiled.__text_signature__ == "($module, aw, /)"  # type: ignore[attr-defined]
