@@ -150,6 +150,9 @@ class Bridge:
             if self.recover() and isinstance(raised, (StopIteration, StopAsyncIteration)):
                 raise stop_error(raised) from raised
             raise
+        if out is AWAIT and not self.closing:  # `landed`'s common case, here
+            self.state = AWAITING
+            return AWAIT
         return self.landed(out)
 
     def adopt(self, driver: greenlet) -> None:
@@ -253,21 +256,15 @@ def await_(aw: Any, /) -> Any:
         BaseException: what awaiting `aw` raised, cancellation included (raised here, chained
             to the exception being handled, as ``await`` would).
     """
-    g: greenlet | None = getcurrent()
-    while True:
-        ref = getattr(g, MARK, None)
-        if ref is not None:
-            break
-        g = g.parent  # type: ignore[union-attr]
-        if g is None:
-            raise outside(aw)
-    bridge = ref()
+    waiter = getcurrent()
+    ref = getattr(waiter, MARK, None)  # the body's own greenlet: the common case
+    bridge = (ref if ref is not None else _ref_above(waiter, aw))()
     if bridge is None or bridge.state is not RUNNING:
         raise not_running(aw)
-    bridge.inner = awaitable_iter(aw)  # W1
-    bridge.waiter = getcurrent()
+    bridge.inner = aw if type(aw) is types.CoroutineType else awaitable_iter(aw)  # W1
+    bridge.waiter = waiter
     driver: greenlet = bridge.driver
-    del bridge, ref, g
+    del bridge, ref, waiter
     out = driver.switch(AWAIT)
     if type(out) is not Thrown:
         return out
@@ -277,6 +274,20 @@ def await_(aw: Any, /) -> Any:
         raise exc.with_traceback(_user_frames(exc.__traceback__))
     finally:
         del exc
+
+
+def _ref_above(g: greenlet, aw: Any) -> Callable[[], Bridge | None]:
+    """The weak reference to the bridge whose body runs `g`, a nested coroutine's worker:
+    the first greenlet up the parents that carries one (each worker's parent is its
+    driver)."""
+    while True:
+        parent = g.parent
+        if parent is None:
+            raise outside(aw)
+        g = parent
+        ref = getattr(g, MARK, None)
+        if ref is not None:
+            return ref  # type: ignore[no-any-return]
 
 
 def _user_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
