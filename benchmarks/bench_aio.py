@@ -151,7 +151,9 @@ def main() -> None:
         base = "SQLAlchemy await_only" if "SQLAlchemy await_only" in found else "ours, pure"
         ops = args.awaits if kind == "ready" else args.awaits // 5
         results = compare({k: timed_on_loop(v) for k, v in found.items()}, base, ops, args.rounds)
-        counts = {r.name: instructions(kind, r.name, args.count_awaits) for r in results} if args.count else {}
+        counts = {}
+        if args.count:
+            counts = {r.name: instructions(kind, r.name, args.count_awaits) for r in results}
         print(f"\n{kind}: {'completes at once' if kind == 'ready' else 'asyncio.sleep(0)'}")
         for r in results:
             line = f"  {r.name:<24} {r.seconds_per_op * 1e9:8.0f} ns  {r.ratio:5.2f}x"

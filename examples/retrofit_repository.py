@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -115,7 +116,7 @@ CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer TEXT, total_
 
 def create_store(path: str, stock: dict[str, tuple[int, int]]) -> None:
     """The database: {sku: (price in cents, stock)}."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(SCHEMA)
         conn.executemany(
             "INSERT INTO product VALUES (?, ?, ?)", [(s, p, q) for s, (p, q) in stock.items()]
@@ -305,7 +306,7 @@ def main() -> None:
         replies, most = asyncio.run(demo(path))
         for request, (status, body) in zip(REQUESTS, replies, strict=True):
             print(f"{request['customer']:>11}: {status} {json.dumps(body, sort_keys=True)}")
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn, conn:
             left = dict(conn.execute("SELECT sku, stock FROM product ORDER BY sku"))
             orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
     sold = sum(1 for status, _ in replies if status == 200)

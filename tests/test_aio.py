@@ -796,3 +796,60 @@ def test_the_compiled_await_has_the_references_docstring() -> None:
     compiled = _IMPLEMENTATIONS["compiled"][1]
     assert compiled.__doc__ == inspect.cleandoc(_bridge.await_.__doc__ or "")
     assert compiled.__text_signature__ == "($module, aw, /)"  # type: ignore[attr-defined]
+
+
+def test_a_foreign_switch_to_the_driver_abandons_the_body_with_an_error(impl: Impl) -> None:
+    """Code in the body that switches to a greenlet ending in the task's greenlet lands in
+    the driver without await_: the driver says so, and the body unwinds when collected."""
+    import gc
+
+    from greenlet import getcurrent, greenlet
+
+    from coroutine import CoroutineError
+
+    log: list[str] = []
+
+    def body(task_greenlet: greenlet) -> None:
+        try:
+            greenlet(lambda: "stray", parent=task_greenlet).switch()
+        finally:
+            log.append("finally")
+
+    async def main() -> None:
+        await impl.run_sync(body, getcurrent())
+
+    with pytest.raises(CoroutineError, match=r"switched to the run_sync driver without await_"):
+        anyio.run(main)
+    gc.collect()
+    assert log == ["finally"]
+
+
+@pytest.mark.parametrize("raised", [LookupError("at once"), StopIteration("at once")])
+def test_a_body_that_raises_before_any_await_raises_out_of_run_sync(
+    impl: Impl, raised: Exception
+) -> None:
+    def body() -> None:
+        raise raised
+
+    expected = RuntimeError if isinstance(raised, StopIteration) else LookupError
+    with pytest.raises(expected):
+        anyio.run(lambda: impl.run_sync(body))
+
+
+def test_the_bodys_end_goes_to_whichever_greenlet_stepped_the_task_last(impl: Impl) -> None:
+    """Rule A2: a step from another greenlet than the last makes it the body's parent, so the
+    body's end lands there, not in the greenlet that started it."""
+    from greenlet import getcurrent, greenlet
+
+    coro = impl.run_sync(lambda: impl.await_(Suspend()) + "!")
+
+    def first_step() -> None:
+        assert coro.send(None) == "suspended"
+        getcurrent().parent.switch("parked")  # stays suspended: a parent the end could reach
+
+    other = greenlet(first_step)
+    assert other.switch() == "parked"
+    with pytest.raises(StopIteration) as info:
+        coro.send(None)  # from the main greenlet now
+    assert info.value.value == "resumed!"
+    other.throw()  # (let it go)

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,7 +35,7 @@ def example() -> Iterator[ModuleType]:
 
 
 def stock_of(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         return dict(conn.execute("SELECT sku, stock FROM product"))
 
 
@@ -42,7 +43,7 @@ def reference(example: ModuleType, path: Path, requests: list[dict[str, Any]]) -
     """The synchronous layer as it was: on sqlite3 itself, one checkout after another."""
     example.create_store(str(path), example.STOCK)
     receipts = []
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         repo = example.OrderRepository(conn)
         for r in requests:
             receipts.append(example.checkout(repo, r["customer"], r["items"]))
@@ -91,7 +92,7 @@ def test_concurrent_checkouts_agree_with_the_sequential_reference(
     receipts = reference(example, tmp_path / "reference.db", [r for r, _ in done])
     assert [r.total_cents for r in receipts] == [body["total_cents"] for _, body in done]
     assert stock_of(served) == stock_of(tmp_path / "reference.db")
-    with sqlite3.connect(served) as conn:
+    with closing(sqlite3.connect(served)) as conn:
         orders = sorted(row[0] for row in conn.execute("SELECT customer FROM orders"))
     assert orders == sorted(r["customer"] for r, _ in done)
 

@@ -49,6 +49,7 @@ from typing import Any
 
 from greenlet import getcurrent, greenlet
 
+from ._context import _Signal
 from ._errors import CoroutineError, NotInCoroutineError
 
 __all__ = ["MARK", "Bridge", "Thrown", "await_", "awaitable_iter", "drive"]
@@ -60,18 +61,6 @@ DONE = "done"
 
 MARK = "_coroutine_aio_bridge"
 """The body greenlet's attribute naming its `Bridge` (a weak reference)."""
-
-
-class _Signal:
-    """What a switch carries when it carries no user value."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.name}>"
 
 
 AWAIT: Any = _Signal("await")  # await_ -> driver: `inner` is to be awaited
@@ -147,6 +136,7 @@ class Bridge:
             self.state = RUNNING  # A3
             out = self.waiter.switch(value)  # type: ignore[union-attr]
         except BaseException as raised:
+            value = None  # (nor through the Thrown)
             if self.recover() and isinstance(raised, (StopIteration, StopAsyncIteration)):
                 raise stop_error(raised) from raised
             raise
