@@ -10,7 +10,7 @@ are the loop's own.
 from __future__ import annotations
 
 import gc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,20 @@ from greenlet import greenlet
 
 from coroutine import _bridge
 from coroutine.aio import _IMPLEMENTATIONS
+
+
+async def answer(value: Any) -> Any:
+    """An awaitable that really suspends (one trip through the event loop)."""
+    await anyio.sleep(0)
+    return value
+
+
+class Suspend:
+    """An awaitable that suspends once, on no event loop (for coroutines driven by hand)."""
+
+    def __await__(self) -> Generator[str, Any, str]:
+        yield "suspended"
+        return "resumed"
 
 
 @dataclass(frozen=True)
