@@ -20,6 +20,8 @@ import argparse
 import asyncio
 import gc
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -123,12 +125,57 @@ def counted(kind: str, name: str, n: int) -> None:
 
 
 def instructions(kind: str, name: str, n: int) -> float:
+    """(I(2N) - I(N)) / N for one candidate, each run importing from .pyc files (`count`)."""
     from .count import callgrind  # valgrind is needed only for --count
 
     def argv(ops: int) -> list[str]:
         return ["-m", "benchmarks.bench_aio", "--one", kind, name, str(ops)]
 
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, *argv(10)], env=env, check=True)  # writes the .pyc files
     return (callgrind(argv(2 * n), pure=False) - callgrind(argv(n), pure=False)) / n
+
+
+def table(paths: list[str]) -> str:
+    """The rows of `--out` files (one per CPython) as one Markdown table per kind of
+    awaitable: ns and instructions per await, each with its ratio to SQLAlchemy's."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        with open(path) as f:
+            rows += json.load(f)
+    versions = sorted({r["python"] for r in rows}, key=lambda v: tuple(map(int, v.split("."))))
+    out = []
+    for kind in KINDS:
+        title = "completes at once" if kind == "ready" else "asyncio.sleep(0)"
+        out += [f"{kind} ({title}) | " + " | ".join(f"CPython {v}" for v in versions)]
+        out += ["|".join(["---"] * (len(versions) + 1))]
+        names = list(dict.fromkeys(r["name"] for r in rows if r["kind"] == kind))
+        for name in names:
+            cells = []
+            for v in versions:
+                r = next(
+                    (r for r in rows if (r["kind"], r["name"], r["python"]) == (kind, name, v)),
+                    None,
+                )
+                base = next(
+                    (
+                        b
+                        for b in rows
+                        if (b["kind"], b["name"], b["python"]) == (kind, "SQLAlchemy await_only", v)
+                    ),
+                    None,
+                )
+                if r is None:
+                    cells.append("")
+                    continue
+                cell = f"{r['ns']:,.0f} ns ({r['ratio']:.2f}x)"
+                if r.get("instructions") and base and base.get("instructions"):
+                    ratio = r["instructions"] / base["instructions"]
+                    cell += f", {r['instructions']:,.0f} instr ({ratio:.2f}x)"
+                cells.append(cell)
+            out += [f"{name} | " + " | ".join(cells)]
+        out += [""]
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -136,12 +183,16 @@ def main() -> None:
     parser.add_argument("--awaits", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--count", action="store_true", help="callgrind instructions too")
-    parser.add_argument("--count-awaits", type=int, default=5_000)
+    parser.add_argument("--count-awaits", type=int, default=40_000)
     parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="print --out files as Markdown")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "NAME", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         counted(args.one[0], args.one[1], int(args.one[2]))
+        return
+    if args.table:
+        print(table(args.table))
         return
     version = ".".join(map(str, sys.version_info[:2]))
     rows = []
@@ -153,7 +204,8 @@ def main() -> None:
         results = compare({k: timed_on_loop(v) for k, v in found.items()}, base, ops, args.rounds)
         counts = {}
         if args.count:
-            counts = {r.name: instructions(kind, r.name, args.count_awaits) for r in results}
+            n = args.count_awaits if kind == "ready" else args.count_awaits // 5
+            counts = {r.name: instructions(kind, r.name, n) for r in results}
         print(f"\n{kind}: {'completes at once' if kind == 'ready' else 'asyncio.sleep(0)'}")
         for r in results:
             line = f"  {r.name:<24} {r.seconds_per_op * 1e9:8.0f} ns  {r.ratio:5.2f}x"
