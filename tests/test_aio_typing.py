@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHECKED = '''
+CHECKED = """
 import asyncio
 from collections.abc import Awaitable, Coroutine
 from typing import Any
@@ -37,7 +37,7 @@ async def main(aw: Awaitable[bytes]) -> None:
     await run_sync(body, 1, aw)  # error
     await run_sync(body, "k", aw, scale="2")  # error
     await_(3)  # error
-'''
+"""
 
 
 def test_pyright_infers_await_as_the_awaitables_result_type(tmp_path: Path) -> None:
