@@ -93,7 +93,7 @@ class Bridge:
     state: str
     body: greenlet | None
     waiter: greenlet | None
-    inner: Iterator[Any] | None
+    inner: Any  # an iterator, or a native coroutine (which `yield from` drives as one)
     driver: greenlet | None
     closing: bool
     thread: int
@@ -248,14 +248,14 @@ def await_(aw: Any, /) -> Any:
     """
     waiter = getcurrent()
     ref = getattr(waiter, MARK, None)  # the body's own greenlet: the common case
-    bridge = (ref if ref is not None else _ref_above(waiter, aw))()
+    bridge: Bridge | None = (ref if ref is not None else _ref_above(waiter, aw))()
     if bridge is None or bridge.state is not RUNNING:
         raise not_running(aw)
     bridge.inner = aw if type(aw) is types.CoroutineType else awaitable_iter(aw)  # W1
     bridge.waiter = waiter
-    driver: greenlet = bridge.driver
+    driver = bridge.driver
     del bridge, ref, waiter
-    out = driver.switch(AWAIT)
+    out = driver.switch(AWAIT)  # type: ignore[union-attr]
     if type(out) is not Thrown:
         return out
     exc = out.exc
