@@ -218,7 +218,7 @@ def drive(
         it = bridge.inner
         bridge.inner = None
         try:
-            value = yield from it  # type: ignore[misc]
+            value = yield from it
         except BaseException as exc:  # A5
             out = bridge.resume(None, exc)
         else:
