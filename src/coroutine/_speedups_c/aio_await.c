@@ -18,7 +18,7 @@ lookup_attr(PyObject *obj, PyObject *name, PyObject **out)
 
 /* A weak reference's referent, borrowed (Py_None if dead): the ref is alive meanwhile. */
 static inline PyObject *
-weak_target(PyObject *ref)
+referent(PyObject *ref)
 {
     PyObject *obj = ((PyWeakReference *)ref)->wr_object;
     return Py_REFCNT(obj) > 0 ? obj : Py_None;
@@ -41,7 +41,7 @@ bridge_of(PyObject *g)
             return NULL;
         }
         if (ref != NULL) {
-            PyObject *b = PyWeakref_Check(ref) ? weak_target(ref) : Py_None; /* borrowed */
+            PyObject *b = PyWeakref_Check(ref) ? referent(ref) : Py_None; /* borrowed */
             Py_DECREF(ref);
             Py_DECREF(g);
             if (!Py_IS_TYPE(b, &AioBridgeType))
