@@ -23,14 +23,15 @@ def _greenlet_include() -> list[str]:
 _SRC = "src/coroutine/_speedups_c"
 # One file per concern, in reading order (the comment at the top of speedups.h).
 _CONCERNS = ("compat", "driver", "methods", "run", "yieldsite", "table", "module")
+_AIO = ("aio", "aio_await", "aio_iter")  # coroutine.aio's driver (aio.h)
 
 ext_modules = []
 if os.environ.get("COROUTINE_PURE_BUILD", "") in ("", "0"):
     ext_modules.append(
         Extension(
             "coroutine._speedups",
-            sources=[f"{_SRC}/{name}.c" for name in _CONCERNS],
-            depends=[f"{_SRC}/speedups.h"],
+            sources=[f"{_SRC}/{name}.c" for name in _CONCERNS + _AIO],
+            depends=[f"{_SRC}/speedups.h", f"{_SRC}/aio.h"],
             include_dirs=_greenlet_include(),
             optional=True,
         )

@@ -72,10 +72,11 @@ def test_run_returns_the_result_when_its_callback_drives_the_coroutine_to_its_en
     assert c.status == "done" and log == ["finally"]
 
 
-def test_run_async_returns_when_its_callback_closes_the_coroutine() -> None:
+def test_run_async_raises_stopped_error_when_its_callback_closes_the_coroutine() -> None:
     log: list[str] = []
     c = NewWithReturn[int, Any](two_yields(log))
-    assert asyncio.run(RunAsync(c, lambda v: c.close())) is None
+    with pytest.raises(coroutine.StoppedError):  # SPEC §3: a stopped body has no result
+        asyncio.run(RunAsync(c, lambda v: c.close()))
     assert log == ["finally"]
     assert c.status == "done"
 

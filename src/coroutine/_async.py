@@ -1,20 +1,24 @@
 """`RunAsync`: `Run` for event loops, so synchronous bodies can wait on async work.
 
-The body stays synchronous and runs in its worker greenlet; only the driver awaits. Each
-resume of the body happens inside one step of the awaiting task, and the awaits happen
-between resumes, so the event loop never runs inside a body.
+It is `Run` inside a `run_sync` body, whose callback waits for an awaitable answer with
+`await_`: so it shares the async bridge's driver loop (compiled when the extension is
+loaded), and `Run`'s rules hold as written. An `Exception` from the callback or its
+awaitable is raised in the body at its `Yield`; a cancellation (a `BaseException`) stops and
+unwinds the body, then propagates. The event loop never runs inside a body: every await
+happens in the awaiting task, between two resumes.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from types import CoroutineType
+from typing import TypeVar, cast
 
-from greenlet import getcurrent
-
-from ._context import NOTHING, SUSPENDED, resume
-from ._coroutine import Coroutine, bad_send
+from ._coroutine import Coroutine
+from ._errors import StoppedError
+from ._run import Run
+from .aio import await_, run_sync
 
 __all__ = ["RunAsync"]
 
@@ -23,12 +27,13 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 
-async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -> T | None:
+def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -> Awaitable[T]:
     """Drive `coro` to its end like `Run`, awaiting `fn(v)` when it returns an awaitable.
 
+    Returns a coroutine to await, whose result is the body's return value (`Result()`).
     An `Exception` from `fn` or its awaitable is raised in the body at its `Yield`, which
     may handle it; cancellation (and any other `BaseException`) stops and unwinds the body,
-    then propagates.
+    then propagates. The body may also call `coroutine.aio.await_` itself.
 
     >>> import asyncio
     >>> from coroutine import NewWithReturn, RunAsync, Yield
@@ -41,29 +46,35 @@ async def RunAsync(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]
     42
 
     Raises:
+        TypeError: at the call, `coro` is not a coroutine made by `New` or `NewWithReturn`.
         YieldTypeError: `fn` produced a value that is not an `S` (raised at the yield too).
+        StoppedError: the body was stopped before it returned (`fn` called ``coro.Stop()``),
+            so there is no result.
         BaseException: what the body raised (an unhandled exception from `fn` included), or
             a cancellation once the body is unwound.
     """
-    ctx = coro._ctx
-    if not coro.Next():
-        return ctx._result  # type: ignore[no-any-return]
-    check = ctx._sig.check_s
-    while True:
-        try:
-            sent = fn(ctx._recv)
-            if inspect.isawaitable(sent):
-                sent = await sent
-            if check is not None and not check(sent):
-                raise bad_send(sent, ctx._sig)
-        except Exception as exc:
-            if ctx._state is not SUSPENDED:
-                raise
-            going = resume(coro, NOTHING, exc, getcurrent())
-        except BaseException:
-            coro.close()
-            raise
-        else:
-            going = ctx._state is SUSPENDED and coro._advance("Next", sent)
-        if not going:
-            return ctx._result  # type: ignore[no-any-return]
+    if not isinstance(coro, Coroutine):
+        raise TypeError(
+            f"RunAsync takes a coroutine made by New[R, S](fn) or NewWithReturn[R, S](fn), "
+            f"got {coro!r} of type {type(coro).__name__}; write "
+            "RunAsync(NewWithReturn[R, S](body), answer)"
+        )
+    return run_sync(_run_to_end, coro, fn)
+
+
+def _run_to_end(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -> T:
+    """The bridge's body: `Run` with `fn`'s awaitable answers awaited."""
+
+    def answer(value: R) -> S:
+        sent = fn(value)
+        if type(sent) is CoroutineType or inspect.isawaitable(sent):
+            return await_(cast("Awaitable[S]", sent))
+        return sent
+
+    result = Run(coro, answer)
+    if coro._ctx._stopping:
+        raise StoppedError(
+            f"RunAsync finished {coro!r}, which was stopped before its body returned: there "
+            "is no result; drive it with Next and Result() where a stop is expected"
+        )
+    return result  # type: ignore[return-value]

@@ -153,6 +153,8 @@ static struct PyModuleDef moduledef = {
             return NULL;                                     \
     } while (0)
 
+int coroutine_aio_init(PyObject *m); /* aio.c: coroutine.aio's driver, its own concern */
+
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
@@ -181,7 +183,8 @@ PyInit__speedups(void)
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "YieldSite", (PyObject *)&YieldSiteType) < 0
-        || PyModule_AddObjectRef(m, "YieldTable", (PyObject *)&YieldTableType) < 0) {
+        || PyModule_AddObjectRef(m, "YieldTable", (PyObject *)&YieldTableType) < 0
+        || coroutine_aio_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
