@@ -42,6 +42,7 @@ extensions = [
 # A new public module is one line here and one page there.
 public_modules = [
     "coroutine",
+    "coroutine.aio",
     "coroutine.durable",
     "coroutine.workflow",
     "coroutine.types",
@@ -53,8 +54,6 @@ public_modules = [
 public_api_known_gaps = {
     "coroutine.durable.Transform.seal": "a docstring in durable/_state.py",
     "coroutine.durable.Transform.open": "a docstring in durable/_state.py",
-    "coroutine.workflow.WorkflowInfo": "workflow/_records.py names the class Row, its fields "
-    "described by # comments, which autodoc cannot show: name it WorkflowInfo, with #: ones",
 }
 
 root_doc = "docs/index"

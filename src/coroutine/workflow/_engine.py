@@ -232,7 +232,7 @@ class Engine:
         return steps
 
     def reap_if_due(self) -> None:
-        """Free the claims of dead workers, if not done in the last `REAP_EVERY` seconds."""
+        """Free the claims of dead workers, if not done in the last ``REAP_EVERY`` seconds."""
         now = time.monotonic()
         if now >= self._next_reap:
             self._next_reap = now + REAP_EVERY

@@ -91,14 +91,17 @@ class ActivityError(WorkflowError):
 
     @property
     def type_name(self) -> str:
+        """The original exception's class, as ``module.QualName``."""
         return str(self.args[0])
 
     @property
     def message(self) -> str:
+        """The original exception's ``str``."""
         return str(self.args[1])
 
     @property
     def remote_traceback(self) -> str:
+        """The original exception's traceback, as text, from the worker that ran the activity."""
         return str(self.args[2])
 
     def __str__(self) -> str:
