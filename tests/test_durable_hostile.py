@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coroutine import InvalidStateError, NewWithReturn, Yield
-from coroutine.durable import _codec, _state, configure
+from coroutine.durable import _codec, _decode, _digest, _state, configure
 from coroutine.types import Register
 
 
@@ -41,7 +41,7 @@ def forge(events: bytes = b"", nevents: int = 0, *, sent: bytes | None = None, f
     name = f"{__name__}.{fn.__name__}"
     header = (sig, b"f\0" + name.encode(), name, b"", "v1", b"", 0)
     n = nevents if yields is None else yields
-    d, raw = _codec.digest_and_canonical(n)
+    d, raw = _digest.digest_and_canonical(n)
     position = (_state.K_SUSPENDED, nevents, n, d, raw, sent, None)
     return _state.Chain.full(header, events, position)[0]
 
@@ -68,7 +68,7 @@ def refused(b: bytes, match: str, fn: Any = body, seconds: float = 2.0) -> Inval
 
 def test_the_forgery_helper_makes_states_that_restore() -> None:
     c = make()
-    c.Context().Unmarshal(forge(b"Y" + _codec.digest(0) + _codec.encode(5), 1, sent=b"i\x01\x07"))
+    c.Context().Unmarshal(forge(b"Y" + _digest.digest(0) + _codec.encode(5), 1, sent=b"i\x01\x07"))
     assert c.Next() and c.Recv() == 2
     c.close()
 
@@ -105,7 +105,7 @@ def test_decoding_stays_within_its_memory_budget_when_it_succeeds() -> None:
     value = b"l" + uvarint(n) + b"l\x00" * n
     tracemalloc.start()
     try:
-        got = _codec.decode(value, budget=_codec.budget_for(len(value)))
+        got = _decode.decode(value, budget=_decode.budget_for(len(value)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -168,7 +168,7 @@ def test_a_real_recursion_error_is_not_relabelled_as_a_malformed_state() -> None
 
 
 def exc_event(kind: bytes, module: str, qual: str, args: tuple[Any, ...] = ()) -> bytes:
-    digest = _codec.digest(0) if kind == b"T" else b""
+    digest = _digest.digest(0) if kind == b"T" else b""
     return kind + digest + _codec.encode((module, qual, args))
 
 
@@ -244,7 +244,7 @@ def test_a_restored_pending_send_is_checked_against_s() -> None:
 
 
 def test_a_recorded_send_is_checked_against_s_when_replayed() -> None:
-    event = b"Y" + _codec.digest(0) + _codec.encode("text")
+    event = b"Y" + _digest.digest(0) + _codec.encode("text")
     replay_raises(forge(event, 1), r"sends 'text', not of the coroutine's S")
 
 
@@ -254,7 +254,7 @@ def test_an_int_over_4300_digits_does_not_break_the_message() -> None:
         forge(sent=_codec.encode(big), fn=text_body), "pending Send <an int of", text_body
     )
     assert "bits>" in str(err)
-    event = b"Y" + _codec.digest(0) + _codec.encode(big)
+    event = b"Y" + _digest.digest(0) + _codec.encode(big)
     replay_raises(forge(event, 1, fn=text_body), "sends <an int of 16610 bits>", text_body)
 
 
@@ -296,8 +296,8 @@ def test_a_tampered_signed_state_is_refused_before_anything_is_decoded(
     state = marshal_one(c)
     c.close()
     decoded: list[int] = []
-    real = _codec._Decoder.dec
-    monkeypatch.setattr(_codec._Decoder, "dec", lambda self: decoded.append(1) or real(self))
+    real = _decode._Decoder.dec
+    monkeypatch.setattr(_decode._Decoder, "dec", lambda self: decoded.append(1) or real(self))
     for i in range(len(state)):
         flipped = state[:i] + bytes([state[i] ^ 0x10]) + state[i + 1 :]
         with pytest.raises(InvalidStateError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InvalidStateError
-from . import _codec, _state
+from . import _codec, _decode, _state
 
 __all__ = ["StateInfo", "configure", "inspect"]
 
@@ -72,7 +72,7 @@ def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
     if not isinstance(b, (bytes, bytearray, memoryview)):
         raise TypeError(f"inspect takes the bytes Marshal returned, got {type(b).__name__}")
     b = bytes(b)
-    budget = _codec.budget_for(len(b))
+    budget = _decode.budget_for(len(b))
     try:
         snap = _state.read(b, _state.key_for(key), budget)
     except InvalidStateError as exc:
@@ -80,7 +80,7 @@ def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
     pending, note = None, None
     if snap.pending_value is not None:
         try:
-            pending = _codec.decode(snap.pending_value, registry=False, budget=budget)
+            pending = _decode.decode(snap.pending_value, registry=False, budget=budget)
         except _codec.DecodeError as exc:
             note = f"(not decoded: {exc})"
     return StateInfo(

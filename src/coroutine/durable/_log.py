@@ -1,6 +1,6 @@
 """The log of a durable coroutine: its events, read lazily as the replay meets them.
 
-Events (values in the format of `_codec`; a digest is `_codec.digest` of a yielded value):
+Events (values in the format of `_codec`; a digest is `_digest.digest` of a yielded value):
 
     Y digest value   a yield, answered with value
     N digest         a yield resumed with nothing sent, which raised YieldTypeError
@@ -25,7 +25,7 @@ import types
 from typing import Any
 
 from .._errors import InvalidStateError
-from . import _codec
+from . import _codec, _decode, _digest
 
 __all__ = ["Event", "Events", "exc_spec", "rebuild"]
 
@@ -47,10 +47,10 @@ class Events:
     # were read; nevents is how many the state says there are in all.
 
     def __init__(
-        self, buf: bytes, pos: int, end: int, nevents: int, budget: _codec.Budget, check_s: Any
+        self, buf: bytes, pos: int, end: int, nevents: int, budget: _decode.Budget, check_s: Any
     ) -> None:
         self.buf, self.pos, self.end, self.nevents = buf, pos, end, nevents
-        self.reader = _codec._Decoder(buf, pos, True, budget)
+        self.reader = _decode._Decoder(buf, pos, True, budget)
         self.reader.end = end
         self.check_s = check_s
         self.count = 0
@@ -88,7 +88,7 @@ class Events:
         digest = None
         if k == Y or k == N or k == T:
             n = buf[pos + 1] if pos + 1 < end else 0
-            stop = pos + 2 + n if n <= 15 else pos + 1 + _codec.digest_size(n)
+            stop = pos + 2 + n if n <= 15 else pos + 1 + _digest.digest_size(n)
             if stop > end:
                 raise _codec.DecodeError("truncated inside a digest")
             digest = buf[pos + 1 : stop]
@@ -152,14 +152,14 @@ def _skip_record(buf: bytes, pos: int, end: int) -> int:
     return i + 1 + n + 4 + 16
 
 
-def skip_value(buf: bytes, pos: int, end: int, budget: _codec.Budget) -> int:
+def skip_value(buf: bytes, pos: int, end: int, budget: _decode.Budget) -> int:
     """The position after the event at `pos` (decoding its value, for `strip`)."""
     reader = Events(buf, pos, end, 1, budget, None)
     reader._next()
     return reader.pos
 
 
-def strip(buf: bytes, pos: int, end: int, budget: _codec.Budget) -> bytes:
+def strip(buf: bytes, pos: int, end: int, budget: _decode.Budget) -> bytes:
     """The events of `buf[pos:end]` without the S/D records between them."""
     out = bytearray()
     while pos < end:

@@ -37,7 +37,7 @@ from .._errors import (
     YieldTypeError,
 )
 from .._signature import Rule
-from . import _codec, _log, _state
+from . import _codec, _decode, _digest, _log, _state
 from ._core import (
     NOTHING,
     end_from_body,
@@ -139,7 +139,7 @@ class Recorder:
         if phase is not LIVE or ctx._stopping:
             return switch_out(ctx, value, rule)  # nothing to record (or it refuses)
         try:
-            d, raw = _codec.digest_and_canonical(value)
+            d, raw = _digest.digest_and_canonical(value)
         except _codec.EncodeError as exc:
             self._break(f"yield {self.nyield} yielded a value that {exc}")
             return switch_out(ctx, value, rule)
@@ -182,7 +182,7 @@ class Recorder:
                     self._diverge(
                         ctx,
                         f"yield {n} differs: the body yielded {_codec._short(value)}, the "
-                        f"recorded run yielded {_codec.describe_digest(recorded)}",
+                        f"recorded run yielded {_digest.describe_digest(recorded)}",
                     )
                 self._diverge(ctx, f"the body made yield {n} ({_codec._short(value)}) where "
                               f"the recorded run {_did(kind, payload)}")  # fmt: skip
@@ -198,12 +198,12 @@ class Recorder:
             self._diverge(
                 ctx,
                 f"yield {n} differs: the body yielded {_codec._short(value)}, the recorded run "
-                f"was suspended at {_codec.describe_digest(self.pending or b'')}",
+                f"was suspended at {_digest.describe_digest(self.pending or b'')}",
             )
         self._end_replay()
         if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
             raise CoroutineExit
-        d = _codec.digest(value)
+        d = _digest.digest(value)
         sent = pending_send(ctx)
         if sent is NOTHING:
             if not rule.none_ok:
@@ -215,7 +215,7 @@ class Recorder:
 
     def _matches(self, ctx: Context[Any, Any], n: int, value: object, recorded: bytes) -> bool:
         try:
-            return _codec.matches(value, recorded)
+            return _digest.matches(value, recorded)
         except _codec.EncodeError as exc:
             self._diverge(ctx, f"yield {n} yielded a value that the recorded run did not: {exc}")
 
@@ -347,7 +347,7 @@ class Recorder:
         if self.base is None:
             return bytes(self.log)
         buf, start, end = self.base
-        budget = _codec.budget_for(end - start)
+        budget = _decode.budget_for(end - start)
         return _log.strip(buf, start, end, budget) + self.log
 
     def _kind(self, state: str) -> int:
@@ -380,7 +380,7 @@ class Recorder:
         self.kind = snap.kind
         self.pending, self.pending_raw = snap.pending, snap.pending_value
         if snap.kind == K_SUSPENDED or snap.kind == K_RUNNING:
-            budget = _codec.budget_for(len(b))
+            budget = _decode.budget_for(len(b))
             self.events = _log.Events(snap.buf, snap.start, snap.end, snap.nevents, budget, check)
             self.phase = RESTORED
         restore(ctx, done=snap.kind == K_DONE, sent=NOTHING if snap.sent is None else sent,

@@ -34,7 +34,7 @@ from hashlib import blake2b
 from typing import Any, NamedTuple, Protocol
 
 from .._errors import InvalidStateError
-from . import _codec, _log
+from . import _codec, _decode, _digest, _log
 
 __all__ = ["FORMAT_VERSION", "Chain", "Snapshot", "Transform", "configure", "read"]
 
@@ -178,7 +178,7 @@ _HEADER = (str, bytes, str, bytes, (str, type(None)), bytes, int)
 _POSITION = (int, int, int, int, _OPT, _OPT, _OPT, _OPT)
 
 
-def read(b: bytes, key: bytes | None, budget: _codec.Budget) -> Snapshot:
+def read(b: bytes, key: bytes | None, budget: _decode.Budget) -> Snapshot:
     """Check the MAC (or checksum) of `b`, then decode its header and last position."""
     if len(b) < 8 + TAG or b[:4] != MAGIC:
         if b[:1] == b"D" and len(b) > 8 + TAG:
@@ -245,7 +245,7 @@ def load(b: bytes, sig: str, entry: Any, version: str | None) -> Snapshot:
     Raises:
         InvalidStateError: why `b` cannot be restored into that coroutine.
     """
-    snap = read(b, key_for(None), _codec.budget_for(len(b)))
+    snap = read(b, key_for(None), _decode.budget_for(len(b)))
     desc = _clip(snap.desc)
     if snap.entry != entry.ref:
         raise bad(
@@ -270,7 +270,7 @@ def load(b: bytes, sig: str, entry: Any, version: str | None) -> Snapshot:
         raise bad(f"the state is of a coroutine of {_clip(snap.sig)}, this one is {sig}")
     if snap.pending is not None:
         try:
-            _, stop = _codec.read_digest(snap.pending, 0)
+            _, stop = _digest.read_digest(snap.pending, 0)
         except _codec.DecodeError:
             stop = -1
         if stop != len(snap.pending):
@@ -283,7 +283,7 @@ def value(encoded: bytes | None, what: str, check: Any, b: bytes) -> Any:
     if encoded is None:
         return None
     try:
-        v = _codec.decode(encoded, budget=_codec.budget_for(len(b)))
+        v = _decode.decode(encoded, budget=_decode.budget_for(len(b)))
     except _codec.DecodeError as exc:
         raise bad(f"the state is malformed: {what}: {exc}") from None
     if check is not None and not check(v):
@@ -314,7 +314,7 @@ def _fields(part: bytes, transform: Transform | None, types: tuple[Any, ...], bu
     if transform is not None:
         part = _open(part, 0, len(part), transform)
     try:
-        fields = _codec.decode(part, registry=False, budget=budget)
+        fields = _decode.decode(part, registry=False, budget=budget)
     except _codec.DecodeError as exc:
         raise bad(f"the state is malformed: {exc}") from None
     if not (
