@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coroutine import InvalidStateError, NewWithReturn, Yield
-from coroutine.durable import _codec, _decode, _digest, _state, configure
+from coroutine.durable import _codec, _decode, _digest, _keys, _state, configure
 from coroutine.types import Register
 
 
@@ -48,10 +48,10 @@ def forge(events: bytes = b"", nevents: int = 0, *, sent: bytes | None = None, f
 
 @pytest.fixture(autouse=True)
 def no_key_nor_transform() -> Iterator[None]:
-    saved = _state._Settings.key, _state._Settings.transform
-    _state._Settings.key = _state._Settings.transform = None
+    saved = _keys._Settings.keys, _keys._Settings.transform
+    _keys._Settings.keys, _keys._Settings.transform = (), None
     yield
-    _state._Settings.key, _state._Settings.transform = saved
+    _keys._Settings.keys, _keys._Settings.transform = saved
 
 
 def uvarint(n: int) -> bytes:
@@ -268,7 +268,7 @@ def marshal_one(c: Any) -> bytes:
 
 
 def test_a_signed_state_needs_its_key() -> None:
-    configure(key="k1")
+    configure(key="first-key-for-tests")
     c = make()
     state = marshal_one(c)
     c.close()
@@ -278,20 +278,20 @@ def test_a_signed_state_needs_its_key() -> None:
     r.close()
     configure(key=None)
     refused(state, "signed with a key, and none is set")
-    configure(key="k2")
+    configure(key="second-key-for-tests")
     refused(state, "MAC does not match")
 
 
 def test_an_unsigned_state_is_refused_when_a_key_is_set() -> None:
     state = forge()
-    configure(key="k1")
+    configure(key="first-key-for-tests")
     refused(state, "not signed, but a state key is set")
 
 
 def test_a_tampered_signed_state_is_refused_before_anything_is_decoded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    configure(key=b"secret")
+    configure(key=b"a-secret-for-tests")
     c = make()
     state = marshal_one(c)
     c.close()
@@ -336,10 +336,10 @@ def test_a_transform_keeps_sent_values_out_of_the_bytes() -> None:
 
 def test_the_key_comes_from_the_environment() -> None:
     script = (
-        "from coroutine.durable import _state; import sys; "
-        "sys.exit(0 if _state._Settings.key == _state._derive('from-env') else 1)"
+        "from coroutine.durable import _keys; import sys; "
+        "sys.exit(0 if _keys._Settings.keys == (_keys._derive('key-from-the-env'),) else 1)"
     )
-    env = {"COROUTINE_STATE_KEY": "from-env", "PATH": ""}
+    env = {"COROUTINE_STATE_KEY": "key-from-the-env", "PATH": ""}
     assert subprocess.run([sys.executable, "-c", script], env=env, check=False).returncode == 0
 
 
@@ -363,7 +363,7 @@ fuzz = settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], 
 @fuzz
 @given(st.data(), st.booleans())
 def test_fuzzed_states_give_invalid_state_or_restore(data: st.DataObject, keyed: bool) -> None:
-    configure(key="fuzz" if keyed else None)
+    configure(key="key-of-the-fuzz-test" if keyed else None)
     states = valid_states()
     b = bytearray(data.draw(st.sampled_from(states)))
     for _ in range(data.draw(st.integers(1, 4))):
@@ -378,7 +378,7 @@ def test_fuzzed_states_give_invalid_state_or_restore(data: st.DataObject, keyed:
         if not b:
             break
     if data.draw(st.booleans()) and len(b) > 16 and not keyed:  # reach the decoder
-        hasher = _state._hasher(None)
+        hasher = _keys.hasher(None)
         hasher.update(bytes(b[:-16]))
         b[-16:] = hasher.digest()
     c = make()

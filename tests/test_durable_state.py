@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coroutine import InvalidStateError, NewWithReturn, Yield
-from coroutine.durable import _codec, _digest, _state
+from coroutine.durable import _codec, _digest, _keys, _state
 
 
 def body() -> list[object]:
@@ -40,7 +40,7 @@ STATES = valid_states()
 
 def reseal(b: bytes) -> bytes:
     """Give mutated bytes a valid checksum, so the mutation reaches the decoder."""
-    hasher = _state._hasher(None)
+    hasher = _keys.hasher(None)
     hasher.update(b[:-16])
     return b[:-16] + hasher.digest()
 

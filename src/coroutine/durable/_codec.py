@@ -349,6 +349,22 @@ def _short(v: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def shown(text: str, limit: int | None = 200) -> str:
+    """Untrusted `text` as it may be printed: every character that is not printable (terminal
+    controls, line breaks, bidirectional overrides) escaped as in a ``repr``, and cut to
+    `limit` characters."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit]
+        cut = True
+    else:
+        cut = False
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    if limit is not None and (cut or len(text) > limit):
+        text = text[: limit - 3] + "..."
+    return text
+
+
 def encode(value: Any) -> bytes:
     """`value` as bytes.
 

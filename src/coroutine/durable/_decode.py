@@ -121,7 +121,9 @@ class _Decoder:
         return n
 
     def _str(self) -> str:
-        raw = self._take(self._count())
+        n = self._count()
+        self.budget.charge(_COST_STR + n)  # a str of n UTF-8 bytes takes at most n more
+        raw = self._take(n)
         try:
             return bytes(raw).decode("utf-8", "surrogatepass")
         except UnicodeDecodeError as exc:
@@ -136,9 +138,7 @@ class _Decoder:
             self.budget.charge(_COST_INT + size)
             return int.from_bytes(self._take(size), "big", signed=True)
         if tag == 0x73:  # s
-            s = self._str()
-            self.budget.charge(_COST_STR + len(s))
-            return s
+            return self._str()
         if tag == 0x4E:  # N
             return None
         if tag == 0x54:  # T
@@ -149,9 +149,9 @@ class _Decoder:
             self.budget.charge(_COST_FLOAT)
             return _F64.unpack(self._take(8))[0]
         if tag == 0x62:  # b
-            raw = bytes(self._take(self._count()))
-            self.budget.charge(_COST_BYTES + len(raw))
-            return raw
+            n = self._count()
+            self.budget.charge(_COST_BYTES + n)
+            return bytes(self._take(n))
         return _NOT_SCALAR
 
     def dec(self) -> Any:
@@ -200,7 +200,9 @@ class _Decoder:
                 )
             if tag == 0x50:
                 frame = _Frame(tag, 0, name)
-                frame.items.append(self._take(self._count()))
+                n = self._count()
+                self.budget.charge(_COST_BYTES + n)
+                frame.items.append(self._take(n))
                 return frame
             return _Frame(tag, 1, name)
         raise DecodeError(f"unknown tag byte {tag:#04x} at offset {self.pos - 1}")

@@ -156,4 +156,3 @@ def describe_digest(d: bytes) -> str:
         except DecodeError:
             pass
     return f"a value with digest {d.hex()}"
-

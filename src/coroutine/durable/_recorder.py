@@ -63,7 +63,7 @@ class Recorder:
     __slots__ = (
         "ahead", "base", "broken", "chain", "entry", "events", "in_effect", "kind", "log",
         "nevents", "nyield", "nyields", "origin", "patches", "pending", "pending_raw", "phase",
-        "resumes", "saved", "sig", "version",
+        "resumes", "saved", "sig", "thrown", "version",
     )  # fmt: skip
 
     # Invariants:
@@ -83,12 +83,17 @@ class Recorder:
     # patches maps each change-id Patched decided in this run to its answer.
     # origin/resumes: the tag of the state this run was restored from and how many restores
     #   its history went through (both as loaded until the replay passes the boundary).
+    # thrown is the exception the replay last raised into the body (a thrown-in or SideEffect
+    #   exception read from the state), until the body records or marshals something after
+    #   it; else None. If it leaves the body meanwhile, the body never reached the recorded
+    #   position: `escaped` makes that a divergence, not the body's own exception.
     base: tuple[bytes, int, int] | None
     chain: _state.Chain | None
     pending: bytes | None
     pending_raw: bytes | None
     events: _log.Events | None
     ahead: _log.Event | None
+    thrown: BaseException | None
     broken: str | None
     patches: dict[str, bool]
 
@@ -99,7 +104,7 @@ class Recorder:
         self.phase: str = FRESH
         self.log = bytearray()
         self.base = self.chain = self.pending = self.pending_raw = self.broken = None
-        self.events = self.ahead = None
+        self.events = self.ahead = self.thrown = None
         self.nevents = self.nyields = self.saved = 0
         self.in_effect = self.nyield = self.resumes = 0
         self.kind = K_CREATED
@@ -192,6 +197,7 @@ class Recorder:
                 return payload
             if kind == N:
                 raise nothing_sent(ctx)
+            self.thrown = payload
             raise payload
         # The boundary: the yield the marshalled coroutine was suspended at.
         if not self._matches(ctx, n, value, self.pending or b"\0"):
@@ -245,7 +251,24 @@ class Recorder:
         self.ahead = None
         if self.pending is None and self.peek() is None:
             self._end_replay()
+        if event[0] == X:
+            self.thrown = event[2]
         return event
+
+    def escaped(self, exc: BaseException) -> InvalidStateError | None:
+        """The error to raise instead of `exc` leaving the body, if `exc` is an exception the
+        replay raised and the body has not reached the recorded position since (a forged
+        thrown-in exception, or a nondeterministic body); else None."""
+        if exc is not self.thrown:
+            return None
+        self.thrown = None
+        self.phase = DIVERGED
+        return InvalidStateError(
+            f"replay diverged: the recorded exception {_codec._short(exc)} left the body "
+            f"after {self.nyield} yields, before it reached the recorded position "
+            f"({self.where()}); the state is forged, or the body is not deterministic "
+            "given what it receives"
+        )
 
     def _end_replay(self) -> None:
         self.phase = LIVE
@@ -273,6 +296,7 @@ class Recorder:
     # -- recording -------------------------------------------------------------------------
 
     def _append(self, event: bytes, yields: int = 0) -> None:
+        self.thrown = None
         self.log += event
         self.nevents += 1
         self.nyields += yields
@@ -318,6 +342,7 @@ class Recorder:
             )
         if self.phase is DIVERGED:
             raise NotDurableError(f"{op}: this coroutine's replay diverged; it has no state")
+        self.thrown = None
         kind = self._kind(ctx._state)
         suspended, done = kind == K_SUSPENDED, kind == K_DONE
         sent = result = None
@@ -333,7 +358,8 @@ class Recorder:
         position = (kind, self.nevents, self.nyields, *pending, sent, result)
         if delta:
             assert self.chain is not None
-            b = self.chain.delta(b"" if done else bytes(self.log[self.saved :]), position)
+            events = b"" if done else bytes(self.log[self.saved :])
+            b = self.chain.delta(events, position, self.resumes)
         else:
             events = b"" if done else self._events()
             header = (self.sig, self.entry.ref, self.entry.desc, self.entry.fp, self.version,
@@ -347,8 +373,13 @@ class Recorder:
         if self.base is None:
             return bytes(self.log)
         buf, start, end = self.base
-        budget = _decode.budget_for(end - start)
-        return _log.strip(buf, start, end, budget) + self.log
+        try:
+            events = _log.strip(buf, start, end, _decode.budget_for(end - start))
+        except _codec.DecodeError as exc:
+            raise InvalidStateError(
+                f"Marshal: the state this coroutine was restored from is malformed: {exc}"
+            ) from None
+        return events + self.log
 
     def _kind(self, state: str) -> int:
         if state is DONE:
@@ -371,8 +402,8 @@ class Recorder:
         b = bytes(b)
         snap = _state.load(b, self.sig, self.entry, self.version)
         check = ctx._sig.check_s
-        sent = _state.value(snap.sent, "the pending Send", check, b)
-        result = _state.value(snap.result, "the result", None, b)
+        sent = _state.value(snap.sent, "the pending Send", check, snap.budget)
+        result = _state.value(snap.result, "the result", None, snap.budget)
         # Validated: now apply, all at once.
         self.base = (snap.buf, snap.start, snap.end)
         self.nevents, self.nyields = snap.nevents, snap.nyields
@@ -380,8 +411,9 @@ class Recorder:
         self.kind = snap.kind
         self.pending, self.pending_raw = snap.pending, snap.pending_value
         if snap.kind == K_SUSPENDED or snap.kind == K_RUNNING:
-            budget = _decode.budget_for(len(b))
-            self.events = _log.Events(snap.buf, snap.start, snap.end, snap.nevents, budget, check)
+            self.events = _log.Events(
+                snap.buf, snap.start, snap.end, snap.nevents, snap.budget, check
+            )
             self.phase = RESTORED
         restore(ctx, done=snap.kind == K_DONE, sent=NOTHING if snap.sent is None else sent,
                 result=result)  # fmt: skip
