@@ -456,9 +456,8 @@ def test_d5b_huge_header_and_position_ints_are_refused_everywhere(
 ) -> None:
     head = (*header()[:6], HUGE if where == "resumes" else 0)
     d, raw = _digest.digest_and_canonical(0)
-    nevents, nyields = (
-        (HUGE, 0) if where == "events" else (0, HUGE) if where == "yields" else (0, 0)
-    )
+    nevents = HUGE if where == "events" else 0
+    nyields = HUGE if where == "yields" else 0
     position = (_state.K_SUSPENDED, nevents, nyields, d, raw, None, None)
     if where == "frame":  # a delta's frame number: forged by hand
         raw_head = _codec.encode(head)
@@ -492,9 +491,8 @@ def test_d5c_a_sealed_state_with_a_malformed_frame_tail_is_refused() -> None:
     data = b"CoRo" + bytes((_state.FORMAT_VERSION, 2)) + b"F" + _codec._uvarint(len(head))
     data += head + b"S" + b"\x80" * 12
     d1, raw1 = _digest.digest_and_canonical(1)
-    pos = _state._part(
-        _codec.encode((_state.K_SUSPENDED, 0, 0, 0, d1, raw1, None, None)), Reverse()
-    )
+    fields = (_state.K_SUSPENDED, 0, 0, 0, d1, raw1, None, None, 0)
+    pos = _state._part(_codec.encode(fields), Reverse())
     data += b"S" + _codec._uvarint(len(pos)) + pos + len(pos).to_bytes(4, "big")
     h = _keys.hasher(None)
     h.update(data)
@@ -664,6 +662,55 @@ def test_d9_the_environment_lists_keys_newest_first() -> None:
     )
     env = {"COROUTINE_STATE_KEY": f"{NEW_KEY},{KEY}", "PATH": ""}
     assert subprocess.run([sys.executable, "-c", script], env=env, check=False).returncode == 0
+
+
+# -- D10, D11: what a key does not do, documented ---------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "durable.md"
+
+
+def test_d10_a_key_accepts_an_earlier_genuine_save_so_the_store_checks_the_step() -> None:
+    configure(key=KEY)
+    c = make()
+    saves = [c.Context().MarshalDelta()]
+    for answer in (1, 2):
+        c.Next()
+        c.Send(answer)
+        saves.append(saves[-1] + c.Context().MarshalDelta())
+    c.close()
+    rolled_back = restored(saves[1])  # genuine, earlier: accepted
+    assert rolled_back.Next() and rolled_back.Recv() == 1
+    rolled_back.close()
+    text = DOCS.read_text()
+    assert "### Threat model" in text
+    model = text.split("### Threat model", 1)[1].split("\n### ", 1)[0]
+    for needed in ("rollback", "another genuine state", "step", "What a key protects",
+                   "What a transform protects", "What neither does"):  # fmt: skip
+        assert needed in model, needed
+
+
+def test_d11_a_restored_send_is_checked_as_a_live_send_is_and_the_docs_say_so() -> None:
+    c = NewWithReturn[int, list[int]](lists, durable=True)
+    rec = c.Context()._durable
+    c.close()
+    head = ("[int, list[int]]", rec.entry.ref, rec.entry.desc, rec.entry.fp, None, b"", 0)
+    d, raw = _digest.digest_and_canonical(0)
+
+    def with_send(v: object) -> bytes:
+        position = (_state.K_SUSPENDED, 0, 0, d, raw, _codec.encode(v), None)
+        return _state.Chain.full(head, b"", position)[0]
+
+    r = NewWithReturn[int, list[int]](lists, durable=True)
+    r.Context().Unmarshal(with_send([1, "not-an-int"]))  # the first element only, as live
+    assert not r.Next() and r.Result() == [1, "not-an-int"]
+    with pytest.raises(InvalidStateError, match="not of the coroutine's S"):
+        NewWithReturn[int, list[int]](lists, durable=True).Context().Unmarshal(with_send(["x"]))
+    model = DOCS.read_text().split("### Threat model", 1)[-1]
+    assert "first element" in model
+
+
+def lists() -> list[int]:
+    return Yield[int, list[int]](0)
 
 
 # -- D12: resumes saved as deltas are counted -------------------------------------------------
