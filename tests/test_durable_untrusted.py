@@ -413,6 +413,24 @@ def test_d5a_a_forged_exception_thrown_at_the_end_of_a_running_state_is_refused(
     assert c.Done()
 
 
+def strict() -> list[int]:
+    return [Yield[int, int](i) for i in range(3)]
+
+
+def test_d5a_a_forged_yield_resumed_with_nothing_at_the_end_of_a_running_state_is_refused() -> None:
+    c = NewWithReturn[int, int](strict, durable=True)
+    rec = c.Context()._durable
+    c.close()
+    head = ("[int, int]", rec.entry.ref, rec.entry.desc, rec.entry.fp, None, b"", 0)
+    events = b"N" + _digest.digest(0)  # yield 0 resumed with nothing: YieldTypeError
+    running = (_state.K_RUNNING, 1, 1, None, None, None, None)
+    r = NewWithReturn[int, int](strict, durable=True)
+    r.Context().Unmarshal(_state.Chain.full(head, events, running)[0])
+    with pytest.raises(InvalidStateError, match="YieldTypeError"):
+        r.Next()
+    assert r.Done()
+
+
 def test_d5a_a_forged_memory_error_in_the_middle_of_a_replay_is_refused() -> None:
     events = thrown("builtins", "MemoryError", ("forged",))
     c = restored(forge(events, 1, 1, fn=ints), ints)

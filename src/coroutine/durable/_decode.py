@@ -22,7 +22,13 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from ._codec import _F64, MAX_DEPTH, DecodeError, _by_name, _short
+from . import _codec
+from ._codec import MAX_DEPTH, DecodeError, _short
+
+# Assigned, not imported: CPython 3.11 compiles ``name.method()`` of an imported name as an
+# attribute load (a bound method made at each call), of an assigned one as a method call.
+_F64 = _codec._F64
+_by_name = _codec._by_name
 
 __all__ = ["Budget", "budget_for", "decode", "decode_from"]
 

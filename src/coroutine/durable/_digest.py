@@ -16,8 +16,13 @@ import zlib
 from hashlib import blake2b
 from typing import Any
 
-from ._codec import _SCALARS, MAX_DEPTH, DecodeError, _short, canonical
+from . import _codec
+from ._codec import MAX_DEPTH, DecodeError, _short, canonical
 from ._decode import decode
+
+# Assigned, not imported: CPython 3.11 compiles ``_SCALARS.get(t)`` of an imported name as an
+# attribute load (a bound method made at each call, on the replay's hot path).
+_SCALARS = _codec._SCALARS
 
 __all__ = ["describe_digest", "digest", "digest_and_canonical", "digest_size", "matches",
            "read_digest"]  # fmt: skip

@@ -84,7 +84,8 @@ class Recorder:
     # origin/resumes: the tag of the state this run was restored from and how many restores
     #   its history went through (both as loaded until the replay passes the boundary).
     # thrown is the exception the replay last raised into the body (a thrown-in or SideEffect
-    #   exception read from the state), until the body records or marshals something after
+    #   exception read from the state, or the YieldTypeError of a yield resumed with nothing
+    #   sent), until the body records or marshals something after
     #   it; else None. If it leaves the body meanwhile, the body never reached the recorded
     #   position: `escaped` makes that a divergence, not the body's own exception.
     base: tuple[bytes, int, int] | None
@@ -195,10 +196,9 @@ class Recorder:
                 self._end_replay()
             if kind == Y:
                 return payload
-            if kind == N:
-                raise nothing_sent(ctx)
-            self.thrown = payload
-            raise payload
+            err = nothing_sent(ctx) if kind == N else payload
+            self.thrown = err
+            raise err
         # The boundary: the yield the marshalled coroutine was suspended at.
         if not self._matches(ctx, n, value, self.pending or b"\0"):
             self._diverge(
