@@ -2,6 +2,7 @@
 
     python benchmarks/bench_durable.py [--yields N] [--repeat R]
     python benchmarks/bench_durable.py --compare OTHER_SRC [--rounds K] [--count]
+    python benchmarks/bench_durable.py --refusal
 
 Replay speed is reported as replay throughput / live throughput for the same body (1.0 means
 replay runs as fast as live; the target is at least 0.5). "Live" is the body driven yield by
@@ -15,6 +16,10 @@ processes alternate between the two for K rounds, each reporting its best of R, 
 best of all rounds is kept; ``--count`` adds instructions per acceptance, counted by
 callgrind (benchmarks/count.py's runner) over a state of 2,000 yields, accepted k and 2k
 times: (I(2k) - I(k)) / k.
+
+``--refusal`` times the refusal of forged states of 1 and 4 MB whose MAC (with a key) or
+checksum (without) does not match: filled with tail-like bytes (what made the explanation of
+a refusal cost 2 us a byte, issue 21's D2) or other bytes; best of R, process CPU time.
 """
 
 from __future__ import annotations
@@ -213,6 +218,31 @@ def compare(other: Path, rounds: int, repeat: int, count: bool) -> None:
     print("(each pair: main / this)")
 
 
+def refusal(repeat: int) -> None:
+    from coroutine import InvalidStateError
+    from coroutine.durable import _state, configure, inspect
+
+    for keyed in (True, False):
+        configure(key="k" * 32 if keyed else None)
+        for size in (1 << 20, 4 << 20):
+            for fill in (b"S", b"S\x10t\x08", b"x"):
+                head = b"CoRo" + bytes((_state.FORMAT_VERSION, int(keyed))) + b"F\x01N"
+                forged = head + fill * (size // len(fill)) + bytes(20)
+                times = []
+                for _ in range(repeat):
+                    start = time.process_time()
+                    try:
+                        inspect(forged)
+                    except InvalidStateError:
+                        pass
+                    times.append(time.process_time() - start)
+                print(
+                    f"{'key' if keyed else 'no key':6} {size >> 20} MB of {fill!r:14} refused in "
+                    f"{min(times) * 1e3:6.1f} ms ({min(times) / (size / 1e6):.4f} s per MB)"
+                )
+    configure(key=None)
+
+
 def main() -> None:
     global N
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -221,6 +251,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="another checkout's src directory")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--count", action="store_true", help="callgrind counts too")
+    parser.add_argument("--refusal", action="store_true", help="time refusals of 1 and 4 MB")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -229,6 +260,8 @@ def main() -> None:
         child(args.repeat)
     elif args.count_child:
         count_child(args.count_child[0], int(args.count_child[1]))
+    elif args.refusal:
+        refusal(args.repeat)
     elif args.compare:
         compare(args.compare, args.rounds, args.repeat, args.count)
     else:

@@ -196,9 +196,9 @@ class Recorder:
                 self._end_replay()
             if kind == Y:
                 return payload
-            err = nothing_sent(ctx) if kind == N else payload
-            self.thrown = err
-            raise err
+            raised = nothing_sent(ctx) if kind == N else payload
+            self.thrown = raised
+            raise raised
         # The boundary: the yield the marshalled coroutine was suspended at.
         if not self._matches(ctx, n, value, self.pending or b"\0"):
             self._diverge(

@@ -358,11 +358,13 @@ def _open_events(b: bytes, pos: int, end: int, transform: Any, budget: _decode.B
     return b"".join(out)
 
 
-# A frame's tail as the explanation looks for it: "S", a length, then a position (a tuple of
-# 8 or 9 fields, or sealed). The search runs in C; each candidate costs Python work.
-_TAIL = re.compile(rb"S(?=[\x80-\xff]{0,9}[\x00-\x7f](?:t[\x08\x09]|Z))")
+# How a frame's position starts: a tuple of 8 or 9 fields, or, in a sealed state, a sealed
+# part. The explanation finds these with a search in C that skips other bytes (a literal
+# prefix: an alternation of the two would try every byte), then reads the tail's "S" and
+# length backwards: each candidate costs Python work, so their number is bounded.
+_POSITION_START = re.compile(rb"t[\x08\x09]"), re.compile(rb"Z")
 _U32 = [n.to_bytes(4, "big") for n in range(0x80)]
-_PER_CANDIDATE = 48  # bytes of state per frame-tail candidate examined (a frame takes more)
+_PER_CANDIDATE = 48  # bytes of state per candidate examined (a frame takes more)
 
 
 def _why_not(b: bytes, keys: tuple[bytes, ...]) -> str:
@@ -375,22 +377,18 @@ def _why_not(b: bytes, keys: tuple[bytes, ...]) -> str:
     were chosen, and gives the plain reason when the candidates run out.
     """
     live = [hasher(k) for k in keys or (None,)]
-    pos = at = 0
-    for _ in range(64 + len(b) // _PER_CANDIDATE):
-        found = _TAIL.search(b, at)
-        if found is None:
+    marks = _POSITION_START[b[5] & _SEALED != 0]
+    pos = 0
+    left = 64 + len(b) // _PER_CANDIDATE
+    while left > 0:
+        stop = None
+        for found in marks.finditer(b, pos + 7):  # a frame holds 7 bytes before its position
+            left -= 1
+            stop = _frame_end(b, found.start())
+            if stop is not None or left <= 0:
+                break
+        if stop is None:
             break
-        at = found.start() + 1
-        n = b[at]
-        stop: int | None
-        if n < 0x80:  # the common, short position: checked inline
-            stop = at + 1 + n + 4 + TAG
-            if b[at + 1 + n : at + 5 + n] != _U32[n] or stop > len(b):
-                continue
-        else:
-            stop = _tail_end(b, at - 1)
-            if stop is None:
-                continue
         tag = b[stop - TAG : stop]
         segment = memoryview(b)[pos : stop - TAG]
         for h in live:
@@ -400,7 +398,7 @@ def _why_not(b: bytes, keys: tuple[bytes, ...]) -> str:
             break
         for h in live:
             h.update(tag)
-        pos = at = stop
+        pos = stop
         if b[pos : pos + 1] == b"D" and b[pos + 1 : pos + 1 + _log._PREV] != tag[: _log._PREV]:
             return (
                 f"the delta at offset {pos} does not follow the frame before it: it was saved "
@@ -412,13 +410,20 @@ def _why_not(b: bytes, keys: tuple[bytes, ...]) -> str:
     return "the checksum does not match: the bytes are corrupt or truncated"
 
 
-def _tail_end(b: bytes, at: int) -> int | None:
-    """Where the frame whose tail seems to start at `b[at]` ends (after its tag), or None."""
-    try:
-        n, start = _uvarint(b, at + 1)
-    except InvalidStateError:
+def _frame_end(b: bytes, start: int) -> int | None:
+    """Where the frame ends (after its tag) whose position seems to start at `b[start]`,
+    after its tail's "S" and length; None if the bytes say otherwise."""
+    n = b[start - 1]
+    if n < 0x80 and b[start - 2] == 0x53:  # the common case: a one-byte length
+        stop = start + n + 4 + TAG
+        return stop if b[start + n : start + n + 4] == _U32[n] and stop <= len(b) else None
+    first = start - 1
+    while first > 0 and b[first - 1] >= 0x80 and start - first < 10:
+        first -= 1
+    if first < 1 or b[first - 1] != 0x53 or n >= 0x80:
         return None
+    n, end = _uvarint(b, first)
     stop = start + n + 4 + TAG
-    if n >= 1 << 32 or stop > len(b) or b[start + n : start + n + 4] != n.to_bytes(4, "big"):
+    if end != start or stop > len(b) or b[start + n : start + n + 4] != n.to_bytes(4, "big"):
         return None
     return stop
