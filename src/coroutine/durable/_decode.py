@@ -32,12 +32,19 @@ _by_name = _codec._by_name
 
 __all__ = ["Budget", "budget_for", "decode", "decode_from"]
 
-_NOT_SCALAR: Any = object()
-
-# What decoded objects cost in memory, roughly (CPython 3.10-3.13, 64-bit): a fixed part per
-# object, and a part per item (its slot in the container and, for hash tables, their slack).
-_COST_INT, _COST_FLOAT, _COST_STR, _COST_BYTES = 36, 24, 56, 40
-_COST_LIST, _COST_TUPLE, _COST_DICT, _COST_SET = (64, 8), (48, 8), (100, 56), (216, 56)
+# What decoded objects cost in memory at most (CPython 3.10-3.13, 64-bit), transients
+# included, as tracemalloc measures it: a str or int is made from a slice of the input (n
+# bytes more while it is made); a container's items are appended to a list (over-allocated
+# by an eighth), then a tuple, dict or set is made from it (both alive); a dict or set table
+# has up to 8 slots an item just after it grows. An empty container is made directly.
+# Containers: (empty, fixed, per item).
+_COST_INT, _COST_FLOAT, _COST_STR, _COST_BYTES = 72, 24, 80, 40  # and 2n, -, 2n, n
+_COST_LIST, _COST_TUPLE, _COST_DICT, _COST_SET = (
+    (56, 104, 9),
+    (40, 144, 17),
+    (64, 232, 124),
+    (216, 216, 130),
+)
 
 # Keys whose hash a state cannot choose to collide: str and bytes hashes are keyed per process
 # (SipHash), and an int below 2**61 - 1 in magnitude hashes to itself. Other keys (big ints,
@@ -71,18 +78,6 @@ def budget_for(size: int) -> Budget:
     return Budget(64 * size + (1 << 20))
 
 
-class _Frame:
-    """A container being decoded: its tag, the items still to read, those read."""
-
-    __slots__ = ("items", "left", "name", "tag")
-
-    def __init__(self, tag: int, left: int, name: str = "") -> None:
-        self.tag = tag
-        self.left = left
-        self.items: list[Any] = []
-        self.name = name
-
-
 class _Decoder:
     """Reads values without recursion: containers are kept on an explicit stack, so a state
     decodes the same at any depth of the caller's stack."""
@@ -96,160 +91,176 @@ class _Decoder:
         self.registry = registry
         self.budget = budget if budget is not None else budget_for(len(buf) - pos)
 
-    def _take(self, n: int) -> bytes:
-        start = self.pos
-        stop = start + n
-        if stop > self.end:
-            raise DecodeError(
-                f"truncated: {n} bytes needed at offset {start}, {self.end - start} left"
-            )
-        self.pos = stop
-        return self.buf[start:stop]
-
-    def _uvarint(self) -> int:
+    def _count(self, pos: int) -> tuple[int, int]:
+        """The count (a length, a number of items) at `buf[pos]`, and the position after it;
+        `DecodeError` if cut, too long, or more than the bytes left (each item takes one)."""
+        buf, end = self.buf, self.end
         n = shift = 0
-        buf = self.buf
         for _ in range(10):
-            if self.pos >= self.end:
-                raise DecodeError(f"truncated inside a length at offset {self.pos}")
-            b = buf[self.pos]
-            self.pos += 1
+            if pos >= end:
+                raise DecodeError(f"truncated inside a length at offset {pos}")
+            b = buf[pos]
+            pos += 1
             n |= (b & 0x7F) << shift
             if b < 0x80:
-                return n
+                if n > end - pos:
+                    raise DecodeError(
+                        f"a count of {n} items at offset {pos} exceeds the bytes left"
+                    )
+                return n, pos
             shift += 7
-        raise DecodeError(f"a length at offset {self.pos} is longer than 10 bytes")
-
-    def _count(self) -> int:
-        n = self._uvarint()
-        if n > self.end - self.pos:  # every item takes at least one byte
-            raise DecodeError(f"a count of {n} items at offset {self.pos} exceeds the bytes left")
-        return n
-
-    def _str(self) -> str:
-        n = self._count()
-        self.budget.charge(_COST_STR + n)  # a str of n UTF-8 bytes takes at most n more
-        raw = self._take(n)
-        try:
-            return bytes(raw).decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
-
-    def _scalar(self, tag: int) -> Any:
-        """The scalar of `tag` (its tag byte read), or `_NOT_SCALAR` if `tag` is not a scalar's."""
-        if tag == 0x69:  # i
-            size = self._count()
-            if size == 0:
-                raise DecodeError("an int of zero bytes")
-            self.budget.charge(_COST_INT + size)
-            return int.from_bytes(self._take(size), "big", signed=True)
-        if tag == 0x73:  # s
-            return self._str()
-        if tag == 0x4E:  # N
-            return None
-        if tag == 0x54:  # T
-            return True
-        if tag == 0x46:  # F
-            return False
-        if tag == 0x66:  # f
-            self.budget.charge(_COST_FLOAT)
-            return _F64.unpack(self._take(8))[0]
-        if tag == 0x62:  # b
-            n = self._count()
-            self.budget.charge(_COST_BYTES + n)
-            return bytes(self._take(n))
-        return _NOT_SCALAR
+        raise DecodeError(f"a length at offset {pos} is longer than 10 bytes")
 
     def dec(self) -> Any:
-        stack: list[_Frame] = []
+        """The value at `pos` (`pos` is then after it).
+
+        One loop with its state in locals: the hot path of all decoding (the replay decodes
+        each event with it). A container being read is a frame ``[tag, items still to read,
+        items read, registered name]``; every object is charged to the budget before it is
+        made, and a count is never more than the bytes left.
+        """
+        buf, pos, end, budget = self.buf, self.pos, self.end, self.budget
+        stack: list[list[Any]] = []
         while True:
-            if self.pos >= self.end:
-                raise DecodeError(f"truncated: a value is missing at offset {self.pos}")
-            tag = self.buf[self.pos]
-            self.pos += 1
-            value = self._scalar(tag)
-            if value is _NOT_SCALAR:
-                frame = self._open(tag, len(stack))
-                if frame.left:
+            if pos >= end:
+                raise DecodeError(f"truncated: a value is missing at offset {pos}")
+            tag = buf[pos]
+            pos += 1
+            if tag in _COUNTED:
+                if pos < end and buf[pos] < 0x80 and buf[pos] <= end - pos - 1:
+                    n = buf[pos]  # the common one-byte count, read here
+                    pos += 1
+                else:
+                    n, pos = self._count(pos)
+                if tag == 0x73:  # s
+                    budget.charge(_COST_STR + 2 * n)  # n UTF-8 bytes: at most n in a str
+                    try:
+                        value: Any = buf[pos : pos + n].decode("utf-8", "surrogatepass")
+                    except UnicodeDecodeError as exc:
+                        raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
+                    pos += n
+                elif tag == 0x69:  # i
+                    if n == 0:
+                        raise DecodeError("an int of zero bytes")
+                    budget.charge(_COST_INT + 2 * n)
+                    value = int.from_bytes(buf[pos : pos + n], "big", signed=True)
+                    pos += n
+                elif tag == 0x62:  # b
+                    budget.charge(_COST_BYTES + n)
+                    value = bytes(buf[pos : pos + n])
+                    pos += n
+                else:  # l t d S Z
+                    if len(stack) >= MAX_DEPTH:
+                        raise DecodeError(f"containers nest more than {MAX_DEPTH} deep")
+                    empty, fixed, per_item = _CONTAINERS[tag]
+                    budget.charge(fixed + per_item * n if n else empty)
+                    if n:
+                        stack.append([tag, 2 * n if tag == 0x64 else n, [], ""])
+                        continue
+                    value = _EMPTY[tag]()
+            elif tag == 0x4E:  # N
+                value = None
+            elif tag == 0x54:  # T
+                value = True
+            elif tag == 0x46:  # F
+                value = False
+            elif tag == 0x66:  # f
+                if pos + 8 > end:
+                    raise DecodeError(
+                        f"truncated: 8 bytes needed at offset {pos}, {end - pos} left"
+                    )
+                budget.charge(_COST_FLOAT)
+                value = _F64.unpack_from(buf, pos)[0]
+                pos += 8
+            elif tag == 0x52 or tag == 0x50:  # R P
+                if len(stack) >= MAX_DEPTH:
+                    raise DecodeError(f"containers nest more than {MAX_DEPTH} deep")
+                frame, pos = self._registered_frame(tag, pos)
+                if frame[1]:
                     stack.append(frame)
                     continue
-                value = self._close(frame)
+                value = self._registered(frame)
+            else:
+                raise DecodeError(f"unknown tag byte {tag:#04x} at offset {pos - 1}")
             while stack:  # hand the value to its container, closing the full ones
                 top = stack[-1]
-                top.items.append(value)
-                top.left -= 1
-                if top.left:
+                top[2].append(value)
+                top[1] -= 1
+                if top[1]:
                     break
                 stack.pop()
-                value = self._close(top)
+                kind = top[0]
+                if kind == 0x6C:  # l
+                    value = top[2]
+                elif kind == 0x74:  # t
+                    value = tuple(top[2])
+                else:
+                    value = _close(top) if kind != 0x52 else self._registered(top)
             else:
+                self.pos = pos
                 return value
 
-    def _open(self, tag: int, depth: int) -> _Frame:
-        """Start a container (or registered value) whose tag byte was just read."""
-        if depth >= MAX_DEPTH:
-            raise DecodeError(f"containers nest more than {MAX_DEPTH} deep")
-        if tag in _CONTAINERS:
-            n = self._count()
-            fixed, per_item = _CONTAINERS[tag]
-            self.budget.charge(fixed + per_item * n)
-            return _Frame(tag, 2 * n if tag == 0x64 else n)
-        if tag == 0x52 or tag == 0x50:  # R P
-            name = self._str()
-            reg = _by_name.get(name) if self.registry else None
-            if reg is None or (reg[1] is None) != (tag == 0x50):
-                kind = "pickled" if tag == 0x50 else "registered"
-                how = "with RegisterPickle" if tag == 0x50 else "with Register"
-                raise DecodeError(
-                    f"the bytes hold a {kind} type {name!r} that is not registered {how} in "
-                    "this process"
-                )
-            if tag == 0x50:
-                frame = _Frame(tag, 0, name)
-                n = self._count()
-                self.budget.charge(_COST_BYTES + n)
-                frame.items.append(self._take(n))
-                return frame
-            return _Frame(tag, 1, name)
-        raise DecodeError(f"unknown tag byte {tag:#04x} at offset {self.pos - 1}")
-
-    def _close(self, frame: _Frame) -> Any:
-        tag, items = frame.tag, frame.items
-        if tag == 0x6C:  # l
-            return items
-        if tag == 0x74:  # t
-            return tuple(items)
-        if tag == 0x64:  # d
-            keys = items[0::2]
-            _check_keys(keys)
-            return dict(zip(keys, items[1::2], strict=True))
-        if tag == 0x53 or tag == 0x5A:  # S Z
-            _check_keys(items)
-            return set(items) if tag == 0x53 else frozenset(items)
-        return self._registered(frame)
-
-    def _registered(self, frame: _Frame) -> Any:
-        cls, decode_fn = _by_name[frame.name]
-        if decode_fn is None:
-            try:
-                value = pickle.loads(frame.items[0])
-            except Exception as exc:
-                raise DecodeError(f"cannot unpickle a {frame.name}: {_short(exc)}") from None
-            if type(value) is not cls:
-                raise DecodeError(f"unpickling a {frame.name} gave a {type(value).__qualname__}")
-            return value
+    def _registered_frame(self, tag: int, pos: int) -> tuple[list[Any], int]:
+        """The frame of a registered (R) or pickled (P) value whose tag was read, and the
+        position after its head (after the pickle, for P)."""
+        n, pos = self._count(pos)
+        self.budget.charge(_COST_STR + 2 * n)
         try:
-            return decode_fn(frame.items[0])
+            name = self.buf[pos : pos + n].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
+        pos += n
+        reg = _by_name.get(name) if self.registry else None
+        if reg is None or (reg[1] is None) != (tag == 0x50):
+            kind = "pickled" if tag == 0x50 else "registered"
+            how = "with RegisterPickle" if tag == 0x50 else "with Register"
+            raise DecodeError(
+                f"the bytes hold a {kind} type {name!r} that is not registered {how} in "
+                "this process"
+            )
+        if tag == 0x52:
+            return [tag, 1, [], name], pos
+        n, pos = self._count(pos)
+        self.budget.charge(_COST_BYTES + n)
+        return [tag, 0, [self.buf[pos : pos + n]], name], pos + n
+
+    def _registered(self, frame: list[Any]) -> Any:
+        tag, _, items, name = frame
+        cls, decode_fn = _by_name[name]
+        if tag == 0x50:
+            try:
+                value = pickle.loads(items[0])
+            except Exception as exc:
+                raise DecodeError(f"cannot unpickle a {name}: {_short(exc)}") from None
+            if type(value) is not cls:
+                raise DecodeError(f"unpickling a {name} gave a {type(value).__qualname__}")
+            return value
+        assert decode_fn is not None  # an R frame names a type registered with a decode
+        try:
+            return decode_fn(items[0])
         except RecursionError:
             raise
         except Exception as exc:
             raise DecodeError(
-                f"the decode function registered for {frame.name} failed: {_short(exc)}"
+                f"the decode function registered for {name} failed: {_short(exc)}"
             ) from None
+
+
+def _close(frame: list[Any]) -> Any:
+    """The dict, set or frozenset of a full frame (`dec` closes lists and tuples itself)."""
+    tag, _, items, _ = frame
+    if tag == 0x64:  # d
+        keys = items[0::2]
+        _check_keys(keys)
+        return dict(zip(keys, items[1::2], strict=True))
+    _check_keys(items)  # S Z
+    return set(items) if tag == 0x53 else frozenset(items)
 
 
 _CONTAINERS = {0x6C: _COST_LIST, 0x74: _COST_TUPLE, 0x64: _COST_DICT, 0x53: _COST_SET}
 _CONTAINERS[0x5A] = _COST_SET  # Z
+_EMPTY: dict[int, Any] = {0x6C: list, 0x74: tuple, 0x64: dict, 0x53: set, 0x5A: frozenset}
+_COUNTED = frozenset((0x73, 0x69, 0x62, *_CONTAINERS))  # s i b and containers: a count follows
 
 
 def _check_keys(keys: list[Any]) -> None:
