@@ -11,9 +11,9 @@ after `Unmarshal` of a state suspended at the body's last yield, which re-execut
 body from its record.
 
 ``--compare OTHER_SRC`` measures acceptance (`Unmarshal`, then the replay that decodes every
-event) in this tree and in another checkout's ``src`` (say, main's), side by side: child
-processes alternate between the two for K rounds, each reporting its best of R, and the
-best of all rounds is kept; ``--count`` adds instructions per acceptance, counted by
+event) in this tree and in another checkout's ``src`` (say, main's), side by side, in process
+CPU time: child processes alternate between the two for K rounds, each reporting its best of
+R, and the best of all rounds is kept; ``--count`` adds instructions per acceptance, counted by
 callgrind (benchmarks/count.py's runner) over a state of 2,000 yields, accepted k and 2k
 times: (I(2k) - I(k)) / k.
 
@@ -133,11 +133,11 @@ def saved(name: str) -> tuple[Any, bytes]:
 def accept(make: Any, body: Callable[[], None], state: bytes) -> tuple[float, float]:
     """Unmarshal `state` into a new coroutine, then replay it: the seconds of each."""
     r = make(body, durable=True)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: the machine may be shared
     r.Context().Unmarshal(state)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     r.Next()  # replays N-1 yields, decoding each event
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     r.close()
     return t1 - t0, t2 - t1
 
@@ -186,16 +186,13 @@ def compare(other: Path, rounds: int, repeat: int, count: bool) -> None:
 
         for label, src in trees.items():
             os.environ["PYTHONPATH"] = str(src)
-            # Once outside callgrind, to write the .pyc files every counted run then reads
-            # (a run that compiles its sources would not cancel out: benchmarks/count.py).
-            warm = [sys.executable, me, "--yields", "10", "--count-child", "int -> int", "1"]
-            subprocess.run(warm, check=True)
             for name in BODIES:
+                argv = [me, "--yields", "2000", "--count-child", name]
+                # Once outside callgrind, to write the .pyc files every counted run then reads
+                # (a run that compiles its sources would not cancel out: benchmarks/count.py).
+                subprocess.run([sys.executable, *argv, "1"], check=True)
                 k = 3
-                small, large = (
-                    callgrind([me, "--yields", "2000", "--count-child", name, str(n)], pure=False)
-                    for n in (k, 2 * k)
-                )
+                small, large = (callgrind([*argv, str(n)], pure=False) for n in (k, 2 * k))
                 counts[label][name] = (large - small) / k
     us = 1e6 / N
     print(f"acceptance of a state of {N:,} yields (best of {rounds} x {repeat}, us per yield):")

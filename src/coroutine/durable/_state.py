@@ -22,7 +22,7 @@ with the first of the keys configured (`_keys`), else a plain checksum. So check
 else in it is read; the writer keeps the hash running (`Chain`), so a delta costs what it
 holds, and extends its state under the key that state was signed with. A state cut after any
 frame is that earlier state; a delta appended after another save of the same state (resumed
-twice) breaks the chain, and the error says so (`_why_not`, at a cost linear in the bytes).
+twice) breaks the chain, and the error says so (`_mismatch`, at a cost linear in the bytes).
 
 `read` finds the header at the start and the position at the end; the events in between are
 decoded by the replay as it meets them (`_log.Events`), under the same memory budget as the
@@ -35,12 +35,12 @@ transform configured refuses unsealed states, as one with a key refuses unsigned
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Any, NamedTuple
 
 from .._errors import InvalidStateError
 from . import _codec, _decode, _digest, _log
 from ._keys import TAG, _Settings, hasher, keys_for
+from ._mismatch import why_not
 
 __all__ = ["FORMAT_VERSION", "Chain", "Snapshot", "load", "read", "value"]
 
@@ -220,7 +220,7 @@ def _authenticate(b: bytes, keys: tuple[bytes, ...]) -> Any:
         if hmac.compare_digest(h.digest(), tag):
             h.update(tag)
             return h
-    raise bad(_why_not(b, keys))
+    raise bad(why_not(b, keys, sealed=bool(b[5] & _SEALED)))
 
 
 def load(b: bytes, sig: str, entry: Any, version: str | None) -> Snapshot:
@@ -356,74 +356,3 @@ def _open_events(b: bytes, pos: int, end: int, transform: Any, budget: _decode.B
     except _codec.DecodeError as exc:
         raise bad(f"the state is malformed: {exc}") from None
     return b"".join(out)
-
-
-# How a frame's position starts: a tuple of 8 or 9 fields, or, in a sealed state, a sealed
-# part. The explanation finds these with a search in C that skips other bytes (a literal
-# prefix: an alternation of the two would try every byte), then reads the tail's "S" and
-# length backwards: each candidate costs Python work, so their number is bounded.
-_POSITION_START = re.compile(rb"t[\x08\x09]"), re.compile(rb"Z")
-_U32 = [n.to_bytes(4, "big") for n in range(0x80)]
-_PER_CANDIDATE = 48  # bytes of state per candidate examined (a frame takes more)
-
-
-def _why_not(b: bytes, keys: tuple[bytes, ...]) -> str:
-    """Why no key verifies `b`: a delta that does not follow the frame before it (a fork,
-    or a missing delta), else corruption, a cut, or another key.
-
-    Walks the frames that verify, from the start. Candidate frame ends are found by a
-    search in C, and at most one is examined per `_PER_CANDIDATE` bytes (every frame a
-    library writes is larger), so explaining costs time linear in `b` however its bytes
-    were chosen, and gives the plain reason when the candidates run out.
-    """
-    live = [hasher(k) for k in keys or (None,)]
-    marks = _POSITION_START[b[5] & _SEALED != 0]
-    pos = 0
-    left = 64 + len(b) // _PER_CANDIDATE
-    while left > 0:
-        stop = None
-        for found in marks.finditer(b, pos + 7):  # a frame holds 7 bytes before its position
-            left -= 1
-            stop = _frame_end(b, found.start())
-            if stop is not None or left <= 0:
-                break
-        if stop is None:
-            break
-        tag = b[stop - TAG : stop]
-        segment = memoryview(b)[pos : stop - TAG]
-        for h in live:
-            h.update(segment)
-        live = [h for h in live if hmac.compare_digest(h.copy().digest(), tag)]
-        if not live:
-            break
-        for h in live:
-            h.update(tag)
-        pos = stop
-        if b[pos : pos + 1] == b"D" and b[pos + 1 : pos + 1 + _log._PREV] != tag[: _log._PREV]:
-            return (
-                f"the delta at offset {pos} does not follow the frame before it: it was saved "
-                "after another save of this coroutine. Either deltas are missing or out of "
-                "order, or the state was resumed twice (two processes restored it and saved)"
-            )
-    if keys:
-        return "the MAC does not match: the state was tampered with, or signed with another key"
-    return "the checksum does not match: the bytes are corrupt or truncated"
-
-
-def _frame_end(b: bytes, start: int) -> int | None:
-    """Where the frame ends (after its tag) whose position seems to start at `b[start]`,
-    after its tail's "S" and length; None if the bytes say otherwise."""
-    n = b[start - 1]
-    if n < 0x80 and b[start - 2] == 0x53:  # the common case: a one-byte length
-        stop = start + n + 4 + TAG
-        return stop if b[start + n : start + n + 4] == _U32[n] and stop <= len(b) else None
-    first = start - 1
-    while first > 0 and b[first - 1] >= 0x80 and start - first < 10:
-        first -= 1
-    if first < 1 or b[first - 1] != 0x53 or n >= 0x80:
-        return None
-    n, end = _uvarint(b, first)
-    stop = start + n + 4 + TAG
-    if end != start or stop > len(b) or b[start + n : start + n + 4] != n.to_bytes(4, "big"):
-        return None
-    return stop
