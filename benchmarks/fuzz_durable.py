@@ -64,33 +64,32 @@ MODES = ("plain", "keyed", "wrong", "rotated", "sealed", "fernet")
 # -- InvalidStateError leaving Next() is the library's fault ------------------------------------
 
 
+def step(out: list[object], fn: Callable[[], object]) -> None:
+    """Append what `fn()` returned, or the name of what it raised."""
+    try:
+        out.append(fn())
+    except Exception as exc:
+        out.append(type(exc).__name__)
+
+
 def ints() -> list[object]:
     out: list[object] = []
     for i in range(6):
-        try:
-            out.append(Yield[int, int](i))
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        step(out, lambda: Yield[int, int](i))  # noqa: B023 (called at once)
     return out
 
 
 def texts() -> list[object]:
     out: list[object] = []
     for i in range(5):
-        try:
-            out.append(Yield[str, str](f"item-{i}"))
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        step(out, lambda: Yield[str, str](f"item-{i}"))  # noqa: B023
     return out
 
 
 def records() -> list[object]:
     out: list[object] = []
     for i in range(5):
-        try:
-            out.append(Yield[dict[str, Any], Any]({"id": i, "tags": ("a", "b"), "score": i / 3}))
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        step(out, lambda: Yield[dict[str, Any], Any]({"id": i, "tags": ("a", "b"), "score": i / 3}))  # noqa: B023
     return out
 
 
@@ -102,29 +101,23 @@ def fail() -> int:
     raise KeyError("effect failed")
 
 
+def patched_then_yield(i: int) -> object:
+    return ("patched", Yield[int, Any](i)) if Patched("fuzz-change") else Yield[int, Any](i)
+
+
 def effects() -> list[object]:
     out: list[object] = []
     for i in range(4):
-        try:
-            out.append(SideEffect(roll if i % 2 else fail))
-        except Exception as exc:
-            out.append(type(exc).__name__)
-        try:
-            if Patched("fuzz-change"):
-                out.append("patched")
-            out.append(Yield[int, Any](i))
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        step(out, lambda: SideEffect(roll if i % 2 else fail))  # noqa: B023
+        step(out, lambda: patched_then_yield(i))  # noqa: B023
     return out
 
 
 def containers() -> list[object]:
     out: list[object] = []
     for i in range(4):
-        try:
-            out.append(Yield[Any, Any]([{i, -i}, frozenset({str(i)}), (i, None, b"x"), 2.5**i]))
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        value = [{i, -i}, frozenset({str(i)}), (i, None, b"x"), 2.5**i]
+        step(out, lambda: Yield[Any, Any](value))  # noqa: B023
     return out
 
 
@@ -134,10 +127,7 @@ INSIDE: list[bytes] = []  # the states `inside` marshalled while running
 def inside() -> list[object]:
     out: list[object] = []
     for i in range(4):
-        try:
-            out.append(Yield[int, Any](i))
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        step(out, lambda: Yield[int, Any](i))  # noqa: B023
         if i == 2:
             INSIDE.append(LoadContext[int, Any]().Marshal())
     return out
@@ -146,10 +136,7 @@ def inside() -> list[object]:
 def strict() -> list[object]:
     out: list[object] = []
     for i in range(4):
-        try:
-            out.append(Yield[int, int](i))  # S does not admit None: resuming bare raises
-        except Exception as exc:
-            out.append(type(exc).__name__)
+        step(out, lambda: Yield[int, int](i))  # noqa: B023 (S does not admit None)
     return out
 
 

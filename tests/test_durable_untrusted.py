@@ -615,10 +615,11 @@ def make_ints() -> Any:
     return make(ints)
 
 
-def one_step_state() -> bytes:
-    c = make_ints()
+def one_step_state(fn: Any = ints, answer: object = 1) -> bytes:
+    """A state of `make(fn)` at yield 1, `answer` sent to yield 0."""
+    c = make(fn)
     c.Next()
-    c.Send(1)
+    c.Send(answer)
     c.Next()
     state = c.Context().Marshal()
     c.close()
@@ -774,12 +775,7 @@ def test_fernet_transform_seals_states_and_refuses_others() -> None:
 
     old, new = FernetTransform.generate_key(), FernetTransform.generate_key()
     configure(transform=FernetTransform(old))
-    c = make()
-    c.Next()
-    c.Send(4111111111111111)
-    c.Next()
-    state = c.Context().Marshal()
-    c.close()
+    state = one_step_state(catching, 4111111111111111)
     assert _codec.encode(4111111111111111) not in state
     configure(transform=FernetTransform([new, old]))  # rotated: reads the old, seals anew
     r = restored(state)

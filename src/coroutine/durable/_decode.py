@@ -74,8 +74,10 @@ class Budget:
 
 
 def budget_for(size: int) -> Budget:
-    """The memory allowed for decoding `size` bytes: 64 times their size, plus 1 MiB."""
-    return Budget(64 * size + (1 << 20))
+    """The memory decoded objects may take for `size` bytes of state: 64 times their size,
+    plus 1 MiB less 64 KiB (kept for what is not charged: the decoder's own lists, the
+    replay's frames), so that the peak of decoding a state stays within 64 x size + 1 MiB."""
+    return Budget(64 * size + (1 << 20) - (1 << 16))
 
 
 class _Decoder:
