@@ -767,6 +767,36 @@ def test_d12_resumes_counts_resumes_saved_as_deltas() -> None:
         r.close()
 
 
+# A state of format 2 (issue 21's main, cad1ece): `catching` with version="v1", its first
+# frame created, then a delta at yield 0 with 7 sent. Written by that library, kept here.
+FORMAT_2 = bytes.fromhex(
+    "436f526f0200466d7407730a5b696e742c20416e795d62216600746573745f64757261626c655f756e74"
+    "7275737465642e6361746368696e67731f746573745f64757261626c655f756e747275737465642e6361"
+    "746368696e676210d4426b1f2d403448f4eff4d9fe7a812f730276316200690100531274086901006901"
+    "006901006901004e4e4e4e00000012fda616a7e47e48903d227b045d099d9d44fda616a7e47e4890531f"
+    "7408690101690100690100690101620403690100620369010062036901074e0000001f26e0ab68ba6695"
+    "50e7006272445bd4b4"
+)
+
+
+def test_d12_a_state_of_format_2_still_restores_and_grows_in_format_2() -> None:
+    assert inspect(FORMAT_2).has_pending_send and inspect(FORMAT_2).resumes == 0
+    r = NewWithReturn[int, Any](catching, durable=True, version="v1")
+    r.Context().Unmarshal(FORMAT_2)
+    assert r.Next() and r.Recv() == 1
+    r.Send(8)
+    state = FORMAT_2 + r.Context().MarshalDelta()  # appended to a format 2 state
+    full = r.Context().Marshal()
+    r.close()
+    assert state[4] == 2 and full[4] == _state.FORMAT_VERSION == 3
+    assert inspect(state).steps == 2 and inspect(full).resumes == 1
+    again = NewWithReturn[int, Any](catching, durable=True, version="v1")
+    again.Context().Unmarshal(state)
+    assert again.Next() and again.Recv() == 2
+    again.Send(9)
+    assert not again.Next() and again.Result() == [7, 8, 9]
+
+
 # -- the shipped transform ----------------------------------------------------------------------
 
 

@@ -85,9 +85,9 @@ class Recorder:
     #   its history went through (both as loaded until the replay passes the boundary).
     # thrown is the exception the replay last raised into the body (a thrown-in or SideEffect
     #   exception read from the state, or the YieldTypeError of a yield resumed with nothing
-    #   sent), until the body records or marshals something after
-    #   it; else None. If it leaves the body meanwhile, the body never reached the recorded
-    #   position: `escaped` makes that a divergence, not the body's own exception.
+    #   sent) until the body records or marshals something after it, else None. If it leaves
+    #   the body meanwhile, the body never reached the recorded position: `escaped` makes
+    #   that a divergence, not the body's own exception.
     base: tuple[bytes, int, int] | None
     chain: _state.Chain | None
     pending: bytes | None
