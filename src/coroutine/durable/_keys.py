@@ -86,11 +86,11 @@ def configure(
 
     Args:
         key: a key, or a list of keys. The first signs every state written from now on
-            with a keyed MAC (BLAKE2b), checked before anything else in a state is read;
-            a state is read if any key listed verifies it (rotation: list the new key
-            second on every process, then first, then drop the old one once no state
-            signed with it remains; a delta extends its state under the key that state
-            was signed with). Unsigned states, and states no listed key verifies, are
+            with a keyed MAC (BLAKE2b), checked before anything in a state but its format
+            bytes is read; a state is read if any key listed verifies it (rotation: list
+            the new key second on every process, then first, then drop the old one once no
+            state signed with it remains; a delta extends its state under the key that
+            state was signed with). Unsigned states, and states no listed key verifies, are
             refused. A key is a random secret of at least 16 bytes, used as given (not
             stretched): ``secrets.token_urlsafe(32)``. None: no key (states carry a
             checksum, which catches accidents, not forgeries). Default:

@@ -330,7 +330,9 @@ def _open(b: bytes, pos: int, end: int, transform: Any, budget: _decode.Budget) 
     except Exception as exc:
         raise bad(f"the transform could not open the state: {_codec._short(exc)}") from None
     if type(opened) is not bytes:
-        raise bad(f"the transform's open returned a {type(opened).__qualname__}, not bytes")
+        if not isinstance(opened, (bytearray, memoryview)):
+            raise bad(f"the transform's open returned a {type(opened).__qualname__}, not bytes")
+        opened = bytes(opened)
     try:
         budget.charge(len(opened))
     except _codec.DecodeError as exc:
