@@ -29,7 +29,9 @@ canonical forms in every process (``str`` hashing, hence set order, changes per 
 
 from __future__ import annotations
 
+import itertools
 import pickle
+import reprlib
 import struct
 import threading
 from collections.abc import Callable
@@ -338,12 +340,56 @@ def _too_deep(v: object) -> EncodeError:
     )
 
 
+class _Short(reprlib.Repr):
+    """A ``repr`` whose cost is bounded whatever the value (a decoded one may be huge): a few
+    items per container, a few levels, strings and bytes cut, big ints summarized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 4
+        self.maxtuple = self.maxlist = self.maxdict = self.maxset = self.maxfrozenset = 8
+        self.maxstring = self.maxother = 80
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:  # and over 4,300 digits, an int has no repr
+            return f"<an int of {x.bit_length()} bits>"
+        return repr(x)
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[:80]) + ("..." if len(x) > 80 else "")
+
+    # Sets and dicts in their own order: reprlib sorts them whole first.
+    def repr_set(self, x: set[Any], level: int) -> str:
+        return self._items(x, "{", "}", level) if x else "set()"
+
+    def repr_frozenset(self, x: frozenset[Any], level: int) -> str:
+        return self._items(x, "frozenset({", "})", level) if x else "frozenset()"
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        shown = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(x[k], level - 1)}"
+            for k in itertools.islice(x, self.maxdict)
+        ]
+        return "{" + ", ".join(shown) + (", ..." if len(x) > self.maxdict else "") + "}"
+
+    def _items(self, x: Any, left: str, right: str, level: int) -> str:
+        if level <= 0:
+            return left + "..." + right
+        shown = [self.repr1(item, level - 1) for item in itertools.islice(x, self.maxset)]
+        return left + ", ".join(shown) + (", ..." if len(x) > self.maxset else "") + right
+
+
+_SHORT = _Short()
+
+
 def _short(v: object) -> str:
-    """`repr(v)` cut to 80 characters; never raises (an int over 4,300 digits has no repr)."""
-    if type(v) is int and v.bit_length() > 256:
-        return f"<an int of {v.bit_length()} bits>"
+    """`repr(v)` cut to 80 characters, at a cost that does not grow with `v`; never raises."""
     try:
-        text = repr(v)
+        text = _SHORT.repr(v)
     except Exception:
         text = f"<{type(v).__qualname__} object>"
     return text if len(text) <= 80 else text[:77] + "..."

@@ -84,7 +84,7 @@ def inspect(b: bytes, /, *, key: bytes | str | Sequence[bytes | str] | None = No
     keys = _keys.keys_for(key)
     budget = _decode.budget_for(len(b))
     try:
-        snap = _state.read(b, keys, budget)
+        snap = _state.read(b, keys, budget, events=False)
     except InvalidStateError as exc:
         raise InvalidStateError(str(exc).replace("cannot Unmarshal", "cannot inspect", 1)) from None
     pending, note = None, None

@@ -69,7 +69,8 @@ class Recorder:
     # Invariants:
     # phase is one of the phases above (see the module's docstring for its transitions).
     # nevents events were recorded in all, nyields of them yields: those of base (the
-    #   events region of the state restored: (buf, start, end), None for a new coroutine)
+    #   events region of the state restored: (buf, start, end, joined), joined if it holds
+    #   no S/D records between its events; None for a new coroutine)
     #   followed by log (recorded in this process); log[:saved] is in the frames written
     #   (chain: the hash and tag of those frames; None before the first).
     # pending/pending_raw are the digest and canonical encoding of the yield the body is
@@ -88,7 +89,7 @@ class Recorder:
     #   sent) until the body records or marshals something after it, else None. If it leaves
     #   the body meanwhile, the body never reached the recorded position: `escaped` makes
     #   that a divergence, not the body's own exception.
-    base: tuple[bytes, int, int] | None
+    base: tuple[bytes, int, int, bool] | None
     chain: _state.Chain | None
     pending: bytes | None
     pending_raw: bytes | None
@@ -372,7 +373,9 @@ class Recorder:
         """Every event recorded, for a full state."""
         if self.base is None:
             return bytes(self.log)
-        buf, start, end = self.base
+        buf, start, end, joined = self.base
+        if joined:
+            return buf[start:end] + self.log
         try:
             events = _log.strip(buf, start, end, _decode.budget_for(end - start))
         except _codec.DecodeError as exc:
@@ -405,7 +408,7 @@ class Recorder:
         sent = _state.value(snap.sent, "the pending Send", check, snap.budget)
         result = _state.value(snap.result, "the result", None, snap.budget)
         # Validated: now apply, all at once.
-        self.base = (snap.buf, snap.start, snap.end)
+        self.base = (snap.buf, snap.start, snap.end, snap.joined)
         self.nevents, self.nyields = snap.nevents, snap.nyields
         self.chain, self.origin, self.resumes = snap.chain, snap.origin, snap.resumes
         self.kind = snap.kind

@@ -130,6 +130,7 @@ class Snapshot(NamedTuple):
     end: int
     chain: Chain  # to append deltas to this state
     budget: _decode.Budget  # what decoding this state may still build (its events, say)
+    joined: bool  # buf[start:end] holds events only (one frame, or sealed frames opened)
 
 
 _OPT = (bytes, type(None))
@@ -138,8 +139,11 @@ _POSITION = (int, int, int, int, _OPT, _OPT, _OPT, _OPT, int)  # format 2: witho
 _COUNT = 1 << 63  # header and position ints are counts, below this
 
 
-def read(b: bytes, keys: tuple[bytes, ...], budget: _decode.Budget) -> Snapshot:
-    """Check the MAC (or checksum) of `b`, then decode its header and last position."""
+def read(
+    b: bytes, keys: tuple[bytes, ...], budget: _decode.Budget, *, events: bool = True
+) -> Snapshot:
+    """Check the MAC (or checksum) of `b`, then decode its header and last position; and,
+    for a sealed state, open its events unless `events` is false (`inspect` needs none)."""
     flags, version = _flags(b, keys)
     chained = _authenticate(b, keys)
     transform = _Settings.transform if flags & _SEALED else None
@@ -164,13 +168,14 @@ def read(b: bytes, keys: tuple[bytes, ...], budget: _decode.Budget) -> Snapshot:
         raise bad(f"the state is malformed: it holds a pending Send, but is {KINDS[kind]}")
     if result is not None and kind != K_DONE:
         raise bad(f"the state is malformed: it holds a result, but is {KINDS[kind]}")
-    buf = b
-    if transform is not None:
+    buf, joined = b, frame == 0
+    if transform is not None and events:
         buf = _open_events(b, start, end, transform, budget)
-        start, end = 0, len(buf)
+        start, end, joined = 0, len(buf), True
     resumes = position[8] if version >= 3 else header[6]
     chain = Chain(chained, b[-TAG:], frame, version)
-    return Snapshot._make((*header[:6], resumes, *position[:8], buf, start, end, chain, budget))
+    fields = (*header[:6], resumes, *position[:8], buf, start, end, chain, budget, joined)
+    return Snapshot._make(fields)
 
 
 def _flags(b: bytes, keys: tuple[bytes, ...]) -> tuple[int, int]:
@@ -341,20 +346,26 @@ def _open(b: bytes, pos: int, end: int, transform: Any, budget: _decode.Budget) 
 
 
 def _open_events(b: bytes, pos: int, end: int, transform: Any, budget: _decode.Budget) -> bytes:
-    """The events of every frame of a sealed state, opened and joined."""
+    """The events of every frame of a sealed state, opened and joined.
+
+    A sealed state's events region is the full frame's sealed events, then for each delta
+    the tail before it, its head and its sealed events: one part a frame, so opening costs
+    one call of the transform a frame at most, whatever the bytes say."""
     out: list[bytes] = []
     try:
-        while pos < end:
-            if b[pos] == _log.D:
-                pos += 1 + _log._PREV
-            elif b[pos] == _log.S:
-                pos = _log._skip_record(b, pos, end)
-            else:
-                n, start = _uvarint(b, pos + 1)
-                if start + n > end:
-                    raise bad("the state is malformed: a sealed part has the wrong length")
-                out.append(_open(b, pos, start + n, transform, budget))
-                pos = start + n
+        while True:
+            n, start = _uvarint(b, pos + 1)
+            if start + n > end:
+                raise bad("the state is malformed: a sealed part has the wrong length")
+            out.append(_open(b, pos, start + n, transform, budget))
+            pos = start + n
+            if pos >= end:
+                return b"".join(out)
+            if b[pos] != _log.S:
+                raise bad("the state is malformed: a sealed frame holds more than one part")
+            pos = _log._skip_record(b, pos, end)
+            if pos >= end or b[pos] != _log.D:
+                raise bad("the state is malformed: a frame's tail is not followed by a delta")
+            pos += 1 + _log._PREV
     except _codec.DecodeError as exc:
         raise bad(f"the state is malformed: {exc}") from None
-    return b"".join(out)
