@@ -160,14 +160,17 @@ def make(body: Callable[[], Any], version: str | None) -> Any:
 # -- settings ---------------------------------------------------------------------------------
 
 
+_XOR = bytes(b ^ 0x5A for b in range(256))
+
+
 class Toy:
-    """A transform that hides nothing: mutations of sealed bytes reach the plaintext."""
+    """A transform that hides nothing (C speed): mutations of sealed bytes reach the plaintext."""
 
     def seal(self, data: bytes) -> bytes:
-        return bytes(b ^ 0x5A for b in reversed(data))
+        return data.translate(_XOR)[::-1]
 
     def open(self, data: bytes) -> bytes:
-        return bytes(b ^ 0x5A for b in data)[::-1]
+        return data[::-1].translate(_XOR)
 
 
 def writer_settings(mode: str) -> tuple[tuple[bytes, ...], Any]:
