@@ -556,6 +556,22 @@ def test_d5a_a_genuine_running_state_whose_body_caught_the_exception_still_resto
     assert not r.Next() and isinstance(r.Result(), bytes)
 
 
+def test_d5_marshal_of_a_restored_malformed_state_raises_invalid_state() -> None:
+    d, raw = _digest.digest_and_canonical(1)
+    position = (_state.K_SUSPENDED, 1, 1, d, raw, None, None)
+    forged, chain = _state.Chain.full(header(), b"Q", position)  # "Q": no such event
+    forged += chain.delta(b"", position, 0)  # two frames: Marshal must strip the records
+    c = restored(forged)  # the events are decoded by the replay, not by Unmarshal
+    with pytest.raises(InvalidStateError, match="malformed"):
+        c.Context().Marshal()
+    with pytest.raises(InvalidStateError, match="malformed at event 0"):
+        c.close()  # closing replays the body to unwind it: it meets the malformed event
+    assert c.Done()
+    genuine = restored(forge(b"Y" + _digest.digest(0) + _codec.encode(5), 1, 1))
+    assert inspect(genuine.Context().Marshal()).steps == 2
+    genuine.close()
+
+
 HUGE = 10**5000
 
 
