@@ -23,6 +23,7 @@ from coroutine.durable import (
     _digest,
     _keys,
     _log,
+    _show,
     _state,
     configure,
     inspect,
@@ -393,13 +394,13 @@ def test_d2_a_message_shows_a_huge_value_at_a_bounded_cost() -> None:
     huge = [list(range(1000)) for _ in range(300)]  # 300,000 ints
     tracemalloc.start()
     try:
-        text = _codec._short(huge)
+        text = _show.short(huge)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert text.startswith("[[0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1,") and len(text) <= 80
     assert peak < 16_000  # a full repr would take 1.9 MB
-    assert _codec._short({"k": {2, 1}}) in ("{'k': {1, 2}}", "{'k': {2, 1}}")
+    assert _show.short({"k": {2, 1}}) in ("{'k': {1, 2}}", "{'k': {2, 1}}")
 
 
 def test_d2_marshal_of_a_restored_one_frame_state_does_not_decode_its_events(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InvalidStateError
-from . import _codec, _decode, _keys, _state
+from . import _codec, _decode, _keys, _show, _state
 
 __all__ = ["StateInfo", "inspect"]
 
@@ -34,9 +34,9 @@ class StateInfo:
         """One field a line; the strings the state holds are escaped (no terminal control)."""
         version = "(none: bound to the code)" if self.version is None else self.version
         lines = [
-            f"entry     {_codec.shown(self.entry, None)}",
-            f"types     {_codec.shown(self.signature, None)}",
-            f"version   {_codec.shown(version, None)}",
+            f"entry     {_show.shown(self.entry, None)}",
+            f"types     {_show.shown(self.signature, None)}",
+            f"version   {_show.shown(version, None)}",
             f"status    {self.status}",
             f"steps     {self.steps} yields ({self.events} events recorded)",
         ]

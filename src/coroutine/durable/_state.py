@@ -38,7 +38,7 @@ import hmac
 from typing import Any, NamedTuple
 
 from .._errors import InvalidStateError
-from . import _codec, _decode, _digest, _log
+from . import _codec, _decode, _digest, _log, _show
 from ._keys import TAG, _Settings, hasher, keys_for
 from ._mismatch import why_not
 
@@ -239,7 +239,7 @@ def load(b: bytes, sig: str, entry: Any, version: str | None) -> Snapshot:
         InvalidStateError: why `b` cannot be restored into that coroutine.
     """
     snap = read(b, keys_for(None), _decode.budget_for(len(b)))
-    desc = _codec.shown(snap.desc)
+    desc = _show.shown(snap.desc)
     if snap.entry != entry.ref:
         raise bad(
             f"the state belongs to a coroutine of {desc}, but this one runs {entry.desc}; "
@@ -260,7 +260,7 @@ def load(b: bytes, sig: str, entry: Any, version: str | None) -> Snapshot:
             "the old program, or give the coroutine a version= and guard changes with Patched"
         )
     if snap.sig != sig:
-        raise bad(f"the state is of a coroutine of {_codec.shown(snap.sig)}, this one is {sig}")
+        raise bad(f"the state is of a coroutine of {_show.shown(snap.sig)}, this one is {sig}")
     if snap.pending is not None:
         try:
             _, stop = _digest.read_digest(snap.pending, 0)
