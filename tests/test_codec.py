@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coroutine.durable import _codec
+from coroutine.durable import _codec, _decode, _digest
 from coroutine.types import Register, RegisterPickle
 
 scalars = (
@@ -43,15 +43,15 @@ def same(a: Any, b: Any) -> bool:
 
 @given(values)
 def test_every_builtin_value_round_trips_with_its_exact_types(v: Any) -> None:
-    assert same(_codec.decode(_codec.encode(v)), v)
+    assert same(_decode.decode(_codec.encode(v)), v)
 
 
 @given(values)
 def test_canonical_form_and_digest_depend_only_on_equality(v: Any) -> None:
-    copy = _codec.decode(_codec.encode(v))
+    copy = _decode.decode(_codec.encode(v))
     assert _codec.canonical(copy) == _codec.canonical(v)
-    assert _codec.matches(copy, _codec.digest(v))
-    assert _codec.digest(copy)[-8:] == _codec.digest(v)[-8:]
+    assert _digest.matches(copy, _digest.digest(v))
+    assert _digest.digest(copy)[-8:] == _digest.digest(v)[-8:]
 
 
 def test_sets_and_dicts_have_one_canonical_form_whatever_their_order() -> None:
@@ -59,29 +59,29 @@ def test_sets_and_dicts_have_one_canonical_form_whatever_their_order() -> None:
     b = {"a": 2, "b": 1}
     assert _codec.encode(a) != _codec.encode(b)  # the plain encoding keeps dict order
     assert _codec.canonical(a) == _codec.canonical(b)
-    assert _codec.matches({"zz", "y", "x"}, _codec.digest({"x", "y", "zz"}))
+    assert _digest.matches({"zz", "y", "x"}, _digest.digest({"x", "y", "zz"}))
 
 
 def test_a_reordered_container_matches_its_digest_and_another_value_does_not() -> None:
-    recorded = _codec.digest({"a": 1, "b": [1, 2]})
-    assert _codec.matches({"a": 1, "b": [1, 2]}, recorded)  # the quick sum
-    assert _codec.matches({"b": [1, 2], "a": 1}, recorded)  # another order: the canonical part
-    assert not _codec.matches({"a": 1, "b": [1, 3]}, recorded)
-    assert not _codec.matches({"a": True, "b": [1, 2]}, recorded)
-    assert not _codec.matches(("a", 1), recorded)
+    recorded = _digest.digest({"a": 1, "b": [1, 2]})
+    assert _digest.matches({"a": 1, "b": [1, 2]}, recorded)  # the quick sum
+    assert _digest.matches({"b": [1, 2], "a": 1}, recorded)  # another order: the canonical part
+    assert not _digest.matches({"a": 1, "b": [1, 3]}, recorded)
+    assert not _digest.matches({"a": True, "b": [1, 2]}, recorded)
+    assert not _digest.matches(("a", 1), recorded)
 
 
 def test_small_digests_hold_the_value_and_large_ones_a_hash() -> None:
-    assert _codec.describe_digest(_codec.digest("Fizz")) == "'Fizz'"
-    long = _codec.digest("Fizz" * 10)
+    assert _digest.describe_digest(_digest.digest("Fizz")) == "'Fizz'"
+    long = _digest.digest("Fizz" * 10)
     assert len(long) == 9 and long[0] == 0xFF
-    big = _codec.digest(list(range(100)))
+    big = _digest.digest(list(range(100)))
     assert len(big) == 17 and big[0] == 0xFE
-    assert _codec.describe_digest(big).startswith("a value with digest ")
+    assert _digest.describe_digest(big).startswith("a value with digest ")
 
 
 def test_bools_ints_and_floats_stay_distinct() -> None:
-    assert len({_codec.digest(v) for v in (1, True, 1.0)}) == 3
+    assert len({_digest.digest(v) for v in (1, True, 1.0)}) == 3
 
 
 class Color(enum.IntEnum):
@@ -115,7 +115,7 @@ def test_self_containing_values_are_refused_not_overflowing_the_stack() -> None:
 def test_deeply_nested_bytes_are_refused() -> None:
     deep = b"l\x01" * (_codec.MAX_DEPTH + 1) + b"N"
     with pytest.raises(_codec.DecodeError, match="nest more than"):
-        _codec.decode(deep)
+        _decode.decode(deep)
 
 
 class Point:
@@ -137,14 +137,14 @@ def point() -> Any:
 
 def test_registered_types_round_trip_inside_containers(point: Any) -> None:
     v = {"path": [Point(1, 2), Point(3, 4)]}
-    assert _codec.decode(_codec.encode(v)) == v
+    assert _decode.decode(_codec.encode(v)) == v
 
 
 def test_registered_types_are_refused_when_decoding_without_the_registration(point: Any) -> None:
     b = _codec.encode(Point(1, 2))
     _codec.unregister(Point)
     with pytest.raises(_codec.DecodeError, match="not registered"):
-        _codec.decode(b)
+        _decode.decode(b)
 
 
 def test_registering_a_builtin_or_a_taken_name_raises() -> None:
@@ -161,7 +161,7 @@ def test_registering_a_builtin_or_a_taken_name_raises() -> None:
 def test_a_failing_registered_decoder_is_a_decode_error(point: Any) -> None:
     Register(Point, lambda p: (p.x, p.y), lambda t: Point(*t[:1]))
     with pytest.raises(_codec.DecodeError, match="decode function registered"):
-        _codec.decode(_codec.encode(Point(1, 2)))
+        _decode.decode(_codec.encode(Point(1, 2)))
 
 
 def test_pickle_is_used_only_for_types_registered_with_register_pickle() -> None:
@@ -169,7 +169,7 @@ def test_pickle_is_used_only_for_types_registered_with_register_pickle() -> None
         _codec.encode(Fraction(1, 3))
     RegisterPickle(Fraction)
     try:
-        assert _codec.decode(_codec.encode([Fraction(1, 3)])) == [Fraction(1, 3)]
+        assert _decode.decode(_codec.encode([Fraction(1, 3)])) == [Fraction(1, 3)]
     finally:
         _codec.unregister(Fraction)
 
@@ -191,9 +191,9 @@ def test_a_pickle_payload_in_the_bytes_is_never_executed() -> None:
     name = b"fractions.Fraction"
     forged = b"P" + bytes([len(name)]) + name + bytes([len(payload)]) + payload
     with pytest.raises(_codec.DecodeError, match="not registered with RegisterPickle"):
-        _codec.decode(forged)
+        _decode.decode(forged)
     with pytest.raises(_codec.DecodeError, match="unknown tag"):
-        _codec.decode(payload)
+        _decode.decode(payload)
     assert EXPLODED == []
 
 
@@ -201,7 +201,7 @@ def test_a_pickle_payload_in_the_bytes_is_never_executed() -> None:
 @given(st.binary(max_size=64))
 def test_random_bytes_decode_or_raise_decode_error_only(b: bytes) -> None:
     try:
-        _codec.decode(b)
+        _decode.decode(b)
     except _codec.DecodeError:
         pass
 
@@ -211,26 +211,26 @@ def test_truncated_encodings_raise_decode_error(v: Any, data: st.DataObject) -> 
     b = _codec.encode(v)
     cut = data.draw(st.integers(0, len(b) - 1))
     with pytest.raises(_codec.DecodeError):
-        _codec.decode(b[:cut])
+        _decode.decode(b[:cut])
 
 
 @given(values)
 def test_the_fast_canonical_path_gives_the_canonical_bytes(v: Any) -> None:
-    fast = _codec._fast(v, 0)
+    fast = _digest._fast(v, 0)
     assert fast is None or fast == _codec.canonical(v)
-    assert _codec.digest_and_canonical(v) == (_codec.digest(v), _codec.canonical(v))
+    assert _digest.digest_and_canonical(v) == (_digest.digest(v), _codec.canonical(v))
 
 
 def test_the_fast_canonical_path_takes_the_common_shapes() -> None:
     v = {"id": 7, "tags": ("a", "b"), "score": 2.5, "n": None, "raw": b"x", "sub": [{1: 2}]}
-    assert _codec._fast(v, 0) == _codec.canonical(v)
-    assert _codec._fast({1: 0, "a": 0}, 0) is None  # mixed keys: left to the encoder
-    assert _codec._fast({True: 0}, 0) is None
+    assert _digest._fast(v, 0) == _codec.canonical(v)
+    assert _digest._fast({1: 0, "a": 0}, 0) is None  # mixed keys: left to the encoder
+    assert _digest._fast({True: 0}, 0) is None
 
 
 def test_decoding_needs_no_stack_for_nesting() -> None:
     deep = b"l\x01" * (_codec.MAX_DEPTH - 1) + b"N"
-    assert _at_depth(sys.getrecursionlimit() - 60, lambda: _codec.decode(deep)) is not None
+    assert _at_depth(sys.getrecursionlimit() - 60, lambda: _decode.decode(deep)) is not None
 
 
 def _at_depth(n: int, fn: Any) -> Any:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coroutine import InvalidStateError, NewWithReturn, Yield
-from coroutine.durable import _codec, _state, configure
+from coroutine.durable import _codec, _decode, _digest, _keys, _state, configure
 from coroutine.types import Register
 
 
@@ -41,17 +41,17 @@ def forge(events: bytes = b"", nevents: int = 0, *, sent: bytes | None = None, f
     name = f"{__name__}.{fn.__name__}"
     header = (sig, b"f\0" + name.encode(), name, b"", "v1", b"", 0)
     n = nevents if yields is None else yields
-    d, raw = _codec.digest_and_canonical(n)
+    d, raw = _digest.digest_and_canonical(n)
     position = (_state.K_SUSPENDED, nevents, n, d, raw, sent, None)
     return _state.Chain.full(header, events, position)[0]
 
 
 @pytest.fixture(autouse=True)
 def no_key_nor_transform() -> Iterator[None]:
-    saved = _state._Settings.key, _state._Settings.transform
-    _state._Settings.key = _state._Settings.transform = None
+    saved = _keys._Settings.keys, _keys._Settings.transform
+    _keys._Settings.keys, _keys._Settings.transform = (), None
     yield
-    _state._Settings.key, _state._Settings.transform = saved
+    _keys._Settings.keys, _keys._Settings.transform = saved
 
 
 def uvarint(n: int) -> bytes:
@@ -68,7 +68,7 @@ def refused(b: bytes, match: str, fn: Any = body, seconds: float = 2.0) -> Inval
 
 def test_the_forgery_helper_makes_states_that_restore() -> None:
     c = make()
-    c.Context().Unmarshal(forge(b"Y" + _codec.digest(0) + _codec.encode(5), 1, sent=b"i\x01\x07"))
+    c.Context().Unmarshal(forge(b"Y" + _digest.digest(0) + _codec.encode(5), 1, sent=b"i\x01\x07"))
     assert c.Next() and c.Recv() == 2
     c.close()
 
@@ -105,7 +105,7 @@ def test_decoding_stays_within_its_memory_budget_when_it_succeeds() -> None:
     value = b"l" + uvarint(n) + b"l\x00" * n
     tracemalloc.start()
     try:
-        got = _codec.decode(value, budget=_codec.budget_for(len(value)))
+        got = _decode.decode(value, budget=_decode.budget_for(len(value)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -168,7 +168,7 @@ def test_a_real_recursion_error_is_not_relabelled_as_a_malformed_state() -> None
 
 
 def exc_event(kind: bytes, module: str, qual: str, args: tuple[Any, ...] = ()) -> bytes:
-    digest = _codec.digest(0) if kind == b"T" else b""
+    digest = _digest.digest(0) if kind == b"T" else b""
     return kind + digest + _codec.encode((module, qual, args))
 
 
@@ -244,7 +244,7 @@ def test_a_restored_pending_send_is_checked_against_s() -> None:
 
 
 def test_a_recorded_send_is_checked_against_s_when_replayed() -> None:
-    event = b"Y" + _codec.digest(0) + _codec.encode("text")
+    event = b"Y" + _digest.digest(0) + _codec.encode("text")
     replay_raises(forge(event, 1), r"sends 'text', not of the coroutine's S")
 
 
@@ -254,7 +254,7 @@ def test_an_int_over_4300_digits_does_not_break_the_message() -> None:
         forge(sent=_codec.encode(big), fn=text_body), "pending Send <an int of", text_body
     )
     assert "bits>" in str(err)
-    event = b"Y" + _codec.digest(0) + _codec.encode(big)
+    event = b"Y" + _digest.digest(0) + _codec.encode(big)
     replay_raises(forge(event, 1, fn=text_body), "sends <an int of 16610 bits>", text_body)
 
 
@@ -268,7 +268,7 @@ def marshal_one(c: Any) -> bytes:
 
 
 def test_a_signed_state_needs_its_key() -> None:
-    configure(key="k1")
+    configure(key="first-key-for-tests")
     c = make()
     state = marshal_one(c)
     c.close()
@@ -278,26 +278,26 @@ def test_a_signed_state_needs_its_key() -> None:
     r.close()
     configure(key=None)
     refused(state, "signed with a key, and none is set")
-    configure(key="k2")
+    configure(key="second-key-for-tests")
     refused(state, "MAC does not match")
 
 
 def test_an_unsigned_state_is_refused_when_a_key_is_set() -> None:
     state = forge()
-    configure(key="k1")
+    configure(key="first-key-for-tests")
     refused(state, "not signed, but a state key is set")
 
 
 def test_a_tampered_signed_state_is_refused_before_anything_is_decoded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    configure(key=b"secret")
+    configure(key=b"a-secret-for-tests")
     c = make()
     state = marshal_one(c)
     c.close()
     decoded: list[int] = []
-    real = _codec._Decoder.dec
-    monkeypatch.setattr(_codec._Decoder, "dec", lambda self: decoded.append(1) or real(self))
+    real = _decode._Decoder.dec
+    monkeypatch.setattr(_decode._Decoder, "dec", lambda self: decoded.append(1) or real(self))
     for i in range(len(state)):
         flipped = state[:i] + bytes([state[i] ^ 0x10]) + state[i + 1 :]
         with pytest.raises(InvalidStateError):
@@ -336,10 +336,10 @@ def test_a_transform_keeps_sent_values_out_of_the_bytes() -> None:
 
 def test_the_key_comes_from_the_environment() -> None:
     script = (
-        "from coroutine.durable import _state; import sys; "
-        "sys.exit(0 if _state._Settings.key == _state._derive('from-env') else 1)"
+        "from coroutine.durable import _keys; import sys; "
+        "sys.exit(0 if _keys._Settings.keys == (_keys._derive('key-from-the-env'),) else 1)"
     )
-    env = {"COROUTINE_STATE_KEY": "from-env", "PATH": ""}
+    env = {"COROUTINE_STATE_KEY": "key-from-the-env", "PATH": ""}
     assert subprocess.run([sys.executable, "-c", script], env=env, check=False).returncode == 0
 
 
@@ -363,7 +363,7 @@ fuzz = settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], 
 @fuzz
 @given(st.data(), st.booleans())
 def test_fuzzed_states_give_invalid_state_or_restore(data: st.DataObject, keyed: bool) -> None:
-    configure(key="fuzz" if keyed else None)
+    configure(key="key-of-the-fuzz-test" if keyed else None)
     states = valid_states()
     b = bytearray(data.draw(st.sampled_from(states)))
     for _ in range(data.draw(st.integers(1, 4))):
@@ -378,7 +378,7 @@ def test_fuzzed_states_give_invalid_state_or_restore(data: st.DataObject, keyed:
         if not b:
             break
     if data.draw(st.booleans()) and len(b) > 16 and not keyed:  # reach the decoder
-        hasher = _state._hasher(None)
+        hasher = _keys.hasher(None)
         hasher.update(bytes(b[:-16]))
         b[-16:] = hasher.digest()
     c = make()

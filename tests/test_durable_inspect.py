@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from coroutine import InvalidStateError, New, NewWithReturn, Yield
-from coroutine.durable import StateInfo, _state, configure, inspect
+from coroutine.durable import StateInfo, _keys, configure, inspect
 from coroutine.types import Register
 
 
@@ -28,10 +28,10 @@ def make() -> Any:
 
 @pytest.fixture(autouse=True)
 def no_key_nor_transform() -> Iterator[None]:
-    saved = _state._Settings.key, _state._Settings.transform
-    _state._Settings.key = _state._Settings.transform = None
+    saved = _keys._Settings.keys, _keys._Settings.transform
+    _keys._Settings.keys, _keys._Settings.transform = (), None
     yield
-    _state._Settings.key, _state._Settings.transform = saved
+    _keys._Settings.keys, _keys._Settings.transform = saved
 
 
 def test_inspect_says_what_work_is_waiting() -> None:
@@ -105,7 +105,7 @@ def test_inspect_runs_no_registered_decoder_and_says_so() -> None:
 
 
 def test_inspect_checks_the_key_first() -> None:
-    configure(key="k")
+    configure(key="the-key-of-this-test")
     c = make()
     c.Next()
     state = c.Context().Marshal()
@@ -114,9 +114,9 @@ def test_inspect_checks_the_key_first() -> None:
     configure(key=None)
     with pytest.raises(InvalidStateError, match="signed with a key"):
         inspect(state)
-    assert inspect(state, key="k").steps == 1
+    assert inspect(state, key="the-key-of-this-test").steps == 1
     with pytest.raises(InvalidStateError, match="MAC does not match"):
-        inspect(state, key="other")
+        inspect(state, key="another-key-of-the-test")
 
 
 def test_python_m_coroutine_durable_prints_the_state(tmp_path: Path) -> None:

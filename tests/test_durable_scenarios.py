@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from coroutine import Coroutine, New, NewWithReturn, SideEffect, Yield
-from coroutine.durable import _codec
+from coroutine.durable import _codec, _decode
 from coroutine.types import Register
 
 # -- bodies ----------------------------------------------------------------------------------
@@ -277,4 +277,4 @@ def test_yielded_and_sent_values_keep_their_types_through_the_bytes() -> None:
     assert out[2] == {"x", "y", "z"} and type(out[2]) is set
     assert result[5] == Money(10, "EUR")
     assert result[0]["sent"] == {1, 2, 3}
-    assert _codec.decode(_codec.encode(result)) == result
+    assert _decode.decode(_codec.encode(result)) == result

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coroutine import InvalidStateError, NewWithReturn, Yield
-from coroutine.durable import _codec, _state
+from coroutine.durable import _codec, _digest, _keys, _state
 
 
 def body() -> list[object]:
@@ -40,7 +40,7 @@ STATES = valid_states()
 
 def reseal(b: bytes) -> bytes:
     """Give mutated bytes a valid checksum, so the mutation reaches the decoder."""
-    hasher = _state._hasher(None)
+    hasher = _keys.hasher(None)
     hasher.update(b[:-16])
     return b[:-16] + hasher.digest()
 
@@ -52,7 +52,7 @@ HEADER = ("[object, object]", b"f\0test_durable_state.body", "test_durable_state
 def forge(events: bytes, nevents: int, sent: bytes | None = None) -> bytes:
     """A state suspended at its second yield, with a valid checksum (made with version "v1",
     so that no fingerprint is needed)."""
-    d, raw = _codec.digest_and_canonical(2)
+    d, raw = _digest.digest_and_canonical(2)
     position = (_state.K_SUSPENDED, nevents, 1, d, raw, sent, None)
     return _state.Chain.full(HEADER, events, position)[0]
 
@@ -142,7 +142,7 @@ def test_a_pickle_payload_in_a_state_is_never_executed() -> None:
     name = b"builtins.object"
     payload = pickle.dumps(Evil())
     forged_value = b"P" + bytes([len(name)]) + name + bytes([len(payload)]) + payload
-    good_event = b"Y" + _codec.digest("a") + _codec.encode("x")
+    good_event = b"Y" + _digest.digest("a") + _codec.encode("x")
     c = make_v1()
     c.Context().Unmarshal(forge(good_event, 1))  # the forgery is well made
     assert c.Next() and c.Recv() == (3, 4)

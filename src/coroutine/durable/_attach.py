@@ -49,6 +49,9 @@ def wrap(fn: Callable[[], Any], rec: Recorder) -> Callable[[], Any]:
         try:
             result = fn()
         except Exception as exc:
+            escaped = rec.escaped(exc)  # an exception the replay raised, unhandled: refused
+            if escaped is not None:
+                raise escaped from exc
             phase = rec.phase
             if phase is DIVERGED and isinstance(exc, InvalidStateError):
                 raise

@@ -1,14 +1,15 @@
-"""`inspect`: what a durable state holds, read without running anything; and `configure`."""
+"""`inspect`: what a durable state holds, read without running anything."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InvalidStateError
-from . import _codec, _state
+from . import _codec, _decode, _keys, _show, _state
 
-__all__ = ["StateInfo", "configure", "inspect"]
+__all__ = ["StateInfo", "inspect"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,12 @@ class StateInfo:
     tag: str  #: the last frame's tag (hex): equal tags, equal states
 
     def __str__(self) -> str:
+        """One field a line; the strings the state holds are escaped (no terminal control)."""
+        version = "(none: bound to the code)" if self.version is None else self.version
         lines = [
-            f"entry     {self.entry}",
-            f"types     {self.signature}",
-            f"version   {'(none: bound to the code)' if self.version is None else self.version}",
+            f"entry     {_show.shown(self.entry, None)}",
+            f"types     {_show.shown(self.signature, None)}",
+            f"version   {_show.shown(version, None)}",
             f"status    {self.status}",
             f"steps     {self.steps} yields ({self.events} events recorded)",
         ]
@@ -46,12 +49,15 @@ class StateInfo:
         return "\n".join(lines)
 
 
-def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
+def inspect(b: bytes, /, *, key: bytes | str | Sequence[bytes | str] | None = None) -> StateInfo:
     """Decode a durable state (a full state, optionally followed by its deltas) without
     running anything: no entry is looked up, no registered type's code runs.
 
-    The MAC is checked first, with `key` or the configured key (`configure`,
-    ``COROUTINE_STATE_KEY``). The pending value is decoded if it holds builtins only.
+    The MAC is checked first, with `key` alone if given (a key, or a list of keys any of
+    which may verify), else with the configured keys (`configure`, ``COROUTINE_STATE_KEY``).
+    The state is opened with the configured transform. The pending value is decoded if it
+    holds builtins only. Decoding is bounded as `Unmarshal`'s is (one memory budget for the
+    whole state), and runs no code.
 
     >>> from typing import Any
     >>> from coroutine import New
@@ -67,20 +73,24 @@ def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
 
     Raises:
         InvalidStateError: the bytes are not a state, or its MAC or checksum does not match,
-            or it is signed and no key is set (the message says which).
+            or it is signed and no key is set, or unsealed while a transform is set, or
+            malformed (the message says which).
+        ValueError: `key` is shorter than 16 bytes.
+        TypeError: `b` is not bytes, or `key` is not a key or a list of keys.
     """
     if not isinstance(b, (bytes, bytearray, memoryview)):
         raise TypeError(f"inspect takes the bytes Marshal returned, got {type(b).__name__}")
     b = bytes(b)
-    budget = _codec.budget_for(len(b))
+    keys = _keys.keys_for(key)
+    budget = _decode.budget_for(len(b))
     try:
-        snap = _state.read(b, _state.key_for(key), budget)
+        snap = _state.read(b, keys, budget, events=False)
     except InvalidStateError as exc:
         raise InvalidStateError(str(exc).replace("cannot Unmarshal", "cannot inspect", 1)) from None
     pending, note = None, None
     if snap.pending_value is not None:
         try:
-            pending = _codec.decode(snap.pending_value, registry=False, budget=budget)
+            pending = _decode.decode(snap.pending_value, registry=False, budget=budget)
         except _codec.DecodeError as exc:
             note = f"(not decoded: {exc})"
     return StateInfo(
@@ -98,30 +108,6 @@ def inspect(b: bytes, /, *, key: bytes | str | None = None) -> StateInfo:
         resumes=snap.resumes,
         tag=snap.chain.tag.hex(),
     )
-
-
-def configure(
-    *, key: bytes | str | None = _state._UNSET, transform: _state.Transform | None = _state._UNSET
-) -> None:
-    """Set, for this process, the key that signs durable states and the transform that seals them.
-
-    Args:
-        key: signs every state written from now on with a keyed MAC (BLAKE2b), checked
-            before anything in a state is decoded; then unsigned states, and states signed
-            with another key, are refused. None: no key (states carry a checksum, which
-            catches accidents, not forgeries). Default: ``COROUTINE_STATE_KEY`` if set.
-        transform: an object with ``seal(bytes) -> bytes`` and ``open(bytes) -> bytes``
-            (encryption, say) applied to every state's body, so that sent values and
-            results are not stored in clear. The MAC covers the sealed bytes.
-
-    Omitted arguments keep their setting. The key only authenticates: without a transform,
-    a state's values are readable by whoever holds its bytes.
-
-    Raises:
-        TypeError: `transform` lacks ``seal`` or ``open``.
-        ValueError: `key` is empty.
-    """
-    _state.configure(key=key, transform=transform)
 
 
 def _doc_body() -> None:

@@ -1,6 +1,6 @@
 """The log of a durable coroutine: its events, read lazily as the replay meets them.
 
-Events (values in the format of `_codec`; a digest is `_codec.digest` of a yielded value):
+Events (values in the format of `_codec`; a digest is `_digest.digest` of a yielded value):
 
     Y digest value   a yield, answered with value
     N digest         a yield resumed with nothing sent, which raised YieldTypeError
@@ -9,8 +9,8 @@ Events (values in the format of `_codec`; a digest is `_codec.digest` of a yield
     X exc            a side effect that raised exc
     P change-id      `Patched(change-id)` returned True here
 
-exc is ``(module, qualname, args)``, rebuilt from an `Exception` subclass already imported:
-nothing is imported, no module ``__getattr__`` runs, no ``__init__`` is called.
+exc is ``(module, qualname, args)``, rebuilt from an `Exception` subclass of a module already
+imported, found and made without running any Python code (`rebuild`).
 
 In a stored state the events of successive frames are interleaved with the frames' tails
 (``S`` records) and delta heads (``D`` records, see `_state`); `Events` skips them. It decodes
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import sys
 import types
+from importlib.machinery import ModuleSpec
 from typing import Any
 
 from .._errors import InvalidStateError
-from . import _codec
+from . import _codec, _decode, _digest
 
 __all__ = ["Event", "Events", "exc_spec", "rebuild"]
 
@@ -47,10 +48,10 @@ class Events:
     # were read; nevents is how many the state says there are in all.
 
     def __init__(
-        self, buf: bytes, pos: int, end: int, nevents: int, budget: _codec.Budget, check_s: Any
+        self, buf: bytes, pos: int, end: int, nevents: int, budget: _decode.Budget, check_s: Any
     ) -> None:
         self.buf, self.pos, self.end, self.nevents = buf, pos, end, nevents
-        self.reader = _codec._Decoder(buf, pos, True, budget)
+        self.reader = _decode._Decoder(buf, pos, True, budget)
         self.reader.end = end
         self.check_s = check_s
         self.count = 0
@@ -88,7 +89,7 @@ class Events:
         digest = None
         if k == Y or k == N or k == T:
             n = buf[pos + 1] if pos + 1 < end else 0
-            stop = pos + 2 + n if n <= 15 else pos + 1 + _codec.digest_size(n)
+            stop = pos + 2 + n if n <= 15 else pos + 1 + _digest.digest_size(n)
             if stop > end:
                 raise _codec.DecodeError("truncated inside a digest")
             digest = buf[pos + 1 : stop]
@@ -112,10 +113,7 @@ class Events:
             if type(value) is not str:
                 raise _codec.DecodeError("a Patched marker is malformed")
         elif k != E:
-            exc = rebuild(value)
-            if isinstance(exc, InvalidStateError):
-                raise _codec.DecodeError(str(exc))
-            value = exc
+            value = rebuild(value)
         return k, digest, value
 
     def _value(self, pos: int) -> Any:
@@ -152,14 +150,14 @@ def _skip_record(buf: bytes, pos: int, end: int) -> int:
     return i + 1 + n + 4 + 16
 
 
-def skip_value(buf: bytes, pos: int, end: int, budget: _codec.Budget) -> int:
+def skip_value(buf: bytes, pos: int, end: int, budget: _decode.Budget) -> int:
     """The position after the event at `pos` (decoding its value, for `strip`)."""
     reader = Events(buf, pos, end, 1, budget, None)
     reader._next()
     return reader.pos
 
 
-def strip(buf: bytes, pos: int, end: int, budget: _codec.Budget) -> bytes:
+def strip(buf: bytes, pos: int, end: int, budget: _decode.Budget) -> bytes:
     """The events of `buf[pos:end]` without the S/D records between them."""
     out = bytearray()
     while pos < end:
@@ -186,34 +184,77 @@ def exc_spec(exc: BaseException) -> tuple[str, str, tuple[Any, ...]]:
     return t.__module__, t.__qualname__, exc.args
 
 
-def rebuild(spec: Any) -> BaseException:
-    """The recorded exception, or an InvalidStateError saying why it cannot be rebuilt.
+# The base descriptors `_find` and `rebuild` read through: calling them runs no Python code,
+# whatever the object's class defines (a property, a metaclass __getattribute__, __setattr__).
+_MODULE_DICT = vars(types.ModuleType)["__dict__"]
+_CLASS_DICT = vars(type)["__dict__"]
+_SPEC_DICT = vars(ModuleSpec)["__dict__"]
+_MRO = vars(type)["__mro__"]
+_FLAGS = vars(type)["__flags__"]
+_ARGS = vars(BaseException)["args"]
 
-    The class is looked up in modules already imported, through their ``__dict__`` (no
-    module ``__getattr__``, no import); it must subclass `Exception`. The instance is made by
-    its first builtin base's ``__new__`` with the recorded args: its ``__init__`` (code the
-    state could choose) is not called.
+
+def _find(module: str, qual: str) -> object:
+    """What `module.qual` names, or None, found without running any Python code.
+
+    Only modules fully imported are searched: an object of exactly `types.ModuleType`
+    (not a lazily loaded module that has not run yet, nor a module whose class was
+    replaced) whose spec is not still initializing. Each step reads a module's or a class's
+    own dict through the base descriptor, and an object is tested by its type, never by
+    what it claims (``isinstance`` would read a ``__class__`` property).
+    """
+    modules = sys.modules
+    obj = modules.get(module) if type(modules) is dict else None
+    for part in qual.split("."):
+        kind = type(obj)
+        if kind is types.ModuleType:
+            namespace = _MODULE_DICT.__get__(obj)
+            if not _imported(namespace):
+                return None
+        elif issubclass(kind, type):
+            namespace = _CLASS_DICT.__get__(obj)
+        else:
+            return None
+        obj = namespace.get(part)
+    return obj
+
+
+def _imported(namespace: dict[str, Any]) -> bool:
+    """Whether the module of `namespace` finished running (it is not still being imported)."""
+    spec = namespace.get("__spec__")
+    return type(spec) is not ModuleSpec or _SPEC_DICT.__get__(spec).get("_initializing") is not True
+
+
+def rebuild(spec: Any) -> BaseException:
+    """The recorded exception; `_codec.DecodeError` saying why if it cannot be rebuilt.
+
+    The class is found by `_find` (no import, no module ``__getattr__``, no Python code at
+    all); it must subclass `Exception`. The instance is made by its first builtin base's
+    ``__new__``, and given the recorded args through `BaseException`'s own descriptor: no
+    ``__init__``, ``__new__`` or ``__setattr__`` of the class (code the state could choose
+    among the program's) runs. `InvalidStateError`, the replay's own error, is not rebuilt.
     """
     if not (
         type(spec) is tuple and len(spec) == 3 and type(spec[0]) is str
         and type(spec[1]) is str and type(spec[2]) is tuple
     ):  # fmt: skip
-        return InvalidStateError("a recorded exception is malformed")
+        raise _codec.DecodeError("a recorded exception is malformed")
     module, qual, args = spec
-    obj: Any = sys.modules.get(module)
-    for part in qual.split("."):
-        ok = isinstance(obj, (type, types.ModuleType))
-        obj = obj.__dict__.get(part) if ok else None
+    cls: Any = _find(module, qual)
     name = _codec._short(f"{module}.{qual}")
-    if not (isinstance(obj, type) and issubclass(obj, Exception)):
-        return InvalidStateError(
+    if not (issubclass(type(cls), type) and issubclass(cls, Exception)):
+        raise _codec.DecodeError(
             f"replay cannot rebuild the recorded exception {name}{_codec._short(args)}: no "
             "such Exception subclass is imported in this process"
         )
-    base = next(c for c in obj.__mro__ if not c.__flags__ & _HEAPTYPE)
+    if issubclass(cls, InvalidStateError):
+        raise _codec.DecodeError(f"replay does not rebuild {name}, the replay's own error")
+    base = next(c for c in _MRO.__get__(cls) if not _FLAGS.__get__(c) & _HEAPTYPE)
     try:
-        exc: BaseException = base.__new__(obj, *args)
-        exc.args = args
+        exc: BaseException = base.__new__(cls, *args)
+        _ARGS.__set__(exc, args)
     except Exception as err:
-        return InvalidStateError(f"replay cannot rebuild {name}{_codec._short(args)}: {err!r}")
+        raise _codec.DecodeError(
+            f"replay cannot rebuild {name}{_codec._short(args)}: {_codec._short(err)}"
+        ) from None
     return exc

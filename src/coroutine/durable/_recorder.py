@@ -37,7 +37,7 @@ from .._errors import (
     YieldTypeError,
 )
 from .._signature import Rule
-from . import _codec, _log, _state
+from . import _codec, _decode, _digest, _log, _state
 from ._core import (
     NOTHING,
     end_from_body,
@@ -63,13 +63,14 @@ class Recorder:
     __slots__ = (
         "ahead", "base", "broken", "chain", "entry", "events", "in_effect", "kind", "log",
         "nevents", "nyield", "nyields", "origin", "patches", "pending", "pending_raw", "phase",
-        "resumes", "saved", "sig", "version",
+        "resumes", "saved", "sig", "thrown", "version",
     )  # fmt: skip
 
     # Invariants:
     # phase is one of the phases above (see the module's docstring for its transitions).
     # nevents events were recorded in all, nyields of them yields: those of base (the
-    #   events region of the state restored: (buf, start, end), None for a new coroutine)
+    #   events region of the state restored: (buf, start, end, joined), joined if it holds
+    #   no S/D records between its events; None for a new coroutine)
     #   followed by log (recorded in this process); log[:saved] is in the frames written
     #   (chain: the hash and tag of those frames; None before the first).
     # pending/pending_raw are the digest and canonical encoding of the yield the body is
@@ -83,12 +84,18 @@ class Recorder:
     # patches maps each change-id Patched decided in this run to its answer.
     # origin/resumes: the tag of the state this run was restored from and how many restores
     #   its history went through (both as loaded until the replay passes the boundary).
-    base: tuple[bytes, int, int] | None
+    # thrown is the exception the replay last raised into the body (a thrown-in or SideEffect
+    #   exception read from the state, or the YieldTypeError of a yield resumed with nothing
+    #   sent) until the body records or marshals something after it, else None. If it leaves
+    #   the body meanwhile, the body never reached the recorded position: `escaped` makes
+    #   that a divergence, not the body's own exception.
+    base: tuple[bytes, int, int, bool] | None
     chain: _state.Chain | None
     pending: bytes | None
     pending_raw: bytes | None
     events: _log.Events | None
     ahead: _log.Event | None
+    thrown: BaseException | None
     broken: str | None
     patches: dict[str, bool]
 
@@ -99,7 +106,7 @@ class Recorder:
         self.phase: str = FRESH
         self.log = bytearray()
         self.base = self.chain = self.pending = self.pending_raw = self.broken = None
-        self.events = self.ahead = None
+        self.events = self.ahead = self.thrown = None
         self.nevents = self.nyields = self.saved = 0
         self.in_effect = self.nyield = self.resumes = 0
         self.kind = K_CREATED
@@ -139,7 +146,7 @@ class Recorder:
         if phase is not LIVE or ctx._stopping:
             return switch_out(ctx, value, rule)  # nothing to record (or it refuses)
         try:
-            d, raw = _codec.digest_and_canonical(value)
+            d, raw = _digest.digest_and_canonical(value)
         except _codec.EncodeError as exc:
             self._break(f"yield {self.nyield} yielded a value that {exc}")
             return switch_out(ctx, value, rule)
@@ -182,7 +189,7 @@ class Recorder:
                     self._diverge(
                         ctx,
                         f"yield {n} differs: the body yielded {_codec._short(value)}, the "
-                        f"recorded run yielded {_codec.describe_digest(recorded)}",
+                        f"recorded run yielded {_digest.describe_digest(recorded)}",
                     )
                 self._diverge(ctx, f"the body made yield {n} ({_codec._short(value)}) where "
                               f"the recorded run {_did(kind, payload)}")  # fmt: skip
@@ -190,20 +197,20 @@ class Recorder:
                 self._end_replay()
             if kind == Y:
                 return payload
-            if kind == N:
-                raise nothing_sent(ctx)
-            raise payload
+            raised = nothing_sent(ctx) if kind == N else payload
+            self.thrown = raised
+            raise raised
         # The boundary: the yield the marshalled coroutine was suspended at.
         if not self._matches(ctx, n, value, self.pending or b"\0"):
             self._diverge(
                 ctx,
                 f"yield {n} differs: the body yielded {_codec._short(value)}, the recorded run "
-                f"was suspended at {_codec.describe_digest(self.pending or b'')}",
+                f"was suspended at {_digest.describe_digest(self.pending or b'')}",
             )
         self._end_replay()
         if ctx._stopping:  # stopped after Unmarshal: unwind from the recorded yield
             raise CoroutineExit
-        d = _codec.digest(value)
+        d = _digest.digest(value)
         sent = pending_send(ctx)
         if sent is NOTHING:
             if not rule.none_ok:
@@ -215,7 +222,7 @@ class Recorder:
 
     def _matches(self, ctx: Context[Any, Any], n: int, value: object, recorded: bytes) -> bool:
         try:
-            return _codec.matches(value, recorded)
+            return _digest.matches(value, recorded)
         except _codec.EncodeError as exc:
             self._diverge(ctx, f"yield {n} yielded a value that the recorded run did not: {exc}")
 
@@ -245,7 +252,24 @@ class Recorder:
         self.ahead = None
         if self.pending is None and self.peek() is None:
             self._end_replay()
+        if event[0] == X:
+            self.thrown = event[2]
         return event
+
+    def escaped(self, exc: BaseException) -> InvalidStateError | None:
+        """The error to raise instead of `exc` leaving the body, if `exc` is an exception the
+        replay raised and the body has not reached the recorded position since (a forged
+        thrown-in exception, or a nondeterministic body); else None."""
+        if exc is not self.thrown:
+            return None
+        self.thrown = None
+        self.phase = DIVERGED
+        return InvalidStateError(
+            f"replay diverged: the recorded exception {_codec._short(exc)} left the body "
+            f"after {self.nyield} yields, before it reached the recorded position "
+            f"({self.where()}); the state is forged, or the body is not deterministic "
+            "given what it receives"
+        )
 
     def _end_replay(self) -> None:
         self.phase = LIVE
@@ -273,6 +297,7 @@ class Recorder:
     # -- recording -------------------------------------------------------------------------
 
     def _append(self, event: bytes, yields: int = 0) -> None:
+        self.thrown = None
         self.log += event
         self.nevents += 1
         self.nyields += yields
@@ -318,6 +343,7 @@ class Recorder:
             )
         if self.phase is DIVERGED:
             raise NotDurableError(f"{op}: this coroutine's replay diverged; it has no state")
+        self.thrown = None
         kind = self._kind(ctx._state)
         suspended, done = kind == K_SUSPENDED, kind == K_DONE
         sent = result = None
@@ -333,7 +359,8 @@ class Recorder:
         position = (kind, self.nevents, self.nyields, *pending, sent, result)
         if delta:
             assert self.chain is not None
-            b = self.chain.delta(b"" if done else bytes(self.log[self.saved :]), position)
+            events = b"" if done else bytes(self.log[self.saved :])
+            b = self.chain.delta(events, position, self.resumes)
         else:
             events = b"" if done else self._events()
             header = (self.sig, self.entry.ref, self.entry.desc, self.entry.fp, self.version,
@@ -346,9 +373,16 @@ class Recorder:
         """Every event recorded, for a full state."""
         if self.base is None:
             return bytes(self.log)
-        buf, start, end = self.base
-        budget = _codec.budget_for(end - start)
-        return _log.strip(buf, start, end, budget) + self.log
+        buf, start, end, joined = self.base
+        if joined:
+            return buf[start:end] + self.log
+        try:
+            events = _log.strip(buf, start, end, _decode.budget_for(end - start))
+        except _codec.DecodeError as exc:
+            raise InvalidStateError(
+                f"Marshal: the state this coroutine was restored from is malformed: {exc}"
+            ) from None
+        return events + self.log
 
     def _kind(self, state: str) -> int:
         if state is DONE:
@@ -371,17 +405,18 @@ class Recorder:
         b = bytes(b)
         snap = _state.load(b, self.sig, self.entry, self.version)
         check = ctx._sig.check_s
-        sent = _state.value(snap.sent, "the pending Send", check, b)
-        result = _state.value(snap.result, "the result", None, b)
+        sent = _state.value(snap.sent, "the pending Send", check, snap.budget)
+        result = _state.value(snap.result, "the result", None, snap.budget)
         # Validated: now apply, all at once.
-        self.base = (snap.buf, snap.start, snap.end)
+        self.base = (snap.buf, snap.start, snap.end, snap.joined)
         self.nevents, self.nyields = snap.nevents, snap.nyields
         self.chain, self.origin, self.resumes = snap.chain, snap.origin, snap.resumes
         self.kind = snap.kind
         self.pending, self.pending_raw = snap.pending, snap.pending_value
         if snap.kind == K_SUSPENDED or snap.kind == K_RUNNING:
-            budget = _codec.budget_for(len(b))
-            self.events = _log.Events(snap.buf, snap.start, snap.end, snap.nevents, budget, check)
+            self.events = _log.Events(
+                snap.buf, snap.start, snap.end, snap.nevents, snap.budget, check
+            )
             self.phase = RESTORED
         restore(ctx, done=snap.kind == K_DONE, sent=NOTHING if snap.sent is None else sent,
                 result=result)  # fmt: skip

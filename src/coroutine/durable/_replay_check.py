@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ._keys import _Settings
+
 __all__ = ["Divergence", "replay_elsewhere"]
 
+# The child reads this process's settings (MAC keys and transform, pickled), then the state.
 _SCRIPT = """
-import importlib, sys
+import importlib, pickle, sys
 from coroutine import InvalidStateError
+from coroutine.durable import _keys
 module, _, name = sys.argv[1].partition(":")
 factory = getattr(importlib.import_module(module), name)
-state = sys.stdin.buffer.read()
+data = sys.stdin.buffer.read()
+n = int.from_bytes(data[:8], "big")
+_keys._Settings.keys, _keys._Settings.transform = pickle.loads(data[8 : 8 + n])
+state = data[8 + n :]
 coro = factory()
 coro.Context().Unmarshal(state)
 coro.Stop()  # replay to the recorded position, then unwind from there: nothing runs live
@@ -48,20 +56,32 @@ def replay_elsewhere(
     real resume does. `factory` (``"module:function"``, importable by the child, which gets
     this process's ``sys.path``) returns a new durable coroutine for the state. The child
     unmarshals `state`, replays it up to its recorded position, then unwinds the body from
-    there (so ``finally`` blocks run; nothing after the position runs).
+    there (so ``finally`` blocks run; nothing after the position runs). The child reads
+    states with this process's keys and transform (`configure`), passed to it through its
+    standard input: a transform must be picklable by reference (`FernetTransform` is).
 
     Returns:
         None if every replay reached the recorded position, else the first `Divergence`.
 
     Raises:
         RuntimeError: the child failed otherwise (its stderr is in the message).
+        TypeError: the configured transform cannot be pickled for the child.
+        subprocess.TimeoutExpired: a child ran longer than `timeout` seconds.
     """
+    try:
+        settings = pickle.dumps((_Settings.keys, _Settings.transform))
+    except Exception as exc:
+        raise TypeError(
+            f"the configured transform {_Settings.transform!r} cannot be passed to the child "
+            f"replay ({exc}); define its class at module level, so that pickle can name it"
+        ) from None
+    stdin = len(settings).to_bytes(8, "big") + settings + bytes(state)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     for seed in hashseeds:
         env["PYTHONHASHSEED"] = str(seed)
         done = subprocess.run(
             [sys.executable, "-c", _SCRIPT, factory],
-            input=state, capture_output=True, env=env, timeout=timeout, check=False,
+            input=stdin, capture_output=True, env=env, timeout=timeout, check=False,
         )  # fmt: skip
         if done.returncode == 3:
             return Divergence(str(seed), done.stdout.decode(errors="replace"))
