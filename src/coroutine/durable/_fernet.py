@@ -59,7 +59,7 @@ class FernetTransform:
         return token
 
     def open(self, data: bytes, /) -> bytes:
-        """What `seal` sealed under any of the keys; ``cryptography``'s `InvalidToken` for
+        """What `seal` sealed under any of the keys; ``cryptography``'s ``InvalidToken`` for
         anything else (the durable layer refuses the state with `InvalidStateError`)."""
         opened: bytes = self._fernet.decrypt(data)
         return opened
