@@ -23,7 +23,18 @@ from typing import Any
 import pytest
 
 import coroutine
-from coroutine import Coroutine, New, NewWithReturn, Run, Yield, _context, _coroutine, _run, _worker
+from coroutine import (
+    Coroutine,
+    New,
+    NewWithReturn,
+    Run,
+    Yield,
+    _coroutine,
+    _driver,
+    _new,
+    _run,
+    _worker,
+)
 
 LIBRARY = os.path.dirname(os.path.abspath(coroutine.__file__)) + os.sep
 PURE = os.environ.get("COROUTINE_PURE", "") not in ("", "0")
@@ -162,11 +173,11 @@ def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     where each of the primitive's statements is a line of its own."""
     if request.param == "as written":
         swapped = [(Coroutine, n) for n in ("Next", "__next__", "send", "_advance")]
-        swapped += [(_coroutine, "_create"), (_coroutine, "start"), (_context, "start")]
+        swapped += [(_new, "create"), (_coroutine, "start"), (_driver, "start")]
         swapped += [(_run, "Run"), (coroutine, "Run"), (sys.modules[__name__], "Run")]
         for owner, name in swapped:
             monkeypatch.setattr(owner, name, vars(owner)[name].__wrapped__)
-        monkeypatch.setattr(_coroutine, "_factories", {})  # they hold the inlined _create
+        monkeypatch.setattr(_new, "_factories", {})  # they hold the inlined create
     return request.param  # type: ignore[no-any-return]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from coroutine import _context, _coroutine, _run
+from coroutine import _coroutine, _driver, _new, _run
 from coroutine._inline import InlineError, inline
 
 PURE = os.environ.get("COROUTINE_PURE", "") not in ("", "0")
@@ -218,9 +218,9 @@ def test_an_inlined_function_can_be_inlined_in_turn(
 @pytest.mark.skipif(not PURE, reason="the compiled extension replaces these operations")
 def test_the_hot_operations_run_the_driver_primitive_inlined() -> None:
     hot = [_coroutine.Coroutine.__dict__[n] for n in ("Next", "__next__", "send")]
-    hot += [_run.Run, _context.start]
+    hot += [_run.Run, _driver.start]
     for fn in hot:
         assert "resume" not in fn.__code__.co_names, fn.__qualname__
         assert "switch" in fn.__code__.co_names, fn.__qualname__
     assert "start" not in _coroutine.Coroutine._advance.__code__.co_names
-    assert "new_context" not in _coroutine._create.__code__.co_names
+    assert "new_context" not in _new.create.__code__.co_names

@@ -13,8 +13,9 @@ from typing import TypeVar
 
 from greenlet import getcurrent
 
-from ._context import NOTHING, SUSPENDED, resume
+from ._context import NOTHING, SUSPENDED
 from ._coroutine import Coroutine, bad_send
+from ._driver import resume
 
 __all__ = ["RunAsync"]
 

@@ -7,6 +7,8 @@ nobody has to parse a message.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 __all__ = [
@@ -97,3 +99,15 @@ def internal_error(what: str) -> CoroutineError:
         f"internal error in coroutine: {what}. This is a bug in the library; please "
         "report it with this traceback"
     )
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_site() -> str | None:
+    """``"file:line"`` of the innermost frame outside this package (where the user's yield
+    is), for the `site` of an error; None if every frame is the library's."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from greenlet import getcurrent
 
-from . import _inline
-from ._accel import speedups
-from ._context import NOTHING, SUSPENDED, py_resume, resume
+from ._context import NOTHING, SUSPENDED
 from ._coroutine import Coroutine, bad_send
+from ._driver import resume
 
 __all__ = ["Run"]
 
@@ -47,8 +46,8 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
             (KeyboardInterrupt, SystemExit), that exception once the body is unwound.
         ResumeError: see `Coroutine.Next`.
     """
-    if _run is not None:
-        return _run(coro, fn)  # type: ignore[no-any-return]
+    if compiled is not None:
+        return compiled(coro, fn)  # type: ignore[no-any-return]
     ctx = coro._ctx
     if not coro.Next():  # checks the thread, and delivers a pending Send
         return ctx._result  # type: ignore[no-any-return]
@@ -75,7 +74,5 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
             return ctx._result  # type: ignore[no-any-return]
 
 
-_run = None if speedups is None else speedups.run
-"""The loop above, compiled (`_speedups.run`), when the extension is loaded."""
-if speedups is None:  # pure Python: the loop runs `resume`'s statements itself (see `_inline`)
-    Run = _inline.inline(py_resume, Run)
+compiled: Callable[[Any, Any], Any] | None = None
+"""The loop above, compiled (`_speedups.run`), when `_accel` has loaded the extension."""

@@ -4,7 +4,8 @@
 the function applies the type rule and switches out through `_context.switch_out`, whose
 common case (a volatile coroutine that is not stopping) it inlines: this is the library's
 hot path. `tests/test_switch_protocol.py` compares the inlined statements with
-`switch_out`'s, so the copy cannot drift.
+`switch_out`'s, so the copy cannot drift. With the extension loaded, `_accel` puts compiled
+forms in place of `site_function` and of the `Yield` table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from greenlet import GreenletExit, getcurrent
 
-from ._accel import speedups
 from ._context import (
     CURRENT,
     NOTHING,
@@ -26,34 +26,19 @@ from ._context import (
     killed,
     signalled,
     switch_out,
-    user_site,
 )
-from ._errors import NotInCoroutineError, ResumeError, YieldTypeError
-from ._signature import Rule, Signature, signature
-from ._typecheck import describe, is_any_form
+from ._errors import NotInCoroutineError, ResumeError, user_site
+from ._signature import Rule, Signature, bad_value, signature, type_params
 
 if TYPE_CHECKING:
     from ._coroutine import Coroutine
 
-__all__ = ["Current", "LoadContext", "Yield", "type_params", "yield_in"]
+__all__ = ["Current", "LoadContext", "Yield", "YieldTable", "make_yield", "site_function"]
 
 R = TypeVar("R")
 S = TypeVar("S")
 
 _current = CURRENT.get
-
-
-def yield_in(ctx: Context[Any, Any], value: object) -> Any:
-    """`Context.Yield`: yield `value` from `ctx`'s coroutine with its own types."""
-    if _current() is not ctx:
-        raise NotInCoroutineError(
-            f"Context.Yield called outside its own coroutine ({ctx!r}): a context can "
-            "only yield from inside the body it belongs to, on that body's thread"
-        )
-    rule = ctx._sig.self_rule
-    if rule.check is not None and not rule.check(value):
-        raise _bad_value(value, ctx._sig, ctx._sig)
-    return _yield_slow(ctx, value, rule)
 
 
 def _yield_slow(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
@@ -63,20 +48,6 @@ def _yield_slow(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
     return switch_out(ctx, value, rule)
 
 
-def _bad_value(value: object, site: Signature, coro: Signature) -> YieldTypeError:
-    expected = coro.r if is_any_form(site.r) else site.r
-    where = user_site()
-    loc = f" at {where}" if where else ""
-    return YieldTypeError(
-        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which does not "
-        f"match {describe(expected)} (the coroutine is {coro}); yield a value of type "
-        f"{describe(expected)}, or widen the declared types",
-        expected=expected,
-        got=value,
-        site=where,
-    )
-
-
 def _not_in_coroutine(what: str) -> NotInCoroutineError:
     return NotInCoroutineError(
         f"{what} called with no active coroutine: call it from code running inside a body "
@@ -84,7 +55,7 @@ def _not_in_coroutine(what: str) -> NotInCoroutineError:
     )
 
 
-def _make_yield(site: Signature) -> Callable[[Any], Any]:
+def make_yield(site: Signature) -> Callable[[Any], Any]:
     """The function `Yield[R2, S2]` stands for, specialised to one site signature."""
     self_rule = site.self_rule
     self_check = self_rule.check
@@ -103,7 +74,7 @@ def _make_yield(site: Signature) -> Callable[[Any], Any]:
             rule = rules.get(sig) or site.rule_in(sig, user_site())
             check = rule.check
         if check is not None and not check(value):
-            raise _bad_value(value, site, sig)
+            raise bad_value(value, site, sig)
         if ctx._stopping or ctx._durable is not None:
             return _yield_slow(ctx, value, rule)
         # -- switch_out(ctx, value, rule), inlined (checked against it by a test) --
@@ -132,32 +103,12 @@ def _make_yield(site: Signature) -> Callable[[Any], Any]:
     return yield_
 
 
-def type_params(item: object, name: str) -> tuple[Any, Any]:
-    """The `(R, S)` of a subscription `name[R, S]`; TypeError saying how to write it."""
-    if not isinstance(item, tuple) or len(item) != 2:
-        raise TypeError(
-            f"{name} takes two type arguments, the yielded and the sent type: "
-            f"{name}[R, S] (got {name}[{describe(item)}]); write {name}[int, Any] for example"
-        )
-    return item[0], item[1]
+site_function: Callable[[Signature], Callable[[Any], Any]] = make_yield
+"""The function behind `Yield[R2, S2]` for a site signature: `make_yield`, or with the
+extension loaded, a compiled yield site in front of it (set by `_accel`)."""
 
 
-def _site_function(site: Signature) -> Callable[[Any], Any]:
-    """`_make_yield(site)`, compiled when the extension is loaded: the compiled function
-    runs the common case (B1, B2 as in `switch_out`) and calls the Python one for the rest."""
-    fn = _make_yield(site)
-    if speedups is None:
-        return fn
-    return speedups.YieldSite(site, site.r, site.self_rule, fn, fn.__qualname__)  # type: ignore[no-any-return]
-
-
-if TYPE_CHECKING or speedups is None:
-    _Table = dict
-else:  # a dict that answers a repeated `Yield[R, S]` by identity, before hashing the pair
-    _Table = speedups.YieldTable
-
-
-class _YieldTable(_Table[Any, Callable[[Any], Any]]):
+class YieldTable(dict[Any, Callable[[Any], Any]]):
     """``Yield[R, S](value)``: suspend the innermost active coroutine, handing it `value`.
 
     Returns what the driver sends back (an `S`). The active coroutine is found through a
@@ -186,7 +137,7 @@ class _YieldTable(_Table[Any, Callable[[Any], Any]]):
 
     def __missing__(self, item: Any) -> Callable[[Any], Any]:
         r, s = type_params(item, "Yield")
-        fn = self[item] = _site_function(signature(r, s))
+        fn = self[item] = site_function(signature(r, s))
         return fn
 
     def __call__(self, value: Any, /) -> Any:
@@ -199,9 +150,9 @@ class _YieldTable(_Table[Any, Callable[[Any], Any]]):
 # Yield is a dict from type pairs to specialised yield functions, not a class: `Yield[R, S]`
 # runs on every yield, and a dict subscription costs half a `__class_getitem__` call.
 # Type checkers read it as the generic class declared in stubs/.
-Yield = _YieldTable()
+Yield = YieldTable()
 
-_yield_any = _make_yield(signature(Any, Any))
+_yield_any = make_yield(signature(Any, Any))
 
 
 class LoadContext(Generic[R, S]):

@@ -1,5 +1,5 @@
-/* The module functions the Python side calls: _context.resume, _run.Run's loop, and
- * _coroutine._create (the Coroutine and its Context built slot by slot). */
+/* The module functions the Python side calls: _driver.resume, _run.Run's loop, and
+ * _new.create (the Coroutine and its Context built slot by slot). */
 
 #include "speedups.h"
 
@@ -137,7 +137,7 @@ thread_ident(void)
     return Py_NewRef(last);
 }
 
-/* _coroutine._create(sig, with_return, fn, /, *, durable=None, version=None) */
+/* _new.create(sig, with_return, fn, /, *, durable=None, version=None) */
 PyObject *
 mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -150,9 +150,9 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
             if (args[nargs + i] != Py_None)
                 goto slow;
     }
-    /* _durable.DURABLE, read in the module's dict (no attribute protocol; if it is not
-     * there, the Python function reads it as Python does) */
-    PyObject *flag = PyDict_GetItemWithError(PyModule_GetDict(durable_module), s_DURABLE);
+    /* _new.DURABLE, read in the module's dict (no attribute protocol; if it is not there,
+     * the Python function reads it as Python does) */
+    PyObject *flag = PyDict_GetItemWithError(create_flags, s_DURABLE);
     int durable = flag == NULL ? -1 : PyObject_IsTrue(flag);
     if (durable != 0) {
         PyErr_Clear(); /* (if it raised, the Python function raises it again) */
