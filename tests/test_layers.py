@@ -30,7 +30,6 @@ CORE = {
         "_coroutine",
         "_driver",
         "_errors",
-        "_inline",
         "_lifecycle",
         "_new",
         "_run",

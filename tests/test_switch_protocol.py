@@ -12,7 +12,6 @@ import functools
 import inspect
 import re
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from coroutine import (
     _context,
     _lifecycle,
     _new,
-    _yield,
 )
 
 SRC = Path(coroutine.__file__).parent
@@ -42,33 +40,12 @@ SRC = Path(coroutine.__file__).parent
 # -- one copy of each primitive -------------------------------------------------------------
 
 
-def _statements(fn: Any) -> list[ast.stmt]:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    func = tree.body[0]
-    assert isinstance(func, ast.FunctionDef)
-    return func.body
-
-
-def test_the_inlined_yield_is_the_switch_out_primitive_statement_for_statement() -> None:
-    primitive = _statements(_context.switch_out)
-    primitive = [s for s in primitive if not isinstance(s, ast.Expr)]  # docstring
-    # The inlined copy handles stopping coroutines on the slow path, before it starts.
-    primitive = [s for s in primitive if "_stopping" not in ast.unparse(s)]
-    maker = _statements(_yield.make_yield)
-    yield_fn = next(s for s in maker if isinstance(s, ast.FunctionDef))
-    body = yield_fn.body
-    first = next(i for i, s in enumerate(body) if "_getcurrent" in ast.unparse(s))
-    inlined = [ast.unparse(s).replace("_getcurrent()", "getcurrent()") for s in body[first:]]
-    assert inlined == [ast.unparse(s) for s in primitive]
-
-
 def test_only_the_switch_protocol_switches_greenlets() -> None:
-    # `.switch(` and `.throw(` on a greenlet: the primitives of _context, the inlined yield,
-    # the parked worker, and the unwinding of an abandoned body in Coroutine.__del__.
+    # `.switch(` and `.throw(` on a greenlet: the primitives of _context and _driver, the
+    # parked worker, and the unwinding of an abandoned body in Coroutine.__del__.
     allowed = {
         "_context.py": {"switch_out", "end_from_body"},
         "_driver.py": {"resume"},
-        "_yield.py": {"yield_"},
         "_worker.py": {"_worker_main", "acquire"},  # acquire: a new worker's first switch
         "_coroutine.py": {"__del__"},
     }
@@ -92,8 +69,6 @@ def test_only_the_switch_protocol_switches_greenlets() -> None:
                     and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "self")
                 ):
                     found.setdefault(path.name, set()).add(func.name)
-    # nested functions are walked twice (as themselves and inside their parent): keep leaves
-    found["_yield.py"] = found.get("_yield.py", set()) - {"make_yield"}
     assert found == allowed
 
 

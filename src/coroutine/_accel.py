@@ -28,8 +28,7 @@ of the Python one:
 
 The compiled code calls back into the Python functions for everything rare (a refusal, a
 stop, a durable coroutine, an error to build). `PURE_METHODS`, `py_resume` and `py_create`
-keep the references as written. In pure Python, the driver primitive is inlined into the
-hot operations instead (`_inline`).
+keep the references as written.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import _context, _coroutine, _driver, _inline, _new, _run, _worker, _yield
+from . import _context, _coroutine, _driver, _new, _run, _worker, _yield
 from ._coroutine import Coroutine
 from ._signature import Signature
 
@@ -74,20 +73,7 @@ PURE_METHODS: dict[str, Callable[..., Any]] = {
     name: Coroutine.__dict__[name]
     for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
 }
-"""Coroutine's driving methods as written (tests compare them with the compiled ones); in
-pure Python, the hot ones run with the driver primitive inlined (see `_inline`)."""
-
-
-def _inline_pure() -> None:
-    """Pure Python: the driver primitive inlined where it is hot (see `_inline`)."""
-    global py_create
-    start = _coroutine.start = _driver.start = _inline.inline(_driver.resume, _driver.start)  # type: ignore[attr-defined]
-    _new.create = py_create = _inline.inline(_context.new_context, _new.create)
-    for name in ("Next", "__next__", "send"):
-        PURE_METHODS[name] = _inline.inline(py_resume, PURE_METHODS[name])
-        setattr(Coroutine, name, PURE_METHODS[name])
-    Coroutine._advance = _inline.inline(start, Coroutine._advance)  # type: ignore[method-assign]
-    _run.Run = _inline.inline(py_resume, _run.Run)
+"""Coroutine's driving methods as written (tests compare them with the compiled ones)."""
 
 
 def _wire(ext: ModuleType) -> None:
@@ -143,7 +129,5 @@ def _wire(ext: ModuleType) -> None:
     _yield.Yield = Table()
 
 
-if speedups is None:
-    _inline_pure()
-else:
+if speedups is not None:
     _wire(speedups)

@@ -5,11 +5,11 @@ contextvars context holds, in `CURRENT`, the coroutine's `Context`: the state it
 its body share. The driver switches in with `_driver.resume` (`_driver.start` prepares a
 worker, then resumes it with the body's task); the body switches out with `switch_out` at a
 yield, or ends with `_worker.run_body` returning (the worker then parks) or `end_from_body`.
-``grep -n "[.]switch(\\|[.]throw("`` over the package finds these functions, the copy of
-`switch_out` inlined in `_yield` (a test compares the two ASTs), and the worker parking in
-`_worker`. The layers, each importing only those before it: `_context` (this module: the
-state and the body's side), `_worker` (the greenlets that run bodies), `_driver` (the
-driver's side), then the coroutine object (`_coroutine`, `_new`) and the drivers (`_run`).
+``grep -n "[.]switch(\\|[.]throw("`` over the package finds these functions, the worker
+parking in `_worker`, and `Coroutine.__del__` unwinding a body abandoned while stopping.
+The layers, each importing only those before it: `_context` (this module: the state and the
+body's side), `_worker` (the greenlets that run bodies), `_driver` (the driver's side), then
+the coroutine object (`_coroutine`, `_new`) and the drivers (`_run`).
 
 The handshake, as numbered rules (`Context._state` is the state; "normal" is not stored, it
 is a running coroutine whose worker is not the current greenlet):
@@ -35,16 +35,11 @@ is a running coroutine whose worker is not the current greenlet):
         `_exc` if set. Interrupted, it leaves the coroutine DONE, with at worst a worker
         that is collected instead of pooled.
 
-Inlined. In pure Python, `_inline` compiles `resume`'s statements into the hot driving
-operations at import (`Coroutine.Next`, `__next__`, `send`, `Run`'s loop, `start`), in place
-of the call: one source, so the rules below have one text. That is why `resume` ends with its
-only ``return``.
-
 Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
 `src/coroutine/_speedups_c/` runs the common case of `start`, `resume`, `ended`, `release` and
-of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
-slots, and calls back into the Python functions for everything else (`adopt`, `recover`,
-`signalled`, `killed`); `_accel` wires it in. The Python functions stay the reference, and
+of the yield (`switch_out`) under these same rules, on these same slots, and calls back into
+the Python functions for everything else (`adopt`, `recover`, `signalled`, `killed`);
+`_accel` wires it in. The Python functions stay the reference, and
 ``COROUTINE_PURE=1`` runs them.
 
 Memory invariant. Nothing reachable from a body's frames or from its contextvars context may

@@ -57,8 +57,7 @@ def resume(
     (D1-D3): True if it yielded again, False if it ended (raising what it raised).
 
     `driver` is the current greenlet (a loop such as `Run` looks it up once). Callers pass
-    every argument: a call without defaults is the cheapest Python has, and inlined, an
-    `exc` of None takes the throw branch out (`_inline`, rule I5)."""
+    every argument: a call without defaults is the cheapest Python has."""
     ctx = coro._ctx
     g: greenlet = coro._g  # type: ignore[assignment]
     if driver is not ctx._driver:
@@ -73,7 +72,7 @@ def resume(
     except BaseException:
         recover(coro)
         raise
-    return ctx._state is SUSPENDED or ended(coro, out)  # the only return: see `_inline`
+    return ctx._state is SUSPENDED or ended(coro, out)
 
 
 def adopt(coro: Driven, g: greenlet, driver: greenlet) -> None:

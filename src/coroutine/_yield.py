@@ -1,11 +1,10 @@
 """`Yield`, `LoadContext` and `Current`: how code in a body finds its coroutine and yields.
 
 `Yield[R2, S2]` is a dict lookup that returns a function specialised to that site signature;
-the function applies the type rule and switches out through `_context.switch_out`, whose
-common case (a volatile coroutine that is not stopping) it inlines: this is the library's
-hot path. `tests/test_switch_protocol.py` compares the inlined statements with
-`switch_out`'s, so the copy cannot drift. With the extension loaded, `_accel` puts compiled
-forms in place of `site_function` and of the `Yield` table.
+the function applies the type rule and switches out through `_context.switch_out` (or, for a
+durable coroutine, through its durability hooks): this is the library's hot path. With the
+extension loaded, `_accel` puts compiled forms in place of `site_function` (a yield site that
+runs `switch_out`'s common case in C) and of the `Yield` table.
 """
 
 from __future__ import annotations
@@ -13,22 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from greenlet import GreenletExit, getcurrent
-
-from ._context import (
-    CURRENT,
-    NOTHING,
-    RUNNING,
-    SUSPENDED,
-    Context,
-    _Signal,
-    foreign_yield,
-    killed,
-    signalled,
-    switch_out,
-)
-from ._errors import NotInCoroutineError, ResumeError, user_site
-from ._signature import Rule, Signature, bad_value, signature, type_params
+from ._context import CURRENT, Context, switch_out
+from ._errors import NotInCoroutineError, user_site
+from ._signature import Signature, bad_value, signature, type_params
 
 if TYPE_CHECKING:
     from ._coroutine import Coroutine
@@ -39,13 +25,6 @@ R = TypeVar("R")
 S = TypeVar("S")
 
 _current = CURRENT.get
-
-
-def _yield_slow(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
-    """A yield that the inlined copy does not handle: durable, or stopping."""
-    if ctx._durable is not None:
-        return ctx._durable.on_yield(ctx, value, rule)
-    return switch_out(ctx, value, rule)
 
 
 def _not_in_coroutine(what: str) -> NotInCoroutineError:
@@ -60,7 +39,6 @@ def make_yield(site: Signature) -> Callable[[Any], Any]:
     self_rule = site.self_rule
     self_check = self_rule.check
     rules = site.rules
-    _getcurrent = getcurrent
 
     def yield_(value: Any, /) -> Any:
         ctx = _current()
@@ -75,29 +53,9 @@ def make_yield(site: Signature) -> Callable[[Any], Any]:
             check = rule.check
         if check is not None and not check(value):
             raise bad_value(value, site, sig)
-        if ctx._stopping or ctx._durable is not None:
-            return _yield_slow(ctx, value, rule)
-        # -- switch_out(ctx, value, rule), inlined (checked against it by a test) --
-        if id(_getcurrent()) != ctx._gid:
-            raise foreign_yield()
-        if ctx._state is not RUNNING:
-            raise ResumeError("cannot yield from a coroutine that has been stopped")
-        recv = ctx._recv
-        try:
-            ctx._recv = value
-            ctx._sent = NOTHING
-            ctx._state = SUSPENDED
-            sent = ctx._driver.switch(value)  # type: ignore[union-attr]
-        except BaseException as exc:
-            if isinstance(exc, GreenletExit):
-                raise killed(ctx) from None
-            if ctx._state is SUSPENDED:
-                ctx._state = RUNNING
-                ctx._recv = recv
-            raise
-        if type(sent) is _Signal:
-            return signalled(ctx, sent, rule)
-        return sent
+        if ctx._durable is not None:
+            return ctx._durable.on_yield(ctx, value, rule)
+        return switch_out(ctx, value, rule)
 
     yield_.__qualname__ = yield_.__name__ = f"Yield{site}"
     return yield_
