@@ -100,6 +100,7 @@ def _wire(ext: ModuleType) -> None:
             "check_entry": _new._check_entry,
             "acquire": _worker.acquire,
             "bad_send": _coroutine.bad_send,
+            "run_refused": _run.refused,
             "flags": vars(_new),  # the DURABLE default, read at each creation
             "local": _worker._local,
             "POOL_CAP": _worker.POOL_CAP,

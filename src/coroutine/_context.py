@@ -56,7 +56,7 @@ from _thread import get_ident
 from collections.abc import Callable
 from contextvars import Context as _VarsContext
 from contextvars import ContextVar
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, SupportsIndex, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
@@ -67,6 +67,7 @@ from ._errors import (
     ResumeError,
     YieldTypeError,
     internal_error,
+    not_copyable,
     user_site,
 )
 from ._signature import Rule, Signature, bad_value
@@ -249,6 +250,9 @@ class Context(Generic[R, S]):
 
     def __repr__(self) -> str:
         return f"<coroutine.Context{self._sig} of {self._coro()!r}>"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise not_copyable("Context")  # pickle, and copy.copy and copy.deepcopy through it
 
 
 def new_context(sig: Signature, coro: object, vars: _VarsContext) -> Context[Any, Any]:

@@ -15,7 +15,7 @@ import threading
 import traceback
 from _thread import get_ident
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, SupportsIndex, TypeVar
 
 from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
@@ -23,11 +23,11 @@ from greenlet import getcurrent, greenlet
 from . import _lifecycle
 from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context
 from ._driver import resume, start
-from ._errors import CoroutineExit, ResumeError, YieldTypeError
+from ._errors import CoroutineExit, ResumeError, YieldTypeError, not_copyable
 from ._signature import Signature
 from ._typecheck import describe
 
-__all__ = ["Coroutine", "bad_send"]
+__all__ = ["Coroutine", "bad_send", "not_a_coroutine", "not_callable"]
 
 R = TypeVar("R")
 S = TypeVar("S")
@@ -239,6 +239,9 @@ class Coroutine(Generic[R, S, T]):
         entry = f"{module}.{name}" if name and module else repr(fn)
         return f"<Coroutine{self._ctx._sig} {entry} status={self.status!r}>"
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise not_copyable("Coroutine")  # pickle, and copy.copy and copy.deepcopy through it
+
     def __del__(self) -> None:
         # Unwind an abandoned suspended body like a generator's; an exception raised while
         # unwinding escapes __del__, which Python reports through sys.unraisablehook.
@@ -350,4 +353,22 @@ def bad_send(value: object, sig: Signature) -> YieldTypeError:
         f"it expects {describe(sig.s)}; send a {describe(sig.s)}",
         expected=sig.s,
         got=value,
+    )
+
+
+def not_a_coroutine(op: str, got: object) -> TypeError:
+    """The error for a driver `op` ("Run", ...) given `got`, which is not a coroutine."""
+    hint = (
+        "to run a function as a coroutine's body, pass New[R, S](fn) rather than fn"
+        if callable(got)
+        else "pass the object New[R, S](fn) or NewWithReturn[R, S](fn) returned"
+    )
+    return TypeError(f"{op} takes a coroutine, got {got!r} of type {type(got).__name__}; {hint}")
+
+
+def not_callable(op: str, got: object) -> TypeError:
+    """The error for a driver `op` given a callback `got` that cannot be called."""
+    return TypeError(
+        f"{op} takes a callback that answers each yielded value, got {got!r} of type "
+        f"{type(got).__name__}, which is not callable; write {op}(coro, lambda value: ...)"
     )

@@ -93,6 +93,17 @@ class CoroutineExit(BaseException):
     """
 
 
+def not_copyable(kind: str) -> TypeError:
+    """The error for pickling or copying a `kind` ("Coroutine" or "Context"): a body
+    suspended on a greenlet's stack can be neither saved nor shared."""
+    return TypeError(
+        f"cannot pickle or copy a {kind}: a coroutine's body runs on a greenlet's stack, "
+        "which can be neither saved nor copied; to save or duplicate a durable coroutine, "
+        "take state = coro.Context().Marshal() and restore it with "
+        "New[R, S](fn, durable=True).Context().Unmarshal(state)"
+    )
+
+
 def internal_error(what: str) -> CoroutineError:
     """An error that can only come from a bug in this library."""
     return CoroutineError(

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 from greenlet import getcurrent
 
 from ._context import NOTHING, SUSPENDED
-from ._coroutine import Coroutine, bad_send
+from ._coroutine import Coroutine, bad_send, not_a_coroutine, not_callable
 from ._driver import resume
 
-__all__ = ["Run"]
+__all__ = ["Run", "refused"]
 
 R = TypeVar("R")
 S = TypeVar("S")
@@ -45,9 +45,12 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
             included); or, for a `BaseException` from `fn` that is not an `Exception`
             (KeyboardInterrupt, SystemExit), that exception once the body is unwound.
         ResumeError: see `Coroutine.Next`.
+        TypeError: `coro` is not a coroutine, or `fn` is not callable (nothing runs).
     """
     if compiled is not None:
         return compiled(coro, fn)  # type: ignore[no-any-return]
+    if not isinstance(coro, Coroutine) or not callable(fn):
+        raise refused(coro, fn)
     ctx = coro._ctx
     if not coro.Next():  # checks the thread, and delivers a pending Send
         return ctx._result  # type: ignore[no-any-return]
@@ -72,6 +75,14 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
                 going = ctx._state is SUSPENDED and coro._advance("Next", sent)
         if not going:
             return ctx._result  # type: ignore[no-any-return]
+
+
+def refused(coro: object, fn: object) -> TypeError:
+    """Why `Run(coro, fn)` refuses to start: `coro` is not a coroutine, or `fn` is not
+    callable (the compiled loop calls this too, for the same words)."""
+    if not isinstance(coro, Coroutine):
+        return not_a_coroutine("Run", coro)
+    return not_callable("Run", fn)
 
 
 compiled: Callable[[Any, Any], Any] | None = None

@@ -28,9 +28,13 @@ mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (!check_ready())
         return NULL;
     PyObject *coro = args[0], *fn = args[1];
-    if (!PyObject_TypeCheck(coro, CoroType)) { /* as the Python Run: it reads coro._ctx */
-        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_ctx'",
-                     Py_TYPE(coro)->tp_name);
+    if (!PyObject_TypeCheck(coro, CoroType) || !PyCallable_Check(fn)) { /* refused */
+        PyObject *a[2] = {coro, fn};
+        PyObject *err = PyObject_Vectorcall(py_run_refused, a, 2, NULL);
+        if (err != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+            Py_DECREF(err);
+        }
         return NULL;
     }
     PyObject *ctx = get_slot(coro, k_ctx, "_ctx");
