@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from coroutine import New, NewWithReturn, Run, Yield
+from coroutine import Coroutine, CoroutineError, New, NewWithReturn, Run, StoppedError, Yield
 
 
 def _one() -> int:
@@ -56,3 +56,77 @@ def test_run_checks_the_coroutine_before_the_callback() -> None:
 def test_run_returns_the_body_result() -> None:
     assert Run(NewWithReturn[int, int](_one), lambda v: v * 10) == 11
     assert Run(New[int, int](_one), lambda v: v) is None
+
+
+def _counts(log: list[str]) -> int:
+    try:
+        total = 0
+        while total < 100:
+            total += Yield[int, int](total)
+        return total
+    finally:
+        log.append("finally")
+
+
+def test_run_raises_stopped_error_when_the_callback_stops_the_body() -> None:
+    log: list[str] = []
+    c = NewWithReturn[int, int](lambda: _counts(log))
+
+    def answer(v: int) -> int:
+        if v >= 3:
+            c.Stop()
+        return 1
+
+    with pytest.raises(StoppedError, match=r"^Run: the body of <Coroutine.* was stopped before"):
+        Run(c, answer)
+    assert log == ["finally"] and c.Done() and c.Result() is None
+    assert issubclass(StoppedError, CoroutineError)
+
+
+@pytest.mark.parametrize("stop", [Coroutine.Stop, Coroutine.close], ids=["Stop", "close"])
+@pytest.mark.parametrize("started", [False, True], ids=["created", "suspended"])
+def test_run_on_a_coroutine_stopped_before_it_raises_stopped_error(
+    stop: Any, started: bool
+) -> None:
+    log: list[str] = []
+    c = NewWithReturn[int, int](lambda: _counts(log))
+    if started:
+        assert c.Next()
+    stop(c)
+    with pytest.raises(StoppedError):
+        Run(c, lambda v: 1)
+    assert c.Done() and c.Result() is None
+    assert log == (["finally"] if started else [])
+
+
+def test_run_on_a_coroutine_thrown_into_before_it_started_raises_stopped_error() -> None:
+    c = NewWithReturn[int, int](_one)
+    with pytest.raises(KeyError):
+        c.throw(KeyError("never started"))
+    with pytest.raises(StoppedError):
+        Run(c, lambda v: v)
+
+
+def test_a_body_that_swallows_the_stop_and_returns_still_has_no_result_for_run() -> None:
+    def stubborn() -> int:
+        try:
+            Yield[int, int](1)
+        except BaseException:
+            pass
+        return 7
+
+    c = NewWithReturn[int, int](stubborn)
+
+    def answer(v: int) -> int:
+        c.Stop()
+        return 0
+
+    with pytest.raises(StoppedError):
+        Run(c, answer)
+    assert c.Result() is None
+
+
+def test_run_on_a_coroutine_that_returned_before_returns_its_result_again() -> None:
+    c = NewWithReturn[int, int](_one)
+    assert Run(c, lambda v: v) == 2
+    assert Run(c, lambda v: v) == 2

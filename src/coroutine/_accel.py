@@ -101,6 +101,7 @@ def _wire(ext: ModuleType) -> None:
             "acquire": _worker.acquire,
             "bad_send": _coroutine.bad_send,
             "run_refused": _run.refused,
+            "run_stopped": _run.stopped,
             "flags": vars(_new),  # the DURABLE default, read at each creation
             "local": _worker._local,
             "POOL_CAP": _worker.POOL_CAP,

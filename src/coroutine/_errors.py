@@ -67,12 +67,13 @@ class ResumeError(CoroutineError, RuntimeError):
 
 
 class StoppedError(CoroutineError):
-    """`Run` or `RunAsync` finished a body that was stopped before it returned.
+    """`Run` drove a body that was stopped before it returned, so there is no result.
 
-    A stop (`Stop`, `close`, or the callback stopping the coroutine) unwinds the body, so
-    there is no return value to give back; `Run` is typed as returning ``T`` and raises this
-    instead of returning None. Drive Go-style (`Next`, then `Result()`, which stays
-    ``T | None``) where a stop is an expected outcome.
+    A stop (`Stop`, `close`, a `throw` into a coroutine that never started, or `Run`'s
+    callback stopping the coroutine) unwinds the body, which then has no return value;
+    `Run` is typed as returning ``T`` and raises this instead of returning None, once the
+    body is unwound (the coroutine is done). Drive Go-style (`Next`, then `Result()`, which
+    stays ``T | None``) where a stop is an expected outcome.
     """
 
 

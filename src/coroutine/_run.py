@@ -10,20 +10,22 @@ from greenlet import getcurrent
 from ._context import NOTHING, SUSPENDED
 from ._coroutine import Coroutine, bad_send, not_a_coroutine, not_callable
 from ._driver import resume
+from ._errors import StoppedError
 
-__all__ = ["Run", "refused"]
+__all__ = ["Run", "refused", "stopped"]
 
 R = TypeVar("R")
 S = TypeVar("S")
 T = TypeVar("T")
 
 
-def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
+def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
     """Drive `coro` to its end, sending back `fn(v)` for each value `v` it yields.
 
     Starts from the coroutine's current position: a value received before `Run` is not
-    passed to `fn`, and a pending `Send` is delivered. Returns `coro.Result()`. `fn` may call
-    ``coro.Stop()``; the body is then unwound and `Run` returns.
+    passed to `fn`, and a pending `Send` is delivered. Returns what the body returned
+    (`coro.Result()`: for a `New` coroutine, None). `fn` may call ``coro.Stop()``: the body
+    is then unwound, and having no result to return, `Run` raises `StoppedError`.
 
     If `fn` raises an `Exception`, it is raised in the body at its `Yield` (as `throw`
     does), so the code that asked can handle it:
@@ -40,6 +42,8 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
     -1
 
     Raises:
+        StoppedError: the body was stopped before it returned (by `fn`, or by a `Stop`,
+            `close` or `throw` before `Run`), so there is no result; the coroutine is done.
         YieldTypeError: `fn` returned a value that is not an `S` (raised at the yield too).
         BaseException: what the body raised (an exception from `fn` it did not handle
             included); or, for a `BaseException` from `fn` that is not an `Exception`
@@ -53,6 +57,8 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
         raise refused(coro, fn)
     ctx = coro._ctx
     if not coro.Next():  # checks the thread, and delivers a pending Send
+        if ctx._stopping:
+            raise stopped(coro)
         return ctx._result  # type: ignore[no-any-return]
     check = ctx._sig.check_s
     driver = getcurrent()
@@ -74,6 +80,8 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
             else:  # fn stopped the coroutine, or drove it (maybe to its end) itself
                 going = ctx._state is SUSPENDED and coro._advance("Next", sent)
         if not going:
+            if ctx._stopping:
+                raise stopped(coro)
             return ctx._result  # type: ignore[no-any-return]
 
 
@@ -83,6 +91,16 @@ def refused(coro: object, fn: object) -> TypeError:
     if not isinstance(coro, Coroutine):
         return not_a_coroutine("Run", coro)
     return not_callable("Run", fn)
+
+
+def stopped(coro: Coroutine[Any, Any, Any]) -> StoppedError:
+    """The error for `Run` ending `coro`, whose body was stopped before it returned (the
+    compiled loop calls this too)."""
+    return StoppedError(
+        f"Run: the body of {coro!r} was stopped before it returned, so there is no result "
+        "to return; where a stop is expected, catch StoppedError, or drive the coroutine "
+        "with Next and read Result() (None when it was stopped)"
+    )
 
 
 compiled: Callable[[Any, Any], Any] | None = None

@@ -14,7 +14,7 @@ PyObject *CURRENT;
 PyTypeObject *SignalType, *CoroType, *CtxType;
 PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
-PyObject *py_run_refused;
+PyObject *py_run_refused, *py_run_stopped;
 PyObject *py_worker_main;
 PyObject *create_flags;
 PyObject *worker_local;
@@ -75,7 +75,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "signalled", &py_signalled) || take(ns, "killed", &py_killed)
         || take(ns, "del", &py_del) || take(ns, "create", &py_create) || take(ns, "check_entry", &py_check_entry)
         || take(ns, "acquire", &py_acquire) || take(ns, "bad_send", &py_bad_send)
-        || take(ns, "run_refused", &py_run_refused)
+        || take(ns, "run_refused", &py_run_refused) || take(ns, "run_stopped", &py_run_stopped)
         || take(ns, "resume", &py_resume) || take(ns, "flags", &create_flags)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)

@@ -113,7 +113,14 @@ mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             break;
     }
 done:
-    if (going == 0)
+    if (going == 0 && SLOT(ctx, c_stopping) == Py_True) { /* stopped: no result */
+        PyObject *err = PyObject_CallOneArg(py_run_stopped, coro);
+        if (err != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+            Py_DECREF(err);
+        }
+    }
+    else if (going == 0)
         result = Py_NewRef(SLOT(ctx, c_result));
     Py_XDECREF(check);
     Py_XDECREF(form);

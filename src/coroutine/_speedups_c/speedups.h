@@ -75,6 +75,7 @@ extern PyTypeObject *SignalType, *CoroType, *CtxType;
 extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 extern PyObject *py_run_refused; /* _run.refused: the TypeError for Run's arguments */
+extern PyObject *py_run_stopped; /* _run.stopped: the StoppedError for a stopped body */
 extern PyObject *py_worker_main; /* _worker._worker_main, what a new worker runs */
 extern PyObject *create_flags;   /* _new's dictionary, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
