@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from . import count
 
@@ -45,6 +46,41 @@ def raw_pair(n: int) -> None:
     x = 0
     for _ in range(n):
         x = g.switch(x)
+    g.throw(greenlet.GreenletExit)
+
+
+def _switch_in(g: Any, x: int) -> int:
+    return g.switch(x)  # type: ignore[no-any-return]
+
+
+def _driver_call(g: Any, x: int) -> int:
+    return _switch_in(g, x)
+
+
+def _switch_out(driver: Any, x: int) -> int:
+    return driver.switch(x)  # type: ignore[no-any-return]
+
+
+def _yield_call(driver: Any, x: int) -> int:
+    return _switch_out(driver, x)
+
+
+def raw_pair_two_calls_deep(n: int) -> None:
+    """`raw_pair` with both switches made from inside two Python calls, as the pure path
+    makes them (`Next` -> `resume`, `yield_` -> `switch_out`): on CPython 3.12+ greenlet gives
+    every Python frame on the stack of the greenlet it switches away from a frame object, so
+    each call live across a switch costs a frame object per switch (docs/performance.md)."""
+    import greenlet
+
+    def body(x: int) -> None:
+        driver = greenlet.getcurrent().parent
+        while True:
+            x = _yield_call(driver, x + 1)
+
+    g = greenlet.greenlet(body)
+    x = 0
+    for _ in range(n):
+        x = _driver_call(g, x)
     g.throw(greenlet.GreenletExit)
 
 
@@ -104,6 +140,7 @@ def create_complete(n: int) -> None:
 
 SCENARIOS: dict[str, Callable[[int], None]] = {
     "raw greenlet switch pair": raw_pair,
+    "raw greenlet switch pair, two calls deep": raw_pair_two_calls_deep,
     "Run": run,
     "Next/Send/Recv": next_send_recv,
     "send()": send,
@@ -127,14 +164,19 @@ def main() -> None:
 
     v = sys.version_info
     print(f"CPython {v.major}.{v.minor}, N = {N}; accelerated: {coroutine.ACCELERATED}\n")
-    count.warm_up(["benchmarks.instructions"])
+    # The scenarios import coroutine only when they run: its .pyc files are written here, or
+    # the first scenario's N run would compile them and its 2N run not (about 5,000
+    # instructions a round trip off, measured on 3.11's pure `Run`).
+    count.warm_up(["benchmarks.instructions", "coroutine"])
     print("| scenario | pure Python | ratio | accelerated | ratio | budget |")
     print("|---|---|---|---|---|---|")
     floors: dict[str, float] = {}
     for name in SCENARIOS:
         if name.startswith("raw"):
             floors[name] = per_op(name, True)
-            print(f"| {name} | {floors[name]:,.0f} | 1.00x | | | |", flush=True)
+            pair = floors["raw greenlet switch pair"]  # the deep row's ratio is to the pair
+            ratio = floors[name] / pair if name.endswith("deep") else 1.0
+            print(f"| {name} | {floors[name]:,.0f} | {ratio:.2f}x | | | |", flush=True)
             continue
         floor, budget = BUDGETS[name]
         pure = per_op(name, True)

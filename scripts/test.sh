@@ -99,7 +99,8 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
     core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
     core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
     core="$core,*/coroutine/_async.py,*/coroutine/_errors.py,*/coroutine/_yield.py"
-    core="$core,*/coroutine/_lifecycle.py"
+    core="$core,*/coroutine/_lifecycle.py,*/coroutine/_driver.py,*/coroutine/_new.py"
+    core="$core,*/coroutine/_accel.py,*/coroutine/_durability.py"
     if [ "$v" = "$PRIMARY" ]; then
         # Once, with greenlet-aware branch coverage of the core runtime (see .coveragerc).
         "$venv/bin/python" -m coverage erase

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from coroutine import CoroutineExit, ResumeError, YieldTypeError
+from coroutine import CoroutineExit, ResumeError, StoppedError, YieldTypeError
 
 Trace = list[tuple[Any, ...]]
 Block = list[tuple[Any, ...]]
@@ -188,7 +188,8 @@ class RefCoroutine:
             if self._step(None, exc):
                 return self.recv
             raise StopIteration(self.result)
-        if self.state == "created":
+        if self.state == "created":  # ended unrun, as a stop ends it
+            self.stopping = True
             self.state = "done"
         elif self.state == "running":
             raise ResumeError("running")
@@ -202,9 +203,9 @@ class RefCoroutine:
         self.Stop()
         self.Next()
 
-    def run(self, fn: Callable[[Any], Any]) -> Any:  # §4.9
+    def run(self, fn: Callable[[Any], Any]) -> Any:  # §4.9; §3: a stopped body has no result
         if not self.Next():
-            return self.result
+            return self._result_of_run()
         while True:
             try:
                 sent = fn(self.recv)
@@ -220,7 +221,12 @@ class RefCoroutine:
             else:
                 going = self.state == "suspended" and self._resume(sent)
             if not going:
-                return self.result
+                return self._result_of_run()
+
+    def _result_of_run(self) -> Any:
+        if self.stopping:
+            raise StoppedError("stopped before it returned")
+        return self.result
 
     def drop(self) -> None:
         """§4.15: the last reference goes. A suspended body is closed; a body left suspended

@@ -65,7 +65,7 @@ def test_run_async_of_a_body_stopped_by_the_callback_raises_stopped_error() -> N
         coro.Stop()
         return 0
 
-    with pytest.raises(StoppedError, match=r"stopped before its body returned"):
+    with pytest.raises(StoppedError, match=r"was stopped before it returned"):
         asyncio.run(RunAsync(coro, stop))  # type: ignore[arg-type]
     assert log == ["unwound"] and coro.Done()
 

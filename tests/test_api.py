@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import copy
+import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,9 +16,11 @@ from coroutine import (
     CoroutineError,
     CoroutineExit,
     InvalidStateError,
+    New,
     NotDurableError,
     NotInCoroutineError,
     ResumeError,
+    Yield,
     YieldTypeError,
 )
 
@@ -70,6 +76,31 @@ def test_users_cannot_construct_coroutine_or_context_directly() -> None:
         coroutine.Coroutine()
     with pytest.raises(TypeError, match="LoadContext"):
         coroutine.Context()
+
+
+def _twice() -> None:
+    Yield[int, Any](1)
+    Yield[int, Any](2)
+
+
+@pytest.mark.parametrize(
+    "op",
+    [pickle.dumps, lambda obj: pickle.dumps(obj, protocol=0), copy.copy, copy.deepcopy],
+    ids=["pickle", "pickle-protocol-0", "copy", "deepcopy"],
+)
+@pytest.mark.parametrize("part", ["Coroutine", "Context"])
+def test_pickling_or_copying_a_coroutine_or_its_context_says_to_marshal(
+    op: Callable[[object], object], part: str
+) -> None:
+    c = New[int, Any](_twice)
+    assert c.Next()
+    target = c if part == "Coroutine" else c.Context()
+    shown = rf"^cannot pickle or copy a {part}: .*coro\.Context\(\)\.Marshal\(\)"
+    with pytest.raises(TypeError, match=shown):
+        op(target)
+    assert c.status == "suspended" and c.Recv() == 1  # refused: nothing changed
+    assert c.Next() and c.Recv() == 2
+    c.close()
 
 
 def test_durable_default_is_off_without_the_environment_variable() -> None:

@@ -20,8 +20,8 @@ from coroutine import (
     SideEffect,
     Yield,
     YieldTypeError,
+    _new,
 )
-from coroutine.durable import _attach as _durable
 from coroutine.types import Register
 
 # -- bodies ----------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_marshal_of_a_volatile_coroutine_raises_not_durable() -> None:
 def test_durable_default_leaves_unrecordable_entries_volatile_and_marshal_says_why(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_durable, "DURABLE", True)
+    monkeypatch.setattr(_new, "DURABLE", True)
     c = New[int, Any](lambda: Yield[int, Any](1))
     assert c.Next() and c.Recv() == 1
     with pytest.raises(NotDurableError, match=r"COROUTINE_DURABLE=1.*it is a lambda"):
@@ -195,14 +195,14 @@ def test_durable_default_leaves_unrecordable_entries_volatile_and_marshal_says_w
 
 
 def test_durable_false_overrides_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_durable, "DURABLE", True)
+    monkeypatch.setattr(_new, "DURABLE", True)
     with pytest.raises(NotDurableError, match="durable=True"):
         New[int, Any](count_to_three, durable=False).Context().Marshal()
 
 
-@pytest.mark.skipif(_durable.DURABLE, reason="COROUTINE_DURABLE=1 is set")
+@pytest.mark.skipif(_new.DURABLE, reason="COROUTINE_DURABLE=1 is set")
 def test_durable_flag_is_exported_and_off_without_the_environment_variable() -> None:
-    assert coroutine.Durable is _durable.DURABLE is False
+    assert coroutine.Durable is _new.DURABLE is False
 
 
 # -- restoring -------------------------------------------------------------------------------

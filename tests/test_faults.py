@@ -25,6 +25,7 @@ from coroutine import (
     ResumeError,
     Run,
     RunAsync,
+    StoppedError,
     Yield,
 )
 
@@ -51,10 +52,11 @@ def assert_thread_still_works() -> None:
 # -- Run's callback ends the coroutine it drives ---------------------------------------
 
 
-def test_run_returns_when_its_callback_closes_the_coroutine() -> None:
+def test_run_raises_stopped_error_when_its_callback_closes_the_coroutine() -> None:
     log: list[str] = []
     c = NewWithReturn[int, Any](two_yields(log))
-    assert Run(c, lambda v: c.close()) is None
+    with pytest.raises(StoppedError):
+        Run(c, lambda v: c.close())
     assert log == ["finally"]
     assert c.Done() and c.status == "done" and c.Result() is None
     assert_thread_still_works()

@@ -14,6 +14,7 @@ from coroutine import (
     NewWithReturn,
     ResumeError,
     Run,
+    StoppedError,
     Yield,
 )
 
@@ -137,7 +138,8 @@ def test_go_stop_from_inside_the_run_callback() -> None:
         if v == 1:
             c.Stop()
 
-    Run(c, fn)
+    with pytest.raises(StoppedError):  # Go's Run returns; ours has no result to return
+        Run(c, fn)
     assert seen == [0, 1]
     assert c.Done()
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import pytest
 
-from coroutine import Coroutine, Current, New, ResumeError, Run, Yield, _lifecycle
+from coroutine import Coroutine, Current, New, ResumeError, Run, StoppedError, Yield, _lifecycle
 
 Coro = Coroutine[int, Optional[int]]
 
@@ -55,6 +55,8 @@ def run_op(c: Coro, op: str) -> str:
         return "KeyError"
     except ResumeError:
         return "ResumeError"
+    except StoppedError:
+        return "StoppedError"
     return repr(result)
 
 

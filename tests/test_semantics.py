@@ -17,6 +17,7 @@ from coroutine import (
     NotInCoroutineError,
     ResumeError,
     Run,
+    StoppedError,
     Yield,
     YieldTypeError,
     _worker,
@@ -604,7 +605,8 @@ def test_run_fn_may_stop_the_coroutine() -> None:
         if v == 3:
             c.Stop()
 
-    assert Run(c, fn) is None
+    with pytest.raises(StoppedError, match="stopped before it returned"):
+        Run(c, fn)
     assert seen == [0, 1, 2, 3]
     assert c.Done()
 

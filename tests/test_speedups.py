@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import coroutine
-from coroutine import Coroutine, New, NewWithReturn, Run, Yield, _accel, _coroutine, _run
+from coroutine import Coroutine, New, NewWithReturn, Run, Yield, _accel, _run
 
 PURE = os.environ.get("COROUTINE_PURE", "") not in ("", "0")
 SCRIPTS = Path(__file__).parent / "subprocess_scripts"
@@ -37,23 +37,36 @@ def _python(code: str, **env: str) -> str:
 
 def test_the_extension_is_loaded_unless_forced_pure() -> None:
     # So that CI cannot silently run the pure path twice.
-    methods = {n: Coroutine.__dict__[n] for n in _coroutine.PURE_METHODS}
+    methods = {n: Coroutine.__dict__[n] for n in _accel.PURE_METHODS}
     if PURE:
         assert not coroutine.ACCELERATED and _accel.speedups is None
-        assert methods == _coroutine.PURE_METHODS
-        assert _run._run is None
+        assert methods == _accel.PURE_METHODS
+        assert _run.compiled is None
     else:
         assert coroutine.ACCELERATED, _accel.REASON
-        assert all(methods[n] is not _coroutine.PURE_METHODS[n] for n in methods)
+        assert all(methods[n] is not _accel.PURE_METHODS[n] for n in methods)
         assert type(Yield[int, int]).__name__ == "YieldSite"
-        assert _run._run is not None
+        assert _run.compiled is not None
+
+
+def test_every_module_calls_the_resume_of_the_implementation_in_use() -> None:
+    # `_accel` rebinds the name in the modules that call it; a module importing `resume`
+    # after the package wired the extension in gets the compiled one too (`_async`).
+    expected = _accel.py_resume if PURE else _accel.speedups.resume  # type: ignore[union-attr]
+    holders = {
+        name: module.resume is expected
+        for name, module in sys.modules.items()
+        if name.startswith("coroutine.") and hasattr(module, "resume")
+    }
+    assert {"coroutine._driver", "coroutine._coroutine", "coroutine._run"} <= holders.keys()
+    assert all(holders.values()), holders
 
 
 def test_coroutine_pure_disables_the_extension_in_a_fresh_interpreter() -> None:
     code = (
-        "import coroutine, coroutine._coroutine as k, coroutine._context as c; "
-        "print(coroutine.ACCELERATED, c.resume is c.py_resume, "
-        "k.Coroutine.Next is k.PURE_METHODS['Next'], "
+        "import coroutine, coroutine._accel as a, coroutine._driver as d; "
+        "print(coroutine.ACCELERATED, d.resume is a.py_resume, "
+        "coroutine.Coroutine.Next is a.PURE_METHODS['Next'], "
         "'coroutine._speedups' in __import__('sys').modules)"
     )
     assert _python(code, COROUTINE_PURE="1").split() == ["False", "True", "True", "False"]
@@ -199,7 +212,7 @@ def test_only_run_body_sets_the_current_coroutine_variable() -> None:
                     text = ast.unparse(node) if isinstance(node, ast.Call) else ""
                     if text.startswith(("CURRENT.set(", "CURRENT.reset(", "_context.CURRENT.set(")):
                         setters.append(f"{path.name}:{func.name}")
-    assert setters == ["_context.py:run_body"]
+    assert setters == ["_worker.py:run_body"]
 
 
 def test_a_worker_failing_before_the_body_starts_leaves_it_created(
@@ -207,14 +220,14 @@ def test_a_worker_failing_before_the_body_starts_leaves_it_created(
 ) -> None:
     # The worker's first Python call raises: the exception escapes the worker into the
     # driver's switch (rule D2), and recover (called from C when accelerated) rolls back (D3).
-    from coroutine import _context
+    from coroutine import _worker
 
     def broken(*_: object) -> None:
         raise LookupError("worker broke")
 
     c = NewWithReturn[int, int](_counter)
     with monkeypatch.context() as m:
-        m.setattr(_context, "run_body", broken)
+        m.setattr(_worker, "run_body", broken)
         with pytest.raises(LookupError, match="worker broke"):
             c.Next()
         assert c.status == "created" and c._g is None

@@ -12,7 +12,6 @@ import functools
 import inspect
 import re
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ from coroutine import (
     Run,
     Yield,
     YieldTypeError,
+    _accel,
     _context,
-    _coroutine,
     _lifecycle,
-    _yield,
+    _new,
 )
 
 SRC = Path(coroutine.__file__).parent
@@ -41,32 +40,12 @@ SRC = Path(coroutine.__file__).parent
 # -- one copy of each primitive -------------------------------------------------------------
 
 
-def _statements(fn: Any) -> list[ast.stmt]:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    func = tree.body[0]
-    assert isinstance(func, ast.FunctionDef)
-    return func.body
-
-
-def test_the_inlined_yield_is_the_switch_out_primitive_statement_for_statement() -> None:
-    primitive = _statements(_context.switch_out)
-    primitive = [s for s in primitive if not isinstance(s, ast.Expr)]  # docstring
-    # The inlined copy handles stopping coroutines on the slow path, before it starts.
-    primitive = [s for s in primitive if "_stopping" not in ast.unparse(s)]
-    maker = _statements(_yield._make_yield)
-    yield_fn = next(s for s in maker if isinstance(s, ast.FunctionDef))
-    body = yield_fn.body
-    first = next(i for i, s in enumerate(body) if "_getcurrent" in ast.unparse(s))
-    inlined = [ast.unparse(s).replace("_getcurrent()", "getcurrent()") for s in body[first:]]
-    assert inlined == [ast.unparse(s) for s in primitive]
-
-
 def test_only_the_switch_protocol_switches_greenlets() -> None:
-    # `.switch(` and `.throw(` on a greenlet: the primitives of _context, the inlined yield,
-    # the parked worker, and the unwinding of an abandoned body in Coroutine.__del__.
+    # `.switch(` and `.throw(` on a greenlet: the primitives of _context and _driver, the
+    # parked worker, and the unwinding of an abandoned body in Coroutine.__del__.
     allowed = {
-        "_context.py": {"switch_out", "end_from_body", "resume"},
-        "_yield.py": {"yield_"},
+        "_context.py": {"switch_out", "end_from_body"},
+        "_driver.py": {"resume"},
         "_worker.py": {"_worker_main", "acquire"},  # acquire: a new worker's first switch
         "_coroutine.py": {"__del__"},
         # coroutine.aio's driver: its own switches, by its own rules (_bridge's docstring)
@@ -92,8 +71,6 @@ def test_only_the_switch_protocol_switches_greenlets() -> None:
                     and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "self")
                 ):
                     found.setdefault(path.name, set()).add(func.name)
-    # nested functions are walked twice (as themselves and inside their parent): keep leaves
-    found["_yield.py"] = found.get("_yield.py", set()) - {"_make_yield"}
     assert found == allowed
 
 
@@ -316,7 +293,7 @@ def test_an_interrupt_inside_new_leaves_nothing_for_the_unraisable_hook(
     def tracer(frame: Any, event: str, arg: object) -> Any:
         if (
             event == "line"
-            and frame.f_code.co_name == "_create"
+            and frame.f_code.co_name == "create"
             and "coro._g"
             in (
                 inspect.getsourcelines(frame.f_code)[0][
@@ -327,9 +304,9 @@ def test_an_interrupt_inside_new_leaves_nothing_for_the_unraisable_hook(
             raise Interrupt
         return tracer
 
-    # The Python `_create` (the compiled one has no line to interrupt: it is what New calls
+    # The Python `create` (the compiled one has no line to interrupt: it is what New calls
     # when the extension is loaded, and the reference otherwise).
-    create = functools.partial(_coroutine.py_create, _coroutine._ANY, False)
+    create = functools.partial(_accel.py_create, _new._ANY, False)
     sys.settrace(tracer)
     try:
         with pytest.raises(Interrupt):

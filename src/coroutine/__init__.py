@@ -5,10 +5,12 @@ stack, ``Yield[R, S](value)`` suspends the whole coroutine and hands `value` to 
 which answers with an `S`. See the README for the tour, and docs/ for the reference.
 """
 
-from ._accel import ACCELERATED
+from . import _durability, _new
+from ._accel import ACCELERATED  # before the names below: it wires the compiled protocol in
 from ._async import RunAsync
 from ._context import Context
-from ._coroutine import Coroutine, New, NewWithReturn
+from ._coroutine import Coroutine
+from ._durability import Patched, SideEffect
 from ._errors import (
     CoroutineError,
     CoroutineExit,
@@ -19,10 +21,12 @@ from ._errors import (
     StoppedError,
     YieldTypeError,
 )
+from ._new import DURABLE as Durable
+from ._new import New, NewWithReturn
 from ._run import Run
 from ._yield import Current, LoadContext, Yield
-from .durable._attach import DURABLE as Durable
-from .durable._attach import Patched, SideEffect
+
+_new.attach = _durability.attach  # the core reaches the durable layer through this hook only
 
 __version__ = "0.1.0"
 

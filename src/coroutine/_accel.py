@@ -1,8 +1,8 @@
-"""Whether the compiled switch protocol (`coroutine._speedups`) is in use, and why not.
+"""The compiled switch protocol (`coroutine._speedups`): whether it is used, and its wiring.
 
-The extension is optional: `_speedups_c/*.c` compiles the hot paths of `_context`, `_yield`,
-`_coroutine` and `_run`, which stay the readable reference and the fallback. It is used
-unless ``COROUTINE_PURE=1`` is set at import, or it was not built (no compiler at install
+The extension is optional: `_speedups_c/*.c` compiles the hot paths of `_driver`, `_yield`,
+`_coroutine`, `_new` and `_run`, which stay the readable reference and the fallback. It is
+used unless ``COROUTINE_PURE=1`` is set at import, or it was not built (no compiler at install
 time: installation still succeeds). Either way the library behaves the same; only its speed
 and its tracebacks (no library frames with the extension) differ.
 
@@ -10,6 +10,25 @@ Decision (see docs/decisions.md): a missing extension is reported once, and only
 who ask: `coroutine.ACCELERATED` is False and `REASON` says why; with ``COROUTINE_DEBUG=1``
 set, importing the package also issues one `RuntimeWarning`. Users who do not care see
 nothing.
+
+Wiring. This module sits above every other module of the core and is the only one that
+knows the extension: importing it (the package does, before it takes any name from the core)
+binds the extension to the runtime's objects (`setup`) and puts each compiled form in place
+of the Python one:
+
+    _driver.resume (and the name in its callers)    _speedups.resume
+    Coroutine.Next, Recv, Send, __next__, send,     compiled methods, installed by setup
+      __del__
+    _new.create                                     _speedups.create
+    _run.Run's loop (`_run.compiled`)               _speedups.run
+    _yield.site_function                            a `_speedups.YieldSite` in front of the
+                                                    Python yield function
+    _yield.Yield                                    the table with `_speedups.YieldTable`'s
+                                                    identity cache in front
+
+The compiled code calls back into the Python functions for everything rare (a refusal, a
+stop, a durable coroutine, an error to build). `PURE_METHODS`, `py_resume` and `py_create`
+keep the references as written.
 """
 
 from __future__ import annotations
@@ -17,9 +36,15 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-__all__ = ["ACCELERATED", "REASON", "speedups"]
+from . import _context, _coroutine, _driver, _new, _run, _worker, _yield
+from ._coroutine import Coroutine
+from ._signature import Signature
+
+__all__ = ["ACCELERATED", "PURE_METHODS", "REASON", "py_create", "py_resume", "speedups"]
 
 speedups: ModuleType | None = None
 REASON = ""
@@ -38,3 +63,73 @@ else:
 
 ACCELERATED: bool = speedups is not None
 """True iff the compiled switch protocol is in use (`REASON` says why not)."""
+
+py_resume = _driver.resume
+"""The reference driver primitive, as written (`_speedups.resume` calls it back for rare
+cases)."""
+py_create = _new.create
+"""The reference creation (`_speedups.create` calls it back for a durable coroutine)."""
+PURE_METHODS: dict[str, Callable[..., Any]] = {
+    name: Coroutine.__dict__[name]
+    for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
+}
+"""Coroutine's driving methods as written (tests compare them with the compiled ones)."""
+
+
+def _wire(ext: ModuleType) -> None:
+    """Bind the extension to the runtime's objects, and put the compiled forms in place."""
+    ext.setup(
+        {
+            "CREATED": _context.CREATED,
+            "SUSPENDED": _context.SUSPENDED,
+            "RUNNING": _context.RUNNING,
+            "DONE": _context.DONE,
+            "NOTHING": _context.NOTHING,
+            "THROWN": _context.THROWN,
+            "ABANDONED": _context.ABANDONED,
+            "PARKED": _worker.PARKED,
+            "CURRENT": _context.CURRENT,
+            "recover": _driver.recover,
+            "ended": _driver.ended,
+            "adopt": _driver.adopt,
+            "signalled": _context.signalled,
+            "killed": _context.killed,
+            "resume": py_resume,
+            "create": py_create,
+            "del": PURE_METHODS["__del__"],
+            "check_entry": _new._check_entry,
+            "acquire": _worker.acquire,
+            "bad_send": _coroutine.bad_send,
+            "run_refused": _run.refused,
+            "run_stopped": _run.stopped,
+            "flags": vars(_new),  # the DURABLE default, read at each creation
+            "local": _worker._local,
+            "POOL_CAP": _worker.POOL_CAP,
+            "Coroutine": Coroutine,
+            "Context": _context.Context,
+            "Signature": Signature,
+            "Signal": _context._Signal,
+            "worker_main": _worker._worker_main,
+        }
+    )
+    for module in (_driver, _coroutine, _run):
+        module.resume = ext.resume  # type: ignore[attr-defined]
+    _new.create = ext.create
+    _run.compiled = ext.run
+
+    def site_function(site: Signature) -> Callable[[Any], Any]:
+        # The compiled site runs the common case (B1, B2 as in `switch_out`) and calls the
+        # Python function for the rest.
+        fn = _yield.make_yield(site)
+        return ext.YieldSite(site, site.r, site.self_rule, fn, fn.__qualname__)  # type: ignore[no-any-return]
+
+    class Table(ext.YieldTable, _yield.YieldTable):  # type: ignore[misc, name-defined]
+        __doc__ = _yield.YieldTable.__doc__
+        __slots__ = ()
+
+    _yield.site_function = site_function
+    _yield.Yield = Table()
+
+
+if speedups is not None:
+    _wire(speedups)

@@ -16,7 +16,6 @@ from types import CoroutineType
 from typing import TypeVar, cast
 
 from ._coroutine import Coroutine
-from ._errors import StoppedError
 from ._run import Run
 from .aio import await_, run_sync
 
@@ -71,10 +70,4 @@ def _run_to_end(coro: Coroutine[R, S, T], fn: Callable[[R], S | Awaitable[S]]) -
             return await_(cast("Awaitable[S]", sent))
         return sent
 
-    result = Run(coro, answer)
-    if coro._ctx._stopping:
-        raise StoppedError(
-            f"RunAsync finished {coro!r}, which was stopped before its body returned: there "
-            "is no result; drive it with Next and Result() where a stop is expected"
-        )
-    return result  # type: ignore[return-value]
+    return Run(coro, answer)  # a stopped body: Run raises StoppedError

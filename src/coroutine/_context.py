@@ -1,13 +1,15 @@
-"""The switch protocol: the only code in the library that switches between a driver and a body.
+"""The switch protocol's shared state, `Context`, and the body's side of the protocol.
 
 Theory of operation. A coroutine's body runs in a worker greenlet (`_worker`) whose
 contextvars context holds, in `CURRENT`, the coroutine's `Context`: the state its driver and
-its body share. The driver switches in with `resume` (`start` prepares a worker, then
-resumes it with the body's task); the body switches out with `switch_out` at a yield, or
-ends with `run_body` returning (the worker then parks) or `end_from_body`.
-``grep -n "[.]switch(\\|[.]throw("`` over the package finds these functions, the copy of
-`switch_out` inlined in `_yield` (a test compares the two ASTs), and the worker parking in
-`_worker`.
+its body share. The driver switches in with `_driver.resume` (`_driver.start` prepares a
+worker, then resumes it with the body's task); the body switches out with `switch_out` at a
+yield, or ends with `_worker.run_body` returning (the worker then parks) or `end_from_body`.
+``grep -n "[.]switch(\\|[.]throw("`` over the package finds these functions, the worker
+parking in `_worker`, and `Coroutine.__del__` unwinding a body abandoned while stopping.
+The layers, each importing only those before it: `_context` (this module: the state and the
+body's side), `_worker` (the greenlets that run bodies), `_driver` (the driver's side), then
+the coroutine object (`_coroutine`, `_new`) and the drivers (`_run`).
 
 The handshake, as numbered rules (`Context._state` is the state; "normal" is not stored, it
 is a running coroutine whose worker is not the current greenlet):
@@ -33,16 +35,12 @@ is a running coroutine whose worker is not the current greenlet):
         `_exc` if set. Interrupted, it leaves the coroutine DONE, with at worst a worker
         that is collected instead of pooled.
 
-Inlined. In pure Python, `_inline` compiles `resume`'s statements into the hot driving
-operations at import (`Coroutine.Next`, `__next__`, `send`, `Run`'s loop, `start`), in place
-of the call: one source, so the rules below have one text. That is why `resume` ends with its
-only ``return``.
-
 Compiled. When the optional extension `coroutine._speedups` is loaded (`coroutine.ACCELERATED`),
 `src/coroutine/_speedups_c/` runs the common case of `start`, `resume`, `ended`, `release` and
-of the yield (`switch_out` as inlined in `_yield`) under these same rules, on these same
-slots, and calls back into this module for everything else (`adopt`, `recover`, `signalled`,
-`killed`); the functions below stay the reference, and ``COROUTINE_PURE=1`` runs them.
+of the yield (`switch_out`) under these same rules, on these same slots, and calls back into
+the Python functions for everything else (`adopt`, `recover`, `signalled`, `killed`);
+`_accel` wires it in. The Python functions stay the reference, and
+``COROUTINE_PURE=1`` runs them.
 
 Memory invariant. Nothing reachable from a body's frames or from its contextvars context may
 own the `Coroutine` object or the worker greenlet: greenlet cannot collect a suspended
@@ -53,18 +51,15 @@ run. Hence `Context` holds only a weak reference to its `Coroutine` and knows it
 
 from __future__ import annotations
 
-import os
-import sys
 import weakref
 from _thread import get_ident
 from collections.abc import Callable
 from contextvars import Context as _VarsContext
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, SupportsIndex, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _accel, _inline, _worker
 from ._errors import (
     CoroutineExit,
     NotDurableError,
@@ -72,11 +67,10 @@ from ._errors import (
     ResumeError,
     YieldTypeError,
     internal_error,
+    not_copyable,
+    user_site,
 )
-from ._signature import Rule, Signature
-
-if TYPE_CHECKING:
-    from ._coroutine import Coroutine
+from ._signature import Rule, Signature, bad_value
 
 __all__ = [
     "CURRENT",
@@ -86,11 +80,7 @@ __all__ = [
     "end_from_body",
     "new_context",
     "restore",
-    "resume",
-    "run_body",
-    "start",
     "switch_out",
-    "user_site",
 ]
 
 R = TypeVar("R")
@@ -122,7 +112,8 @@ CURRENT: ContextVar[Context[Any, Any] | None] = ContextVar("coroutine.current", 
 
 
 class Durability(Protocol):
-    """What the durable layer (`_durable`) plugs into a coroutine; the core calls only this."""
+    """What the durable layer (`coroutine.durable`) plugs into a coroutine; the core calls only
+    this (the layer is loaded by the first durable coroutine: see `_new`)."""
 
     def on_yield(self, ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
         """A yield of a durable coroutine: replay it, or record around `switch_out`."""
@@ -190,7 +181,7 @@ class Context(Generic[R, S]):
     _gid: int
     _vars: _VarsContext | None
     _durable: Durability | None
-    _coro: Callable[[], Coroutine[Any, Any, Any] | None]
+    _coro: Callable[[], Any]  # -> the Coroutine, or None once it is collected
 
     def __new__(cls, *_: object, **__: object) -> Context[R, S]:
         raise TypeError(
@@ -209,9 +200,18 @@ class Context(Generic[R, S]):
             YieldTypeError: `v` is not an `R`, or the coroutine resumed with nothing sent and
                 `S` does not admit None.
         """
-        from ._yield import yield_in  # the yield path lives there; imported late (a cycle)
-
-        return yield_in(self, v)  # type: ignore[no-any-return]
+        if CURRENT.get() is not self:
+            raise NotInCoroutineError(
+                f"Context.Yield called outside its own coroutine ({self!r}): a context can "
+                "only yield from inside the body it belongs to, on that body's thread"
+            )
+        sig = self._sig
+        rule = sig.self_rule
+        if rule.check is not None and not rule.check(v):
+            raise bad_value(v, sig, sig)
+        if self._durable is not None:
+            return self._durable.on_yield(self, v, rule)  # type: ignore[no-any-return]
+        return switch_out(self, v, rule)  # type: ignore[no-any-return]
 
     def Marshal(self) -> bytes:
         """The coroutine's durable state as bytes (see `New(..., durable=True)`).
@@ -251,10 +251,11 @@ class Context(Generic[R, S]):
     def __repr__(self) -> str:
         return f"<coroutine.Context{self._sig} of {self._coro()!r}>"
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise not_copyable("Context")  # pickle, and copy.copy and copy.deepcopy through it
 
-def new_context(
-    sig: Signature, coro: Coroutine[Any, Any, Any], vars: _VarsContext
-) -> Context[Any, Any]:
+
+def new_context(sig: Signature, coro: object, vars: _VarsContext) -> Context[Any, Any]:
     """The `Context` of the created coroutine `coro`, whose body will run in `vars`."""
     ctx: Context[Any, Any] = object.__new__(Context)
     ctx._sig = sig
@@ -364,173 +365,6 @@ def _detached(exc: BaseException) -> BaseException:
     return copy
 
 
-def run_body(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> Any:
-    """Run one body to its end (B3); return the driver to park with, or None if abandoned."""
-    try:
-        ctx._vars = None  # started: from here on, a lost worker means a finished body
-        CURRENT.set(ctx)
-        result = fn()
-    except BaseException as exc:
-        if ctx._state is DONE:  # abandoned: it yielded while stopped, or it was collected
-            if isinstance(exc, CoroutineExit):
-                return None
-            raise  # greenlet reports it as unraisable
-        ctx._exc = _as_reported(ctx, exc)
-        ctx._exit = None
-        ctx._state = DONE
-        return ctx._driver
-    if ctx._state is DONE:
-        return None
-    if with_return and not ctx._stopping:
-        ctx._result = result
-    ctx._exit = None
-    ctx._state = DONE
-    return ctx._driver
-
-
-def _as_reported(ctx: Context[Any, Any], exc: BaseException) -> BaseException | None:
-    """What the driver raises for a body that raised `exc`, or None for a quiet end."""
-    if isinstance(exc, CoroutineExit) or _swallowed_exit(ctx._exit, exc):
-        return None
-    if isinstance(exc, (StopIteration, StopAsyncIteration)):  # PEP 479, as for generators
-        err = RuntimeError(f"coroutine body raised {type(exc).__name__}")
-        err.__cause__ = exc
-        return err
-    tb = exc.__traceback__  # drop the worker's frame, so the traceback starts in the body
-    return exc.with_traceback(tb.tb_next if tb is not None else None)
-
-
-def _swallowed_exit(exit: CoroutineExit | None, exc: BaseException) -> bool:
-    """Whether C code swallowed the stop's `exit` and raised `exc` instead.
-
-    sqlite3's user functions do this: the exit propagates out of the Python function that
-    sqlite3 called, and sqlite3 raises its own OperationalError, unchained, in the frame that
-    called sqlite3. So: `exc` is unchained, and the frame it was raised in is a strict
-    ancestor of the last frame the exit reached (a frame that caught the exit in Python is
-    that last frame itself). An error raised by a ``finally`` or ``except`` while the exit
-    propagates is chained to it, and propagates (SPEC §4.8).
-    """
-    if exit is None or exit.__traceback__ is None or exc.__traceback__ is None:
-        return False
-    if exc.__context__ is not None or exc.__cause__ is not None:
-        return False
-    tb = exc.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    frame = exit.__traceback__.tb_frame.f_back
-    while frame is not None:
-        if frame is tb.tb_frame:
-            return True
-        frame = frame.f_back
-    return False
-
-
-# -- the driver's side ----------------------------------------------------------------------
-
-
-def start(coro: Coroutine[Any, Any, Any], task: _worker.Task) -> bool:
-    """Start the body of the created coroutine `coro` in a worker (D2, D3): True if it
-    yielded, False if it ended (raising what it raised)."""
-    ctx = coro._ctx
-    g = _worker.acquire()
-    driver = getcurrent()
-    # Interrupted here, the coroutine is still created: the next start takes another worker.
-    if g.parent is not driver:  # D2 (a pooled worker's parent is often its last driver)
-        g.parent = driver
-    g.gr_context = ctx._vars
-    coro._g = g
-    ctx._gid = id(g)
-    ctx._driver = driver
-    return resume(coro, task, None, driver)  # its roll-back knows an unstarted body (D3)
-
-
-def resume(
-    coro: Coroutine[Any, Any, Any],
-    value: Any,
-    exc: BaseException | None,
-    driver: greenlet,
-) -> bool:
-    """Resume the suspended body of `coro` with `value`, or raising `exc` at its yield
-    (D1-D3): True if it yielded again, False if it ended (raising what it raised).
-
-    `driver` is the current greenlet (a loop such as `Run` looks it up once). Callers pass
-    every argument: a call without defaults is the cheapest Python has, and inlined, an
-    `exc` of None takes the throw branch out (`_inline`, rule I5)."""
-    ctx = coro._ctx
-    g: greenlet = coro._g  # type: ignore[assignment]
-    if driver is not ctx._driver:
-        adopt(coro, g, driver)
-    try:
-        if exc is not None:
-            ctx._exc = exc
-            exc = None  # it may come back through this frame: no cycle through a local
-            value = THROWN
-        ctx._state = RUNNING
-        out = g.switch(value)
-    except BaseException:
-        recover(coro)
-        raise
-    return ctx._state is SUSPENDED or ended(coro, out)  # the only return: see `_inline`
-
-
-def adopt(coro: Coroutine[Any, Any, Any], g: greenlet, driver: greenlet) -> None:
-    """Rule D2, with D1's thread check first (a greenlet of this thread passes the identity
-    test of `resume`, so only a new driver needs the thread looked up)."""
-    ctx = coro._ctx
-    if ctx._thread != get_ident():
-        raise coro._refusal("resume")
-    g.parent = driver
-    ctx._driver = driver
-
-
-def recover(coro: Coroutine[Any, Any, Any]) -> None:
-    """Rule D3: an exception reached the driver during a switch; leave a defined state."""
-    ctx = coro._ctx
-    g = coro._g
-    if ctx._state is RUNNING:
-        ctx._exc = None
-        if ctx._vars is not None:  # the body never started: created again
-            ctx._state = CREATED
-            coro._g = None
-            ctx._driver = None
-        elif g is None or g.dead:  # the worker died after the body started: it ended
-            ctx._state = DONE
-            coro._g = None
-        else:  # the switch never happened
-            ctx._state = SUSPENDED
-    elif ctx._state is DONE and g is not None and (g.dead or _worker.is_parked(g)):
-        lost = ctx._exc  # interrupted while taking the worker back (E1)
-        ctx._exc = None
-        coro._g = None
-        current = sys.exc_info()[1]
-        if lost is not None and current is not None and current.__context__ is None:
-            current.__context__ = lost
-
-
-def ended(coro: Coroutine[Any, Any, Any], out: Any) -> bool:
-    """Rule E1: the body ended; take its worker back and raise what it raised."""
-    ctx = coro._ctx
-    if ctx._state is not DONE:
-        raise internal_error(
-            f"the body's greenlet switched to its driver without yielding (got {out!r}); "
-            "another greenlet library switched to this driver"
-        )
-    g = coro._g
-    if out is not ABANDONED:  # else the body yielded while stopping: keep it until collected
-        coro._g = None
-        ctx._driver = None
-        if out is _worker.PARKED:
-            _worker.release(g)  # type: ignore[arg-type]
-    exc = ctx._exc
-    if exc is not None:
-        ctx._exc = None
-        try:
-            raise exc
-        finally:
-            del exc
-    return False
-
-
 def restore(ctx: Context[Any, Any], *, done: bool, sent: Any = NOTHING, result: Any = None) -> None:
     """Load a restored durable state into the created `ctx` (for `Unmarshal`)."""
     ctx._recv = None
@@ -540,30 +374,6 @@ def restore(ctx: Context[Any, Any], *, done: bool, sent: Any = NOTHING, result: 
         ctx._result = result if coro is not None and coro._with_return else None
         ctx._vars = None
         ctx._state = DONE
-
-
-# -- the compiled protocol -------------------------------------------------------------------
-
-py_resume = resume
-"""The reference `resume`; `_speedups.resume` (the same rules, compiled) replaces it below
-when the extension is loaded, and calls back into `adopt`, `recover` and `ended`."""
-if _accel.speedups is not None:
-    resume = _accel.speedups.resume
-else:  # pure Python: `start` runs `resume`'s statements in its own frame (see `_inline`)
-    start = _inline.inline(resume, start)
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def user_site() -> str | None:
-    """ "file:line" of the innermost frame outside this package (where the user's yield is)."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back  # type: ignore[assignment]
-    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def foreign_yield() -> NotInCoroutineError:

@@ -1,49 +1,33 @@
-"""The coroutine object: creation, and the driver's operations.
+"""The coroutine object and the driver's operations on it (`_new` makes it).
 
-Every operation that runs the body goes through the switch protocol of `_context` (`start`,
-`resume`); what an operation does in each state, and each refusal's words, come from the
-table in `_lifecycle`. Every driving operation refuses, before it changes anything, a
-coroutine of another thread or one that is running.
+Every operation that runs the body goes through the driver's side of the switch protocol
+(`_driver.start`, `_driver.resume`); what an operation does in each state, and each
+refusal's words, come from the table in `_lifecycle`. Every driving operation refuses,
+before it changes anything, a coroutine of another thread or one that is running.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import functools
 import gc
-import inspect
 import sys
 import threading
 import traceback
 from _thread import get_ident
 from collections.abc import Callable
-from contextvars import copy_context
-from types import FunctionType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, SupportsIndex, TypeVar
 
 from greenlet import error as greenlet_error
 from greenlet import getcurrent, greenlet
 
-from . import _accel, _context, _inline, _lifecycle, _worker
-from ._context import (
-    CREATED,
-    DONE,
-    NOTHING,
-    RUNNING,
-    SUSPENDED,
-    Context,
-    new_context,
-    resume,
-    start,
-)
-from ._errors import CoroutineExit, ResumeError, YieldTypeError
-from ._signature import Signature, signature
+from . import _lifecycle
+from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context
+from ._driver import resume, start
+from ._errors import CoroutineExit, ResumeError, YieldTypeError, not_copyable
+from ._signature import Signature
 from ._typecheck import describe
-from ._yield import type_params
-from .durable import _attach as _durable
 
-__all__ = ["Coroutine", "New", "NewWithReturn", "bad_send"]
+__all__ = ["Coroutine", "bad_send", "not_a_coroutine", "not_callable"]
 
 R = TypeVar("R")
 S = TypeVar("S")
@@ -255,6 +239,9 @@ class Coroutine(Generic[R, S, T]):
         entry = f"{module}.{name}" if name and module else repr(fn)
         return f"<Coroutine{self._ctx._sig} {entry} status={self.status!r}>"
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise not_copyable("Coroutine")  # pickle, and copy.copy and copy.deepcopy through it
+
     def __del__(self) -> None:
         # Unwind an abandoned suspended body like a generator's; an exception raised while
         # unwinding escapes __del__, which Python reports through sys.unraisablehook.
@@ -369,181 +356,19 @@ def bad_send(value: object, sig: Signature) -> YieldTypeError:
     )
 
 
-def _create(
-    sig: Signature,
-    with_return: bool,
-    fn: Callable[[], Any],
-    /,
-    *,
-    durable: bool | None = None,
-    version: str | None = None,
-) -> Coroutine[Any, Any, Any]:
-    code = fn.__code__ if type(fn) is FunctionType else None
-    if code is None or code.co_argcount or code.co_kwonlyargcount:  # else it would pass: no call
-        _check_entry(fn, with_return)
-    coro: Coroutine[Any, Any, Any] = object.__new__(Coroutine)
-    coro._g = None  # first: __del__ reads it
-    coro._fn = coro._body = fn
-    coro._with_return = with_return
-    ctx = coro._ctx = new_context(sig, coro, copy_context())
-    if durable or (durable is None and (_durable.DURABLE or version is not None)):
-        ctx._durable, coro._body = _durable.attach(
-            fn, sig, explicit=bool(durable) or version is not None, version=version
-        )
-    return coro
-
-
-def _check_entry(fn: Callable[[], Any], with_return: bool) -> None:
-    """Refuse, at creation, a body that is not a function of no arguments.
-
-    Only plain functions and partials of them are looked into (a code object's counts, so
-    it costs next to nothing); other callables are trusted.
-    """
-    kind = "NewWithReturn" if with_return else "New"
-    if type(fn) is FunctionType:
-        code = fn.__code__
-        needs = code.co_argcount - len(fn.__defaults__ or ())
-        needs += code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
-        if needs <= 0:
-            return
-    elif type(fn) is functools.partial:
-        try:
-            inspect.signature(fn).bind()
-            return
-        except TypeError:  # it needs arguments
-            pass
-        except ValueError:  # no signature to read (a builtin): trust it
-            return
-    elif callable(fn):
-        return
-    what = "not callable" if not callable(fn) else "a function that needs arguments"
-    raise TypeError(
-        f"{kind} takes the body as a function of no arguments, got {fn!r} ({what}); write "
-        f"{kind}[R, S](fn), or wrap arguments with functools.partial or a lambda"
+def not_a_coroutine(op: str, got: object) -> TypeError:
+    """The error for a driver `op` ("Run", ...) given `got`, which is not a coroutine."""
+    hint = (
+        "to run a function as a coroutine's body, pass New[R, S](fn) rather than fn"
+        if callable(got)
+        else "pass the object New[R, S](fn) or NewWithReturn[R, S](fn) returned"
     )
+    return TypeError(f"{op} takes a coroutine, got {got!r} of type {type(got).__name__}; {hint}")
 
 
-_ANY = signature(Any, Any)
-_factories: dict[tuple[object, bool], Callable[..., Coroutine[Any, Any, Any]]] = {}
-
-
-def _factory(item: Any, with_return: bool, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
-    try:
-        return _factories[item, with_return]
-    except (KeyError, TypeError):
-        pass
-    made = functools.partial(_create, signature(*type_params(item, name)), with_return)
-    with contextlib.suppress(TypeError):  # unhashable type forms are not cached
-        _factories[item, with_return] = made
-    return made
-
-
-class New(Coroutine[R, S, None]):
-    """``New[R, S](fn)``: a coroutine that will run `fn()` as its body; nothing runs yet.
-
-    `fn` may call ``Yield[R, S](v)`` anywhere down its call stack. Its return value is
-    ignored (see `NewWithReturn`). ``New(fn)`` is ``New[Any, Any](fn)``.
-
-    Args:
-        fn: the body, a function of no arguments.
-        durable: record the coroutine so it can be marshalled (see docs/durable.md); None
-            means the `coroutine.Durable` default.
-        version: the durable program version the state records (implies durable).
-
-    Raises:
-        TypeError: `fn` is not a function of no arguments.
-        NotDurableError: ``durable=True`` and `fn` cannot be recorded.
-    """
-
-    __slots__ = ()
-
-    def __class_getitem__(cls, item: Any) -> Any:
-        return _factory(item, False, "New")
-
-    def __new__(
-        cls,
-        fn: Callable[[], object],
-        /,
-        *,
-        durable: bool | None = None,
-        version: str | None = None,
-    ) -> Any:
-        return _create(_ANY, False, fn, durable=durable, version=version)
-
-
-class NewWithReturn(Coroutine[R, S, T]):
-    """``NewWithReturn[R, S](fn)``: like `New`, and `Result()` is `fn`'s return value.
-
-    Raises:
-        TypeError: `fn` is not a function of no arguments.
-        NotDurableError: ``durable=True`` and `fn` cannot be recorded.
-    """
-
-    __slots__ = ()
-
-    def __class_getitem__(cls, item: Any) -> Any:
-        return _factory(item, True, "NewWithReturn")
-
-    def __new__(
-        cls,
-        fn: Callable[[], T],
-        /,
-        *,
-        durable: bool | None = None,
-        version: str | None = None,
-    ) -> Any:
-        return _create(_ANY, True, fn, durable=durable, version=version)
-
-
-# -- the compiled protocol --------------------------------------------------------------------
-
-py_create = _create
-"""The reference `_create`; with the extension loaded, `_speedups.create` replaces it (it
-calls back into this one for a durable coroutine and into `_check_entry` for a refusal), and
-`Next`, `Recv`, `Send`, `__next__` and `send` above are replaced by their compiled forms."""
-PURE_METHODS = {
-    name: Coroutine.__dict__[name]
-    for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
-}
-"""The reference methods, as written above (tests compare them with the compiled ones);
-in pure Python, the hot ones run with the driver primitive inlined (see `_inline`)."""
-if _accel.speedups is None:  # pure Python: the primitives inlined where they are hot
-    _create = py_create = _inline.inline(new_context, _create)
-    for _name in ("Next", "__next__", "send"):
-        PURE_METHODS[_name] = _inline.inline(_context.py_resume, PURE_METHODS[_name])
-        setattr(Coroutine, _name, PURE_METHODS[_name])
-    Coroutine._advance = _inline.inline(start, Coroutine._advance)  # type: ignore[method-assign]
-else:
-    _accel.speedups.setup(
-        {
-            "CREATED": CREATED,
-            "SUSPENDED": SUSPENDED,
-            "RUNNING": RUNNING,
-            "DONE": DONE,
-            "NOTHING": NOTHING,
-            "THROWN": _context.THROWN,
-            "ABANDONED": _context.ABANDONED,
-            "PARKED": _worker.PARKED,
-            "CURRENT": _context.CURRENT,
-            "recover": _context.recover,
-            "ended": _context.ended,
-            "adopt": _context.adopt,
-            "signalled": _context.signalled,
-            "killed": _context.killed,
-            "resume": _context.py_resume,
-            "create": py_create,
-            "del": PURE_METHODS["__del__"],
-            "check_entry": _check_entry,
-            "acquire": _worker.acquire,
-            "bad_send": bad_send,
-            "durable": _durable,
-            "local": _worker._local,
-            "POOL_CAP": _worker.POOL_CAP,
-            "Coroutine": Coroutine,
-            "Context": Context,
-            "Signature": Signature,
-            "Signal": _context._Signal,
-            "worker_main": _worker._worker_main,
-        }
+def not_callable(op: str, got: object) -> TypeError:
+    """The error for a driver `op` given a callback `got` that cannot be called."""
+    return TypeError(
+        f"{op} takes a callback that answers each yielded value, got {got!r} of type "
+        f"{type(got).__name__}, which is not callable; write {op}(coro, lambda value: ...)"
     )
-    _create = _accel.speedups.create

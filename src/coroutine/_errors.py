@@ -7,6 +7,8 @@ nobody has to parse a message.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 __all__ = [
@@ -65,12 +67,13 @@ class ResumeError(CoroutineError, RuntimeError):
 
 
 class StoppedError(CoroutineError):
-    """`Run` or `RunAsync` finished a body that was stopped before it returned.
+    """`Run` drove a body that was stopped before it returned, so there is no result.
 
-    A stop (`Stop`, `close`, or the callback stopping the coroutine) unwinds the body, so
-    there is no return value to give back; `Run` is typed as returning ``T`` and raises this
-    instead of returning None. Drive Go-style (`Next`, then `Result()`, which stays
-    ``T | None``) where a stop is an expected outcome.
+    A stop (`Stop`, `close`, a `throw` into a coroutine that never started, or `Run`'s
+    callback stopping the coroutine) unwinds the body, which then has no return value;
+    `Run` is typed as returning ``T`` and raises this instead of returning None, once the
+    body is unwound (the coroutine is done). Drive Go-style (`Next`, then `Result()`, which
+    stays ``T | None``) where a stop is an expected outcome.
     """
 
 
@@ -91,9 +94,32 @@ class CoroutineExit(BaseException):
     """
 
 
+def not_copyable(kind: str) -> TypeError:
+    """The error for pickling or copying a `kind` ("Coroutine" or "Context"): a body
+    suspended on a greenlet's stack can be neither saved nor shared."""
+    return TypeError(
+        f"cannot pickle or copy a {kind}: a coroutine's body runs on a greenlet's stack, "
+        "which can be neither saved nor copied; to save or duplicate a durable coroutine, "
+        "take state = coro.Context().Marshal() and restore it with "
+        "New[R, S](fn, durable=True).Context().Unmarshal(state)"
+    )
+
+
 def internal_error(what: str) -> CoroutineError:
     """An error that can only come from a bug in this library."""
     return CoroutineError(
         f"internal error in coroutine: {what}. This is a bug in the library; please "
         "report it with this traceback"
     )
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_site() -> str | None:
+    """``"file:line"`` of the innermost frame outside this package (where the user's yield
+    is), for the `site` of an error; None if every frame is the library's."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"

@@ -67,7 +67,7 @@ TABLE: dict[str, dict[str, Move]] = {
         "close": Move("unwinds it", "None", "done"),
         "send": Move("unwinds it", "StopIteration", "done"),
         "next": Move("unwinds it", "StopIteration", "done"),
-        "Run": Move("unwinds it", "None", "done"),
+        "Run": Move("unwinds it; raises StoppedError: no result to return", "StoppedError", "done"),
     },
     "running": {
         "Next": _BUSY_RUNNING,
@@ -97,7 +97,7 @@ TABLE: dict[str, dict[str, Move]] = {
         "close": Move("nothing", "None", "done"),
         "send": Move("raises StopIteration(Result())", "StopIteration", "done"),
         "next": Move("raises StopIteration(Result())", "StopIteration", "done"),
-        "Run": Move("returns Result()", "None", "done"),
+        "Run": Move("returns Result() (StoppedError if it was stopped)", "None", "done"),
     },
     "restored": {
         "Next": Move("replays to the recorded yield, then runs live", "True", "suspended"),

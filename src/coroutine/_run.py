@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from greenlet import getcurrent
 
-from . import _inline
-from ._accel import speedups
-from ._context import NOTHING, SUSPENDED, py_resume, resume
-from ._coroutine import Coroutine, bad_send
+from ._context import NOTHING, SUSPENDED
+from ._coroutine import Coroutine, bad_send, not_a_coroutine, not_callable
+from ._driver import resume
+from ._errors import StoppedError
 
-__all__ = ["Run"]
+__all__ = ["Run", "refused", "stopped"]
 
 R = TypeVar("R")
 S = TypeVar("S")
 T = TypeVar("T")
 
 
-def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
+def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
     """Drive `coro` to its end, sending back `fn(v)` for each value `v` it yields.
 
     Starts from the coroutine's current position: a value received before `Run` is not
-    passed to `fn`, and a pending `Send` is delivered. Returns `coro.Result()`. `fn` may call
-    ``coro.Stop()``; the body is then unwound and `Run` returns.
+    passed to `fn`, and a pending `Send` is delivered. Returns what the body returned
+    (`coro.Result()`: for a `New` coroutine, None). `fn` may call ``coro.Stop()``: the body
+    is then unwound, and having no result to return, `Run` raises `StoppedError`.
 
     If `fn` raises an `Exception`, it is raised in the body at its `Yield` (as `throw`
     does), so the code that asked can handle it:
@@ -41,16 +42,23 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
     -1
 
     Raises:
+        StoppedError: the body was stopped before it returned (by `fn`, or by a `Stop`,
+            `close` or `throw` before `Run`), so there is no result; the coroutine is done.
         YieldTypeError: `fn` returned a value that is not an `S` (raised at the yield too).
         BaseException: what the body raised (an exception from `fn` it did not handle
             included); or, for a `BaseException` from `fn` that is not an `Exception`
             (KeyboardInterrupt, SystemExit), that exception once the body is unwound.
         ResumeError: see `Coroutine.Next`.
+        TypeError: `coro` is not a coroutine, or `fn` is not callable (nothing runs).
     """
-    if _run is not None:
-        return _run(coro, fn)  # type: ignore[no-any-return]
+    if compiled is not None:
+        return compiled(coro, fn)  # type: ignore[no-any-return]
+    if not isinstance(coro, Coroutine) or not callable(fn):
+        raise refused(coro, fn)
     ctx = coro._ctx
     if not coro.Next():  # checks the thread, and delivers a pending Send
+        if ctx._stopping:
+            raise stopped(coro)
         return ctx._result  # type: ignore[no-any-return]
     check = ctx._sig.check_s
     driver = getcurrent()
@@ -72,10 +80,28 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T | None:
             else:  # fn stopped the coroutine, or drove it (maybe to its end) itself
                 going = ctx._state is SUSPENDED and coro._advance("Next", sent)
         if not going:
+            if ctx._stopping:
+                raise stopped(coro)
             return ctx._result  # type: ignore[no-any-return]
 
 
-_run = None if speedups is None else speedups.run
-"""The loop above, compiled (`_speedups.run`), when the extension is loaded."""
-if speedups is None:  # pure Python: the loop runs `resume`'s statements itself (see `_inline`)
-    Run = _inline.inline(py_resume, Run)
+def refused(coro: object, fn: object) -> TypeError:
+    """Why `Run(coro, fn)` refuses to start: `coro` is not a coroutine, or `fn` is not
+    callable (the compiled loop calls this too, for the same words)."""
+    if not isinstance(coro, Coroutine):
+        return not_a_coroutine("Run", coro)
+    return not_callable("Run", fn)
+
+
+def stopped(coro: Coroutine[Any, Any, Any]) -> StoppedError:
+    """The error for `Run` ending `coro`, whose body was stopped before it returned (the
+    compiled loop calls this too)."""
+    return StoppedError(
+        f"Run: the body of {coro!r} was stopped before it returned, so there is no result "
+        "to return; where a stop is expected, catch StoppedError, or drive the coroutine "
+        "with Next and read Result() (None when it was stopped)"
+    )
+
+
+compiled: Callable[[Any, Any], Any] | None = None
+"""The loop above, compiled (`_speedups.run`), when `_accel` has loaded the extension."""

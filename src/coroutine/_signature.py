@@ -12,9 +12,9 @@ import threading
 from typing import Any, NamedTuple
 
 from . import _typecheck as tc
-from ._errors import YieldTypeError
+from ._errors import YieldTypeError, user_site
 
-__all__ = ["TYPECHECK", "Rule", "Signature", "signature"]
+__all__ = ["TYPECHECK", "Rule", "Signature", "bad_value", "signature", "type_params"]
 
 TYPECHECK: bool = os.environ.get("COROUTINE_TYPECHECK", "1") != "0"
 """False iff COROUTINE_TYPECHECK=0 was set at import: value checks off, pair checks kept."""
@@ -118,3 +118,28 @@ def signature(r: Any, s: Any) -> Signature:
         return sig
     except TypeError:
         return Signature(r, s)
+
+
+def type_params(item: object, name: str) -> tuple[Any, Any]:
+    """The `(R, S)` of a subscription `name[R, S]`; TypeError saying how to write it."""
+    if not isinstance(item, tuple) or len(item) != 2:
+        raise TypeError(
+            f"{name} takes two type arguments, the yielded and the sent type: "
+            f"{name}[R, S] (got {name}[{tc.describe(item)}]); write {name}[int, Any] for example"
+        )
+    return item[0], item[1]
+
+
+def bad_value(value: object, site: Signature, coro: Signature) -> YieldTypeError:
+    """The error for yielding `value` at a site of `site` in a coroutine of `coro`."""
+    expected = coro.r if tc.is_any_form(site.r) else site.r
+    where = user_site()
+    loc = f" at {where}" if where else ""
+    return YieldTypeError(
+        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which does not "
+        f"match {tc.describe(expected)} (the coroutine is {coro}); yield a value of type "
+        f"{tc.describe(expected)}, or widen the declared types",
+        expected=expected,
+        got=value,
+        site=where,
+    )

@@ -1,5 +1,8 @@
 """Worker greenlets: what runs a coroutine's body, and a per-thread pool of idle ones.
 
+`run_body` runs one body to its end, in its worker (rule B3 of `_context`); `_worker_main`
+calls it for each body a worker runs.
+
 Starting a fresh greenlet costs about 10 µs on Python 3.11+ (each gets its own data-stack
 chunk), against about 1 µs to wake a parked one. So a worker that finishes a body does not
 die: it parks, switching `PARKED` to its driver, and waits in its thread's pool for the next
@@ -30,14 +33,15 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _context
+from ._context import CURRENT, DONE, Context
+from ._errors import CoroutineExit
 
-__all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "is_parked", "release"]
+__all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "is_parked", "release", "run_body"]
 
 POOL_CAP = 64
 """Idle workers kept per thread: enough for schedulers that finish coroutines in bursts."""
 
-Task = tuple["_context.Context[Any, Any]", Callable[[], Any], bool]
+Task = tuple[Context[Any, Any], Callable[[], Any], bool]
 
 
 class _Parked:
@@ -62,7 +66,7 @@ def acquire() -> greenlet:
     pool: list[greenlet] | None = getattr(_local, "pool", None)
     if pool:
         return pool.pop()
-    if _context.CURRENT.get() is not None:
+    if CURRENT.get() is not None:
         return greenlet(_worker_once)  # first started inside a body: never pooled
     worker = greenlet(_worker_main)
     # Started here, to park at once: greenlet keeps the arguments of a greenlet's first
@@ -99,7 +103,7 @@ def _worker_main(task: Task | None = None) -> None:
     """A worker's life: run bodies until abandoned or dropped.
 
     Whatever escapes this function goes to the worker's parent, which the switch protocol
-    keeps equal to the driver that switched in (`_context`, rule D2): so an exception raised
+    keeps equal to the driver that switched in (`_driver`, rule D2): so an exception raised
     at any instruction here, the first included, lands in that driver's switch call.
 
     Started by `acquire` without a task, it parks at once (its parent is then `acquire`'s
@@ -113,7 +117,7 @@ def _worker_main(task: Task | None = None) -> None:
         except GreenletExit:
             return  # dropped before its first body
     while True:
-        driver = _context.run_body(*task)
+        driver = run_body(*task)
         del task  # a parked worker must not keep the finished body's entry or state alive
         if driver is None:
             return  # abandoned: this worker dies
@@ -136,4 +140,68 @@ def _worker_once(task: Task) -> Any:
     parent, the driver (rule D2), exactly as `_worker_main`'s switch would; the worker is dead
     by the time the driver sees it, so `release` does not pool it.
     """
-    return None if _context.run_body(*task) is None else PARKED
+    return None if run_body(*task) is None else PARKED
+
+
+# -- one body ---------------------------------------------------------------------------------
+
+
+def run_body(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> Any:
+    """Run one body to its end (B3); return the driver to park with, or None if abandoned."""
+    try:
+        ctx._vars = None  # started: from here on, a lost worker means a finished body
+        CURRENT.set(ctx)
+        result = fn()
+    except BaseException as exc:
+        if ctx._state is DONE:  # abandoned: it yielded while stopped, or it was collected
+            if isinstance(exc, CoroutineExit):
+                return None
+            raise  # greenlet reports it as unraisable
+        ctx._exc = _as_reported(ctx, exc)
+        ctx._exit = None
+        ctx._state = DONE
+        return ctx._driver
+    if ctx._state is DONE:
+        return None
+    if with_return and not ctx._stopping:
+        ctx._result = result
+    ctx._exit = None
+    ctx._state = DONE
+    return ctx._driver
+
+
+def _as_reported(ctx: Context[Any, Any], exc: BaseException) -> BaseException | None:
+    """What the driver raises for a body that raised `exc`, or None for a quiet end."""
+    if isinstance(exc, CoroutineExit) or _swallowed_exit(ctx._exit, exc):
+        return None
+    if isinstance(exc, (StopIteration, StopAsyncIteration)):  # PEP 479, as for generators
+        err = RuntimeError(f"coroutine body raised {type(exc).__name__}")
+        err.__cause__ = exc
+        return err
+    tb = exc.__traceback__  # drop the worker's frame, so the traceback starts in the body
+    return exc.with_traceback(tb.tb_next if tb is not None else None)
+
+
+def _swallowed_exit(exit: CoroutineExit | None, exc: BaseException) -> bool:
+    """Whether C code swallowed the stop's `exit` and raised `exc` instead.
+
+    sqlite3's user functions do this: the exit propagates out of the Python function that
+    sqlite3 called, and sqlite3 raises its own OperationalError, unchained, in the frame that
+    called sqlite3. So: `exc` is unchained, and the frame it was raised in is a strict
+    ancestor of the last frame the exit reached (a frame that caught the exit in Python is
+    that last frame itself). An error raised by a ``finally`` or ``except`` while the exit
+    propagates is chained to it, and propagates (SPEC §4.8).
+    """
+    if exit is None or exit.__traceback__ is None or exc.__traceback__ is None:
+        return False
+    if exc.__context__ is not None or exc.__cause__ is not None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = exit.__traceback__.tb_frame.f_back
+    while frame is not None:
+        if frame is tb.tb_frame:
+            return True
+        frame = frame.f_back
+    return False

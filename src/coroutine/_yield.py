@@ -1,10 +1,10 @@
 """`Yield`, `LoadContext` and `Current`: how code in a body finds its coroutine and yields.
 
 `Yield[R2, S2]` is a dict lookup that returns a function specialised to that site signature;
-the function applies the type rule and switches out through `_context.switch_out`, whose
-common case (a volatile coroutine that is not stopping) it inlines: this is the library's
-hot path. `tests/test_switch_protocol.py` compares the inlined statements with
-`switch_out`'s, so the copy cannot drift.
+the function applies the type rule and switches out through `_context.switch_out` (or, for a
+durable coroutine, through its durability hooks): this is the library's hot path. With the
+extension loaded, `_accel` puts compiled forms in place of `site_function` (a yield site that
+runs `switch_out`'s common case in C) and of the `Yield` table.
 """
 
 from __future__ import annotations
@@ -12,69 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from greenlet import GreenletExit, getcurrent
-
-from ._accel import speedups
-from ._context import (
-    CURRENT,
-    NOTHING,
-    RUNNING,
-    SUSPENDED,
-    Context,
-    _Signal,
-    foreign_yield,
-    killed,
-    signalled,
-    switch_out,
-    user_site,
-)
-from ._errors import NotInCoroutineError, ResumeError, YieldTypeError
-from ._signature import Rule, Signature, signature
-from ._typecheck import describe, is_any_form
+from ._context import CURRENT, Context, switch_out
+from ._errors import NotInCoroutineError, user_site
+from ._signature import Signature, bad_value, signature, type_params
 
 if TYPE_CHECKING:
     from ._coroutine import Coroutine
 
-__all__ = ["Current", "LoadContext", "Yield", "type_params", "yield_in"]
+__all__ = ["Current", "LoadContext", "Yield", "YieldTable", "make_yield", "site_function"]
 
 R = TypeVar("R")
 S = TypeVar("S")
 
 _current = CURRENT.get
-
-
-def yield_in(ctx: Context[Any, Any], value: object) -> Any:
-    """`Context.Yield`: yield `value` from `ctx`'s coroutine with its own types."""
-    if _current() is not ctx:
-        raise NotInCoroutineError(
-            f"Context.Yield called outside its own coroutine ({ctx!r}): a context can "
-            "only yield from inside the body it belongs to, on that body's thread"
-        )
-    rule = ctx._sig.self_rule
-    if rule.check is not None and not rule.check(value):
-        raise _bad_value(value, ctx._sig, ctx._sig)
-    return _yield_slow(ctx, value, rule)
-
-
-def _yield_slow(ctx: Context[Any, Any], value: object, rule: Rule) -> Any:
-    """A yield that the inlined copy does not handle: durable, or stopping."""
-    if ctx._durable is not None:
-        return ctx._durable.on_yield(ctx, value, rule)
-    return switch_out(ctx, value, rule)
-
-
-def _bad_value(value: object, site: Signature, coro: Signature) -> YieldTypeError:
-    expected = coro.r if is_any_form(site.r) else site.r
-    where = user_site()
-    loc = f" at {where}" if where else ""
-    return YieldTypeError(
-        f"Yield{site}{loc} got {value!r} of type {type(value).__name__}, which does not "
-        f"match {describe(expected)} (the coroutine is {coro}); yield a value of type "
-        f"{describe(expected)}, or widen the declared types",
-        expected=expected,
-        got=value,
-        site=where,
-    )
 
 
 def _not_in_coroutine(what: str) -> NotInCoroutineError:
@@ -84,12 +34,11 @@ def _not_in_coroutine(what: str) -> NotInCoroutineError:
     )
 
 
-def _make_yield(site: Signature) -> Callable[[Any], Any]:
+def make_yield(site: Signature) -> Callable[[Any], Any]:
     """The function `Yield[R2, S2]` stands for, specialised to one site signature."""
     self_rule = site.self_rule
     self_check = self_rule.check
     rules = site.rules
-    _getcurrent = getcurrent
 
     def yield_(value: Any, /) -> Any:
         ctx = _current()
@@ -103,61 +52,21 @@ def _make_yield(site: Signature) -> Callable[[Any], Any]:
             rule = rules.get(sig) or site.rule_in(sig, user_site())
             check = rule.check
         if check is not None and not check(value):
-            raise _bad_value(value, site, sig)
-        if ctx._stopping or ctx._durable is not None:
-            return _yield_slow(ctx, value, rule)
-        # -- switch_out(ctx, value, rule), inlined (checked against it by a test) --
-        if id(_getcurrent()) != ctx._gid:
-            raise foreign_yield()
-        if ctx._state is not RUNNING:
-            raise ResumeError("cannot yield from a coroutine that has been stopped")
-        recv = ctx._recv
-        try:
-            ctx._recv = value
-            ctx._sent = NOTHING
-            ctx._state = SUSPENDED
-            sent = ctx._driver.switch(value)  # type: ignore[union-attr]
-        except BaseException as exc:
-            if isinstance(exc, GreenletExit):
-                raise killed(ctx) from None
-            if ctx._state is SUSPENDED:
-                ctx._state = RUNNING
-                ctx._recv = recv
-            raise
-        if type(sent) is _Signal:
-            return signalled(ctx, sent, rule)
-        return sent
+            raise bad_value(value, site, sig)
+        if ctx._durable is not None:
+            return ctx._durable.on_yield(ctx, value, rule)
+        return switch_out(ctx, value, rule)
 
     yield_.__qualname__ = yield_.__name__ = f"Yield{site}"
     return yield_
 
 
-def type_params(item: object, name: str) -> tuple[Any, Any]:
-    """The `(R, S)` of a subscription `name[R, S]`; TypeError saying how to write it."""
-    if not isinstance(item, tuple) or len(item) != 2:
-        raise TypeError(
-            f"{name} takes two type arguments, the yielded and the sent type: "
-            f"{name}[R, S] (got {name}[{describe(item)}]); write {name}[int, Any] for example"
-        )
-    return item[0], item[1]
+site_function: Callable[[Signature], Callable[[Any], Any]] = make_yield
+"""The function behind `Yield[R2, S2]` for a site signature: `make_yield`, or with the
+extension loaded, a compiled yield site in front of it (set by `_accel`)."""
 
 
-def _site_function(site: Signature) -> Callable[[Any], Any]:
-    """`_make_yield(site)`, compiled when the extension is loaded: the compiled function
-    runs the common case (B1, B2 as in `switch_out`) and calls the Python one for the rest."""
-    fn = _make_yield(site)
-    if speedups is None:
-        return fn
-    return speedups.YieldSite(site, site.r, site.self_rule, fn, fn.__qualname__)  # type: ignore[no-any-return]
-
-
-if TYPE_CHECKING or speedups is None:
-    _Table = dict
-else:  # a dict that answers a repeated `Yield[R, S]` by identity, before hashing the pair
-    _Table = speedups.YieldTable
-
-
-class _YieldTable(_Table[Any, Callable[[Any], Any]]):
+class YieldTable(dict[Any, Callable[[Any], Any]]):
     """``Yield[R, S](value)``: suspend the innermost active coroutine, handing it `value`.
 
     Returns what the driver sends back (an `S`). The active coroutine is found through a
@@ -186,7 +95,7 @@ class _YieldTable(_Table[Any, Callable[[Any], Any]]):
 
     def __missing__(self, item: Any) -> Callable[[Any], Any]:
         r, s = type_params(item, "Yield")
-        fn = self[item] = _site_function(signature(r, s))
+        fn = self[item] = site_function(signature(r, s))
         return fn
 
     def __call__(self, value: Any, /) -> Any:
@@ -199,9 +108,9 @@ class _YieldTable(_Table[Any, Callable[[Any], Any]]):
 # Yield is a dict from type pairs to specialised yield functions, not a class: `Yield[R, S]`
 # runs on every yield, and a dict subscription costs half a `__class_getitem__` call.
 # Type checkers read it as the generic class declared in stubs/.
-Yield = _YieldTable()
+Yield = YieldTable()
 
-_yield_any = _make_yield(signature(Any, Any))
+_yield_any = make_yield(signature(Any, Any))
 
 
 class LoadContext(Generic[R, S]):

@@ -1,4 +1,4 @@
-/* The driver's side of the switch protocol: _context.start, resume and ended (rule E1), and
+/* The driver's side of the switch protocol: _driver.start, resume and ended (rule E1), and
  * _worker.acquire and release (a per-thread pool of parked worker greenlets). */
 
 #include "speedups.h"
@@ -114,7 +114,7 @@ acquire_worker(void)
     return (PyObject *)PyGreenlet_New(py_worker_main, NULL);
 }
 
-/* _context.ended (rule E1): 0 (the body ended quietly), or -1 with what it raised. */
+/* _driver.ended (rule E1): 0 (the body ended quietly), or -1 with what it raised. */
 static int
 ended(PyObject *coro, PyObject *ctx, PyObject *out)
 {
@@ -158,7 +158,7 @@ yielded_or_ended(PyObject *coro, PyObject *ctx, PyObject *out)
     return r;
 }
 
-/* _context.resume: 1 (yielded again), 0 (ended), -1 (raised). `exc` and `driver` may be NULL. */
+/* _driver.resume: 1 (yielded again), 0 (ended), -1 (raised). `exc` and `driver` may be NULL. */
 int
 resume_body(PyObject *coro, PyObject *value, PyObject *exc, PyObject *driver)
 {
@@ -288,7 +288,7 @@ start_worker(PyObject *g, PyObject *task)
     return out;
 }
 
-/* _context.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
+/* _driver.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
 int
 start_body(PyObject *coro, PyObject *ctx)
 {

@@ -14,8 +14,9 @@ PyObject *CURRENT;
 PyTypeObject *SignalType, *CoroType, *CtxType;
 PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
+PyObject *py_run_refused, *py_run_stopped;
 PyObject *py_worker_main;
-PyObject *durable_module;
+PyObject *create_flags;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
 PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
@@ -74,7 +75,8 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "signalled", &py_signalled) || take(ns, "killed", &py_killed)
         || take(ns, "del", &py_del) || take(ns, "create", &py_create) || take(ns, "check_entry", &py_check_entry)
         || take(ns, "acquire", &py_acquire) || take(ns, "bad_send", &py_bad_send)
-        || take(ns, "resume", &py_resume) || take(ns, "durable", &durable_module)
+        || take(ns, "run_refused", &py_run_refused) || take(ns, "run_stopped", &py_run_stopped)
+        || take(ns, "resume", &py_resume) || take(ns, "flags", &create_flags)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)
         || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap)
@@ -82,7 +84,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
         || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)
-        || !PyModule_Check(durable_module)) {
+        || !PyDict_Check(create_flags)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }
@@ -134,10 +136,10 @@ fail:
 static PyMethodDef module_methods[] = {
     {"setup", mod_setup, METH_O, "Bind to the Python runtime's objects; install the methods."},
     {"resume", (PyCFunction)(void (*)(void))mod_resume, METH_FASTCALL,
-     "_context.resume, compiled."},
+     "_driver.resume, compiled."},
     {"run", (PyCFunction)(void (*)(void))mod_run, METH_FASTCALL, "_run.Run's loop, compiled."},
     {"create", (PyCFunction)(void (*)(void))mod_create, METH_FASTCALL | METH_KEYWORDS,
-     "_coroutine._create, compiled."},
+     "_new.create, compiled."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
-/* The module functions the Python side calls: _context.resume, _run.Run's loop, and
- * _coroutine._create (the Coroutine and its Context built slot by slot). */
+/* The module functions the Python side calls: _driver.resume, _run.Run's loop, and
+ * _new.create (the Coroutine and its Context built slot by slot). */
 
 #include "speedups.h"
 
@@ -28,9 +28,13 @@ mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (!check_ready())
         return NULL;
     PyObject *coro = args[0], *fn = args[1];
-    if (!PyObject_TypeCheck(coro, CoroType)) { /* as the Python Run: it reads coro._ctx */
-        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_ctx'",
-                     Py_TYPE(coro)->tp_name);
+    if (!PyObject_TypeCheck(coro, CoroType) || !PyCallable_Check(fn)) { /* refused */
+        PyObject *a[2] = {coro, fn};
+        PyObject *err = PyObject_Vectorcall(py_run_refused, a, 2, NULL);
+        if (err != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+            Py_DECREF(err);
+        }
         return NULL;
     }
     PyObject *ctx = get_slot(coro, k_ctx, "_ctx");
@@ -109,7 +113,14 @@ mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             break;
     }
 done:
-    if (going == 0)
+    if (going == 0 && SLOT(ctx, c_stopping) == Py_True) { /* stopped: no result */
+        PyObject *err = PyObject_CallOneArg(py_run_stopped, coro);
+        if (err != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+            Py_DECREF(err);
+        }
+    }
+    else if (going == 0)
         result = Py_NewRef(SLOT(ctx, c_result));
     Py_XDECREF(check);
     Py_XDECREF(form);
@@ -137,7 +148,7 @@ thread_ident(void)
     return Py_NewRef(last);
 }
 
-/* _coroutine._create(sig, with_return, fn, /, *, durable=None, version=None) */
+/* _new.create(sig, with_return, fn, /, *, durable=None, version=None) */
 PyObject *
 mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -150,9 +161,9 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
             if (args[nargs + i] != Py_None)
                 goto slow;
     }
-    /* _durable.DURABLE, read in the module's dict (no attribute protocol; if it is not
-     * there, the Python function reads it as Python does) */
-    PyObject *flag = PyDict_GetItemWithError(PyModule_GetDict(durable_module), s_DURABLE);
+    /* _new.DURABLE, read in the module's dict (no attribute protocol; if it is not there,
+     * the Python function reads it as Python does) */
+    PyObject *flag = PyDict_GetItemWithError(create_flags, s_DURABLE);
     int durable = flag == NULL ? -1 : PyObject_IsTrue(flag);
     if (durable != 0) {
         PyErr_Clear(); /* (if it raised, the Python function raises it again) */

@@ -1,12 +1,13 @@
 /* coroutine._speedups: the switch protocol's hot paths, compiled.
  *
  * Theory of operation. This extension is an optional accelerator, not a second
- * implementation: `_context.py`, `_yield.py`, `_coroutine.py` and `_run.py` stay the
- * reference, and every function here is a statement-for-statement translation of the common
- * case of one of them, reading and writing the same `__slots__` of the same Python objects (at
- * the offsets their member descriptors give). Anything rare -- a refusal, a stop, a durable
- * coroutine, an error to build, `recover`, the slow path of `_advance` -- calls back into the
- * Python function that is the reference. The numbered rules of `_context`'s docstring hold
+ * implementation: `_context.py`, `_worker.py`, `_driver.py`, `_yield.py`, `_coroutine.py`,
+ * `_new.py` and `_run.py` stay the reference (`_accel.py` wires this in), and every function
+ * here is a statement-for-statement translation of the common case of one of them, reading
+ * and writing the same `__slots__` of the same Python objects (at the offsets their member
+ * descriptors give). Anything rare -- a refusal, a stop, a durable coroutine, an error to
+ * build, `recover`, the slow path of `_advance` -- calls back into the Python function that
+ * is the reference. The numbered rules of `_context`'s docstring hold
  * here as there:
  *
  *   D1  `resume` refuses through the Python `adopt` before it writes anything.
@@ -73,8 +74,10 @@ extern PyObject *CURRENT; /* the ContextVar */
 extern PyTypeObject *SignalType, *CoroType, *CtxType;
 extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
+extern PyObject *py_run_refused; /* _run.refused: the TypeError for Run's arguments */
+extern PyObject *py_run_stopped; /* _run.stopped: the StoppedError for a stopped body */
 extern PyObject *py_worker_main; /* _worker._worker_main, what a new worker runs */
-extern PyObject *durable_module; /* _durable, for its DURABLE flag */
+extern PyObject *create_flags;   /* _new's dictionary, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
 extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;

@@ -1,4 +1,4 @@
-/* The yield site: `Yield[R, S]` as the compiled form of _yield._make_yield's function.
+/* The yield site: `Yield[R, S]` as the compiled form of _yield.make_yield's function.
  * The yield's half of the switch protocol (rules B1, B2). */
 
 #include "speedups.h"
@@ -236,5 +236,5 @@ PyTypeObject YieldSiteType = {
     .tp_clear = (inquiry)YieldSite_clear,
     .tp_repr = (reprfunc)YieldSite_repr,
     .tp_members = YieldSite_members,
-    .tp_doc = "The compiled yield function of one `Yield[R, S]` site (see _yield._make_yield).",
+    .tp_doc = "The compiled yield function of one `Yield[R, S]` site (see _yield.make_yield).",
 };

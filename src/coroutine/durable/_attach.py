@@ -1,17 +1,18 @@
-"""Durable coroutines: what the core attaches, and the helpers bodies call.
+"""Durable coroutines: what the core attaches, and what bodies call.
 
 The layer: `_entry` (how another process finds a body; its fingerprint), `_recorder` (the
 recorder, its one `phase`, and the replay), `_state` (the bytes of a state: frames, MAC,
 header, position), `_log` (the events, read lazily; recorded exceptions), `_core`
-(the only code that touches the core's internals) and this façade, which the core imports:
-`attach` makes a coroutine durable (its body `wrap`-ped), `DURABLE` is the default of
-``durable=``, and bodies call `SideEffect` and `Patched`. The public tools (`inspect`,
-`configure`, `ContinueAsNew`, `replay_elsewhere`) live in `coroutine.durable`.
+(the only code that touches the core's internals) and this façade. The core does not import
+the layer: `coroutine._durability.attach`, the core's hook, imports this module when the first
+durable coroutine is made and calls `attach`, which makes a coroutine durable (its body
+`wrap`-ped, its `Durability` a `Recorder`); `coroutine.SideEffect` and `coroutine.Patched`
+call `side_effect` and `patched` once it is loaded. The public tools (`inspect`, `configure`,
+`ContinueAsNew`, `replay_elsewhere`) live in `coroutine.durable`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -26,12 +27,9 @@ from ._log import E, P, X
 from ._recorder import DIVERGED, LIVE, REPLAYING, Recorder
 from ._state import FORMAT_VERSION
 
-__all__ = ["DURABLE", "FORMAT_VERSION", "Patched", "SideEffect", "attach"]
+__all__ = ["FORMAT_VERSION", "attach", "patched", "side_effect"]
 
 T = TypeVar("T")
-
-DURABLE: bool = os.environ.get("COROUTINE_DURABLE", "") == "1"
-"""The default of ``durable=``: True iff COROUTINE_DURABLE=1 was set at import."""
 
 
 # The durable recorders whose bodies enclose the running code, outermost first. Set by each
@@ -144,41 +142,8 @@ class _Refused:
 # -- what bodies call ----------------------------------------------------------------------------
 
 
-def SideEffect(fn: Callable[[], T], /) -> T:
-    """Run `fn()` once in a durable coroutine's life, and return its result.
-
-    The result (or the exception `fn` raised) is recorded; when the coroutine is rebuilt by
-    replay, `SideEffect` returns (or raises) the recorded outcome instead of calling `fn`
-    again. Use it for what the body may not compute twice: the time, random numbers, ids,
-    reads and writes of the outside world. Outside a durable coroutine it just calls `fn`.
-
-    "Once" holds across a `Marshal`: an effect run after the last `Marshal` that was saved
-    runs again if the process dies before the next one, as with any durable workflow;
-    make such effects idempotent. `fn` may not `Yield` (its yields could not be replayed).
-
-    In a module (durable entries must be module-level functions):
-
-    .. code-block:: python
-
-        def roll() -> int:
-            return SideEffect(lambda: random.randint(1, 6))  # the same number on replay
-
-    Outside a durable coroutine it is a plain call:
-
-    >>> from coroutine import SideEffect
-    >>> SideEffect(lambda: 6 * 7)
-    42
-
-    Returns:
-        What `fn` returned, now or in the recorded run; it must be encodable (see
-        `coroutine.types.Register`), or the coroutine can no longer be marshalled.
-
-    Raises:
-        BaseException: what `fn` raised (an `Exception` is rebuilt from its class and
-            ``args`` on replay).
-        InvalidStateError: on replay, the recorded run did something else here.
-        NotDurableError: `fn` yielded.
-    """
+def side_effect(fn: Callable[[], T], /) -> T:
+    """`coroutine.SideEffect` once the layer is loaded (its docstring says what it does)."""
     chain = CHAIN.get()
     if not chain:
         return fn()
@@ -217,32 +182,8 @@ def _replaying(chain: tuple[Recorder, ...]) -> list[Recorder]:
     return out
 
 
-def Patched(change_id: str, /) -> bool:
-    """Whether the code guarded by `change_id` runs: True in new executions, False when
-    replaying a history recorded before the change (Temporal's ``workflow.patched``).
-
-    A durable coroutine created with ``version="..."`` resumes its states whatever its
-    code has become since; a change that would make an old history replay differently is
-    written as ``if Patched("change-id"): new code  else: old code``. The first call for an
-    id in a run decides, and is recorded when it returns True (a marker in the state);
-    later calls for that id in the same run return the same answer. Replaying a history
-    recorded with the marker returns True there; without it, False. A replay that meets a
-    recorded marker where the body does not call `Patched` diverges (`InvalidStateError`):
-    keep a `Patched` call until no state recorded before it remains, then remove the old
-    branch, the call last.
-
-    Outside a durable coroutine, and in a volatile one, it returns True (the new code).
-
-    >>> from coroutine import Patched
-    >>> Patched("use-new-tax-rule")
-    True
-
-    Raises:
-        TypeError: `change_id` is not a non-empty str.
-        InvalidStateError: the replay of this coroutine diverged.
-    """
-    if not isinstance(change_id, str) or not change_id:
-        raise TypeError(f"Patched takes a non-empty str naming the change, got {change_id!r}")
+def patched(change_id: str, /) -> bool:
+    """`coroutine.Patched` once the layer is loaded, for a `change_id` it checked."""
     chain = CHAIN.get()
     if not chain:
         return True

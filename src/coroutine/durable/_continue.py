@@ -71,8 +71,8 @@ class ContinueAsNew(CoroutineError):
 
     def successor(self) -> Any:
         """A new durable coroutine running the entry with the carried-over arguments."""
-        from .._coroutine import _create
+        from .._new import create
 
         args, kwargs = self.arguments, self.keywords
         fn = functools.partial(self.func, *args, **kwargs) if args or kwargs else self.func
-        return _create(self._sig, self._with_return, fn, durable=True, version=self.version)
+        return create(self._sig, self._with_return, fn, durable=True, version=self.version)

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._context import (
-    NOTHING,
-    Context,
-    end_from_body,
-    nothing_sent,
-    restore,
-    switch_out,
-    user_site,
-)
+from .._context import NOTHING, Context, end_from_body, nothing_sent, restore, switch_out
+from .._errors import user_site
 
 __all__ = [
     "NOTHING",
