@@ -792,7 +792,7 @@ def test_d9_the_environment_lists_keys_newest_first() -> None:
 
 # -- D10, D11: what a key does not do, documented ---------------------------------------------
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "durable.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "how-to" / "durable.md"
 
 
 def test_d10_a_key_accepts_an_earlier_genuine_save_so_the_store_checks_the_step() -> None:
