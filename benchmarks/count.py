@@ -9,8 +9,8 @@ operations under ``valgrind --tool=callgrind`` with PYTHONHASHSEED=0; (I(2N) - I
 the cost of one operation, start-up and set-up cancelled out. Every row is counted twice, with
 the accelerator and with ``COROUTINE_PURE=1``, so the rows that never touch `coroutine` (raw
 greenlet, generators) are counted in both processes too: their two counts agree within the
-noise of where stacks and heaps lie (under 4%, docs/performance.md), which is the check that
-the subtraction cancelled what it should. Counts are repeatable on a shared, noisy
+noise of where stacks and heaps lie (under 4%, docs/explanation/performance.md), which is the
+check that the subtraction cancelled what it should. Counts are repeatable on a shared, noisy
 machine, where times are not; `benchmarks.run` gives the times, `benchmarks.report`
 puts both in RESULTS.md.
 

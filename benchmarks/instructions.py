@@ -69,7 +69,8 @@ def raw_pair_two_calls_deep(n: int) -> None:
     """`raw_pair` with both switches made from inside two Python calls, as the pure path
     makes them (`Next` -> `resume`, `yield_` -> `switch_out`): on CPython 3.12+ greenlet gives
     every Python frame on the stack of the greenlet it switches away from a frame object, so
-    each call live across a switch costs a frame object per switch (docs/performance.md)."""
+    each call live across a switch costs a frame object per switch
+    (docs/explanation/performance.md)."""
     import greenlet
 
     def body(x: int) -> None:

@@ -103,9 +103,9 @@ to the table's first row measured the same way, by the same implementation:
 - Instructions: callgrind (`valgrind --tool=callgrind`, PYTHONHASHSEED=0), each candidate run
   for N and for 2N operations, (I(2N) - I(N)) / N; repeatable where times are not, though
   the same work in two processes can differ by up to 4% with where their stacks and heaps lie
-  (docs/performance.md): read smaller differences as none. They count what the CPU executes,
-  not time spent waiting in the kernel (the thread handoff row's futex sleeps) or in page
-  faults (a fresh greenlet's stack).
+  (docs/explanation/performance.md): read smaller differences as none. They count what the
+  CPU executes, not time spent waiting in the kernel (the thread handoff row's futex sleeps)
+  or in page faults (a fresh greenlet's stack).
 - Rows that never touch `coroutine` (raw greenlet, generators, threads) appear in both
   implementations' tables: measured again in each run, they are that run's baseline.
 """

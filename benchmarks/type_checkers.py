@@ -1,8 +1,8 @@
-"""Re-measure the table of docs/checkers.md.
+"""Re-measure the table of docs/reference/checkers.md.
 
 Runs mypy with and without the plugin, pyright, basedpyright, pyrefly and ty over the marked
-mistakes of docs/checkers.md, then over every Python block of the README and docs/ and every
-example (laid out as tests/typing/test_docs_typecheck.py lays them out), and prints, per
+mistakes of docs/reference/checkers.md, then over every Python block of the README and docs/
+and every example (laid out as tests/typing/test_docs_typecheck.py lays them out), and prints, per
 checker, which marked mistakes it reported and which unmarked lines it called errors.
 
     python benchmarks/type_checkers.py OUTDIR
@@ -75,7 +75,7 @@ def main(out: Path) -> None:
     tdt = _load("_docs_typecheck", ROOT / "tests/typing/test_docs_typecheck.py")
     rules = tdt._readme_module()
     out.mkdir(parents=True, exist_ok=True)
-    blocks = rules.sections_of(ROOT / "docs/checkers.md")
+    blocks = rules.sections_of(ROOT / "docs/reference/checkers.md")
     code = "".join(b.code for s in blocks for b in s.blocks if b.lang == "python")
     mistakes = out / "checkers.py"
     mistakes.write_text(code)

@@ -1,6 +1,7 @@
 """Sphinx configuration: the documentation site, built by ./scripts/test.sh with -W.
 
-The pages stay Markdown (MyST); the API reference (docs/api/) is autodoc's reading of the
+The pages stay Markdown (MyST), grouped by kind in docs/tutorial, docs/how-to, docs/reference
+and docs/explanation; the API reference (docs/reference/api/) is autodoc's reading of the
 docstrings. The source directory is the repository root, not docs/, so that the README
 and benchmarks/RESULTS.md are pages of the site and every link between them and docs/ is
 checked as written (the same links GitHub follows). Build it as the test command does, from
@@ -38,7 +39,8 @@ extensions = [
     "docstrings",
 ]
 
-# The public modules: every name in each one's `__all__` must be documented in docs/api/.
+# The public modules: every name in each one's `__all__` must be documented in
+# docs/reference/api/.
 # A new public module is one line here and one page there.
 public_modules = [
     "coroutine",
@@ -69,11 +71,6 @@ html_extra_path = ["_root"]
 myst_enable_extensions = ["colon_fence"]
 # Links to headings (`page.md#a-heading`) are checked like links to pages.
 myst_heading_anchors = 4
-suppress_warnings = [
-    # durable.md and workflows.md open at `##` and some pages skip a level (reference.md,
-    # static-checking.md); the pages' move into folders by kind fixes their headings.
-    "myst.header",
-]
 
 # Docstrings write `name` for a reference to a documented name, as their source does.
 default_role = "py:obj"

@@ -236,12 +236,14 @@ def test_the_api_reference_covers_every_public_module() -> None:
         if not any(part.startswith("_") for part in m.name.split("."))
     ]
     assert sorted(_conf_public_modules()) == sorted(public), (
-        "a public module needs one line in docs/conf.py's public_modules and a page in docs/api/"
+        "a public module needs one line in docs/conf.py's public_modules and a page in "
+        "docs/reference/api/"
     )
 
 
 @pytest.mark.parametrize("module", _conf_public_modules())
 def test_each_public_module_has_a_page(module: str) -> None:
-    page = ROOT / "docs" / "api" / f"{module.removeprefix('coroutine.') or 'coroutine'}.rst"
-    assert page.exists(), f"{module} is public: docs/api/ needs its page"
+    name = module.removeprefix("coroutine.") or "coroutine"
+    page = ROOT / "docs" / "reference" / "api" / f"{name}.rst"
+    assert page.exists(), f"{module} is public: docs/reference/api/ needs its page"
     assert f".. py:module:: {module}\n" in page.read_text(encoding="utf-8")

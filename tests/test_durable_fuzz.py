@@ -1,7 +1,7 @@
 """A small seeded run of benchmarks/fuzz_durable.py: every hostile state it makes (mutated
 real states, keyed, rotated, sealed; structured states; large ones) is refused with
 InvalidStateError or restores, within the memory cap. The full run is not part of the suite:
-its figures are in docs/durable.md."""
+its figures are in docs/how-to/durable.md."""
 
 from __future__ import annotations
 

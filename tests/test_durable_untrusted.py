@@ -792,7 +792,7 @@ def test_d9_the_environment_lists_keys_newest_first() -> None:
 
 # -- D10, D11: what a key does not do, documented ---------------------------------------------
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "durable.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "how-to" / "durable.md"
 
 
 def test_d10_a_key_accepts_an_earlier_genuine_save_so_the_store_checks_the_step() -> None:
@@ -808,8 +808,8 @@ def test_d10_a_key_accepts_an_earlier_genuine_save_so_the_store_checks_the_step(
     assert rolled_back.Next() and rolled_back.Recv() == 1
     rolled_back.close()
     text = DOCS.read_text()
-    assert "### Threat model" in text
-    model = text.split("### Threat model", 1)[1].split("\n### ", 1)[0]
+    assert "\n## Threat model\n" in text
+    model = text.split("\n## Threat model\n", 1)[1].split("\n## ", 1)[0]
     for needed in ("rollback", "another genuine state", "step", "What a key protects",
                    "What a transform protects", "What neither does"):  # fmt: skip
         assert needed in model, needed
@@ -831,7 +831,7 @@ def test_d11_a_restored_send_is_checked_as_a_live_send_is_and_the_docs_say_so() 
     assert not r.Next() and r.Result() == [1, "not-an-int"]
     with pytest.raises(InvalidStateError, match="not of the coroutine's S"):
         NewWithReturn[int, list[int]](lists, durable=True).Context().Unmarshal(with_send(["x"]))
-    model = DOCS.read_text().split("### Threat model", 1)[-1]
+    model = DOCS.read_text().split("\n## Threat model\n", 1)[-1]
     assert "first element" in model
 
 

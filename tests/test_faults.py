@@ -333,9 +333,10 @@ EXIT_CODES = {"return": 0, "sys.exit": 3, "raise": 1, "in-body": 4}
 def test_interpreter_exit_with_suspended_coroutines_alive_unwinds_those_of_the_main_thread(
     how: str,
 ) -> None:
-    # docs/reliability.md, "Interpreter exit": suspended coroutines of the main thread are
-    # unwound once (their finally blocks run, errors reported on stderr); those of a thread
-    # still running at exit and bodies that already ended by yielding while stopped are not.
+    # docs/explanation/reliability.md, "Interpreter exit": suspended coroutines of the main
+    # thread are unwound once (their finally blocks run, errors reported on stderr); those of a
+    # thread still running at exit and bodies that already ended by yielding while stopped are
+    # not.
     proc = subprocess.run(
         [sys.executable, str(SCRIPTS / "shutdown_with_suspended.py"), how],
         capture_output=True,

@@ -1,4 +1,4 @@
-"""Every code block of README.md and docs/*.md runs, so the documentation cannot rot.
+"""Every code block of README.md and docs/**/*.md runs, so the documentation cannot rot.
 
 The rules, which the README's and the docs' own blocks follow:
 
@@ -29,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 
 NOT_PYTHON = {"sh", "text", "ini", "toml", "go", "lua"}
 SKIP = re.compile(r"#\s*not run:(.*)")
@@ -129,7 +129,8 @@ def test_every_code_block_of_the_section_runs(
 
 
 def test_the_docs_are_collected() -> None:
-    assert {p.name for p, _ in SECTIONS} >= {"README.md", "static-checking.md", "types.md"}
+    names = {p.name for p, _ in SECTIONS}
+    assert names >= {"README.md", "tour.md", "static-checking.md", "types.md"}
 
 
 def test_the_docs_run_python_in_most_of_their_code_blocks() -> None:
@@ -170,7 +171,7 @@ def test_a_failing_block_reports_its_readme_line() -> None:
 
 
 FIRST_SCREEN = 45  # lines: what a reader sees before scrolling
-MAP = ["docs/durable.md", "docs/workflows.md", "docs/async.md", "docs/static-checking.md"]
+MAP = [f"docs/how-to/{page}.md" for page in ("durable", "workflows", "async", "static-checking")]
 
 
 def test_the_readme_is_a_front_page_with_an_example_the_two_commands_and_a_map() -> None:

@@ -114,7 +114,7 @@ def test_the_handshake_rules_are_written_at_the_top_of_the_protocol_module() -> 
 
 
 def test_the_lifecycle_document_is_the_table_rendered() -> None:
-    doc = Path(__file__).parents[1] / "docs" / "lifecycle.md"
+    doc = Path(__file__).parents[1] / "docs" / "reference" / "lifecycle.md"
     assert doc.read_text() == _lifecycle.render()
 
 

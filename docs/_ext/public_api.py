@@ -16,7 +16,7 @@ A name may be listed in ``public_api_known_gaps`` (docs/conf.py), with the fix i
 while its owner mends its source: its warnings are not given. A listed name that no longer
 gives one is a warning itself, so the list only shrinks.
 
-Which module pages exist, and how they group their names, is up to docs/api/; this only
+Which module pages exist, and how they group their names, is up to docs/reference/api/; this only
 checks that together they are complete.
 """
 
@@ -90,7 +90,7 @@ def check_public_names(app: Sphinx, env: BuildEnvironment) -> None:
             if entry is None:
                 logger.warning(
                     "%s is in %s.__all__ but the API reference does not document it: add "
-                    "it to the module's page in docs/api/",
+                    "it to the module's page in docs/reference/api/",
                     name,
                     module_name,
                     type="public_api",

@@ -6,8 +6,8 @@ used unless ``COROUTINE_PURE=1`` is set at import, or it was not built (no compi
 time: installation still succeeds). Either way the library behaves the same; only its speed
 and its tracebacks (no library frames with the extension) differ.
 
-Decision (see docs/decisions.md): a missing extension is reported once, and only to those
-who ask: `coroutine.ACCELERATED` is False and `REASON` says why; with ``COROUTINE_DEBUG=1``
+Decision (see docs/explanation/decisions.md): a missing extension is reported once, and only
+to those who ask: `coroutine.ACCELERATED` is False and `REASON` says why; with ``COROUTINE_DEBUG=1``
 set, importing the package also issues one `RuntimeWarning`. Users who do not care see
 nothing.
 

@@ -217,7 +217,8 @@ class Context(Generic[R, S]):
         """The coroutine's durable state as bytes (see `New(..., durable=True)`).
 
         Raises:
-            NotDurableError: the coroutine is volatile.
+            NotDurableError: the coroutine is volatile, or stopped recording.
+            InvalidStateError: the state it was restored from turns out to be malformed.
         """
         return self._durability("Marshal").marshal(self)
 
@@ -227,7 +228,8 @@ class Context(Generic[R, S]):
         ``Unmarshal(full + delta1 + delta2 + ...)`` restores the latest state.
 
         Raises:
-            NotDurableError: the coroutine is volatile.
+            NotDurableError: the coroutine is volatile, or stopped recording.
+            InvalidStateError: as `Marshal`.
         """
         return self._durability("MarshalDelta").marshal_delta(self)
 

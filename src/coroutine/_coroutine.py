@@ -253,7 +253,7 @@ class Coroutine(Generic[R, S, T]):
             return
         ctx = self._ctx
         if ctx._thread != get_ident():
-            return  # greenlet unwinds it when its own thread next switches (see docs/decisions.md)
+            return  # greenlet unwinds it on its own thread (docs/explanation/decisions.md)
         try:
             if ctx._state is SUSPENDED:
                 self.close()

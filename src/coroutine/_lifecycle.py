@@ -1,7 +1,7 @@
 """The lifecycle of a coroutine, as data: what each operation does in each state.
 
 `TABLE` is the one statement of it. `Coroutine` takes its refusals' words from here,
-`tests/test_lifecycle.py` walks every pair against it, and `docs/lifecycle.md` is
+`tests/test_lifecycle.py` walks every pair against it, and `docs/reference/lifecycle.md` is
 `render()`'s output (a test keeps them equal).
 """
 
@@ -140,7 +140,7 @@ def wrong_thread(op: str, coro: str, here: str, owner: str) -> ResumeError:
 
 
 def render() -> str:
-    """The table as Markdown, for docs/lifecycle.md."""
+    """The table as Markdown, for docs/reference/lifecycle.md."""
     lines = [
         "# Lifecycle",
         "",

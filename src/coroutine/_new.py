@@ -134,7 +134,7 @@ class New(Coroutine[R, S, None]):
 
     Args:
         fn: the body, a function of no arguments.
-        durable: record the coroutine so it can be marshalled (see docs/durable.md); None
+        durable: record the coroutine so it can be marshalled (see docs/how-to/durable.md); None
             means the `coroutine.Durable` default.
         version: the durable program version the state records (implies durable).
 

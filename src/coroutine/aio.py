@@ -19,7 +19,7 @@ calls replaced, as SQLAlchemy's asyncio layer and greenback do, but typed for th
 {'a': 1, 'bcd': 3}
 
 The bridge works with any event loop whose tasks await ordinary awaitables (asyncio, trio,
-anyio) and imports none of them. See docs/async.md for when to use it, and how it differs
+anyio) and imports none of them. See docs/how-to/async.md for when to use it, and how it differs
 from threads. The driver is compiled in the accelerator (`_speedups_c/aio.c`); `_bridge` is
 its pure-Python reference.
 """

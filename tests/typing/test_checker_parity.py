@@ -1,6 +1,6 @@
 """Checker parity: every program of the typing suite that needs no plugin gets the same
 verdict from mypy (without the plugin), pyright, basedpyright and pyrefly; ty's differences
-are exactly those listed in docs/checkers.md.
+are exactly those listed in docs/reference/checkers.md.
 
 The programs are the YAML cases (tests/typing/*.yml) none of whose expected errors is the
 plugin's (``coroutine-yield``), except those that bring their own stub of a module of ours
@@ -32,7 +32,7 @@ import yaml
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 BIN = Path(sys.executable).parent
-CHECKERS_DOC = ROOT / "docs" / "checkers.md"
+CHECKERS_DOC = ROOT / "docs" / "reference" / "checkers.md"
 STUBS = ROOT / "stubs"
 
 Verdict = set[tuple[str, int]]  # (file within the case, line) of each error
@@ -173,7 +173,7 @@ def _verdicts(root: Path, errors: list[tuple[str, int]]) -> dict[str, Verdict]:
 
 
 def _documented_ty_differences() -> set[str]:
-    """The cases listed in docs/checkers.md's table of where ty differs."""
+    """The cases listed in docs/reference/checkers.md's table of where ty differs."""
     text = CHECKERS_DOC.read_text()
     section = text.split("## Where ty differs", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `(\w+)` \|", section, re.M))

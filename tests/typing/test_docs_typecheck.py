@@ -1,4 +1,4 @@
-"""Every Python block of README.md and docs/*.md, and every example, type-checks under mypy
+"""Every Python block of README.md and docs/**/*.md, and every example, type-checks under mypy
 with the plugin and under pyright: one invocation of each over all of them.
 
 A block's line that ends in a ``# error...`` comment must be an error for both checkers, one

@@ -1,6 +1,6 @@
 """The documented install path, run as written in a fresh virtual environment.
 
-docs/workflows.md says: ``pip install stackful-coroutines`` runs workflows on SQLite (the
+docs/how-to/workflows.md says: ``pip install stackful-coroutines`` runs workflows on SQLite (the
 example's default) with nothing else installed; ``pip install
 'stackful-coroutines[workflow]'`` adds Celery over Redis (and the Redis and PostgreSQL
 stores); Celery workers must be able to import the workflow's module (PYTHONPATH). This test

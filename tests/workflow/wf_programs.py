@@ -181,7 +181,7 @@ def one_slow_step(seconds: float) -> str:
     return slow(seconds)
 
 
-# -- the bad inputs of the review (docs/workflows.md "Trust") ---------------------------------
+# -- the bad inputs of the review (docs/how-to/workflows.md "Trust") -------------------------
 
 
 class NeedsKw(Exception):

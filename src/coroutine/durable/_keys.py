@@ -102,7 +102,7 @@ def configure(
 
     Omitted arguments keep their setting; nothing is changed if either is refused. A key
     only authenticates: without a transform, a state's values are readable by whoever
-    holds its bytes (see "Threat model" in docs/durable.md).
+    holds its bytes (see "Threat model" in docs/how-to/durable.md).
 
     >>> import secrets
     >>> from coroutine.durable import configure

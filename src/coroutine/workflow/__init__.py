@@ -3,7 +3,7 @@
 A workflow is a plain synchronous function; the functions it calls that are marked
 `@activity` are its steps. An `Engine` records each step's result in a store (SQLite,
 Redis or PostgreSQL), so any worker process, on any machine, can take the next step, and a
-crashed worker's step is taken by another. See docs/workflows.md for the guarantees.
+crashed worker's step is taken by another. See docs/how-to/workflows.md for the guarantees.
 
 >>> from coroutine.workflow import Engine, activity
 """

@@ -60,7 +60,7 @@ def workflow(*, version: str) -> Callable[[F], F]:
     workflows in flight. With ``@workflow(version="orders-1")`` they resume under the new
     code as long as the version string is unchanged; guard each change that would replay
     an old history differently with ``if coroutine.Patched("change-id"): ... else: ...``
-    (docs/workflows.md). Returns the function itself, marked.
+    (docs/how-to/workflows.md). Returns the function itself, marked.
 
     Raises:
         TypeError: `version` is not a non-empty str.
@@ -99,7 +99,7 @@ class Engine:
 
     Raises:
         StoreURLError: the URL is not one of the above, or has an unknown parameter.
-        StoreDamagedError: the store is damaged (SQLite: see docs/workflows.md).
+        StoreDamagedError: the store is damaged (SQLite: see docs/how-to/workflows.md).
         ValueError: `lease`, `cache_size` or `batch` out of range.
     """
 
