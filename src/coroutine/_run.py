@@ -62,27 +62,32 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
         return ctx._result  # type: ignore[no-any-return]
     check = ctx._sig.check_s
     driver = getcurrent()
-    while True:
-        try:
-            sent = fn(ctx._recv)
-            if check is not None and not check(sent):
-                raise bad_send(sent, ctx._sig)
-        except Exception as exc:
-            if ctx._state is not SUSPENDED:  # fn drove the coroutine itself
-                raise
-            going = resume(coro, NOTHING, exc, driver)
-        except BaseException:
+    try:
+        while True:
+            try:
+                sent = fn(ctx._recv)
+                if check is not None and not check(sent):
+                    raise bad_send(sent, ctx._sig)
+            except Exception as exc:
+                if ctx._state is not SUSPENDED:  # fn drove the coroutine itself
+                    raise
+                going = resume(coro, NOTHING, exc, driver)
+            else:
+                if ctx._state is SUSPENDED and not ctx._stopping:
+                    going = resume(coro, sent, None, driver)
+                else:  # fn stopped the coroutine, or drove it (maybe to its end) itself
+                    going = ctx._state is SUSPENDED and coro._advance("Next", sent)
+            if not going:
+                if ctx._stopping:
+                    raise stopped(coro)
+                return ctx._result  # type: ignore[no-any-return]
+    except BaseException:
+        # A KeyboardInterrupt or the like from fn, or one that reached this loop between
+        # two switches (a signal in the library's own lines): the body did not raise it,
+        # so it is still suspended; unwind it, then raise, as the compiled loop does.
+        if ctx._state is SUSPENDED:
             coro.close()
-            raise
-        else:
-            if ctx._state is SUSPENDED and not ctx._stopping:
-                going = resume(coro, sent, None, driver)
-            else:  # fn stopped the coroutine, or drove it (maybe to its end) itself
-                going = ctx._state is SUSPENDED and coro._advance("Next", sent)
-        if not going:
-            if ctx._stopping:
-                raise stopped(coro)
-            return ctx._result  # type: ignore[no-any-return]
+        raise
 
 
 def refused(coro: object, fn: object) -> TypeError:
