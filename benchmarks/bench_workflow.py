@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_workflow [--quick] [--broker redis://127.0.0.1:6379/0]
     python -m benchmarks.bench_workflow --claims [--queued 1000,10000,100000]
+    python -m benchmarks.bench_workflow --celery-row [--rounds 3] [--steps 500]
 
 Needs the ``workflow`` extra (``pip install -e '.[workflow]'``) and, for the Celery rows,
 Redis at --broker. Every figure is measured end to end, with worker processes: the time from
@@ -18,6 +19,12 @@ engine's own cost: claim, resume (live or by replay), commit.
   step rebuilt from the stored state (``Unmarshal`` + replay of the body).
 
 The prototype's floor (issue 14): 1,111 steps/s sticky and 85 steps/s replaying on SQLite.
+
+``--celery-row`` measures one long workflow on one worker, side by side in one run (the
+configurations alternated in each of ``--rounds`` rounds): a ``worker`` process on a Redis
+store alone, against one ``celery-worker`` with a Redis broker and the same Redis as its store,
+eager (a task runs up to 100 steps in a row, the default) and not (``--batch 1``: one broker
+message per step, as before eager execution).
 
 ``--claims`` measures what one claim costs with 1,000, 10,000 and 100,000 workflows queued,
 on each store (``--stores``): the median of 300 claims, each followed by a release, so the
@@ -196,6 +203,76 @@ def claims(args: argparse.Namespace) -> None:
         print(f"| {kind} | " + " | ".join(cells) + " |", flush=True)
 
 
+def _long_on_one_worker(url: str, cmd: list[str], broker: str, queue: str | None) -> float:
+    """Steps/s of one `long_flow` of ``len`` steps on one worker started with `cmd`."""
+    from benchmarks import bench_workflow as me  # the workers import it by this name
+
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env["C_FORCE_ROOT"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coroutine.workflow", *cmd],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    ex = CeleryExecutor(broker, queue=queue) if queue else None
+    try:
+        with Engine(url, ex) as engine:
+            engine.start(me.short_flow)  # warm up: the worker is up before timing
+            _wait(engine)
+            t = time.perf_counter()
+            engine.start(me.long_flow, me.STEPS)
+            _wait(engine)
+            elapsed = time.perf_counter() - t
+            assert all(r.status == "done" for r in engine.list())
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if ex is not None:
+            ex.close()
+            _drop_queues(broker, queue or "")
+    return me.STEPS / elapsed
+
+
+STEPS = 500  # of the --celery-row workflow (set from --steps)
+
+
+def celery_row(args: argparse.Namespace) -> None:
+    """One long workflow on one worker: Redis store alone vs Celery over a Redis broker."""
+    from benchmarks import bench_workflow as me
+
+    me.STEPS = args.steps
+    configs = {
+        "Redis store, `worker`": None,
+        "Celery (Redis broker + Redis store), eager": [],
+        "Celery (Redis broker + Redis store), `--batch 1`": ["--batch", "1"],
+    }
+    got: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, extra in configs.items():
+            url = _store_url("redis", args)
+            try:
+                if extra is None:
+                    got[name].append(_long_on_one_worker(url, ["worker", url], args.broker, None))
+                else:
+                    queue = f"bench{uuid.uuid4().hex[:8]}"
+                    cmd = ["celery-worker", args.broker, "--queue", queue, "--name", "b0", *extra]
+                    got[name].append(_long_on_one_worker(url, cmd, args.broker, queue))
+            finally:
+                _drop(url)
+    print(f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores; one workflow of "
+          f"{args.steps} steps, one worker; steps/s, best of {args.rounds} [all]")  # fmt: skip
+    print()
+    print("| configuration | steps/s | Redis store / this |")
+    print("|---|---|---|")
+    base = max(got["Redis store, `worker`"])
+    for name, runs in got.items():
+        all_runs = " ".join(f"{r:,.0f}" for r in runs)
+        print(f"| {name} | {max(runs):,.0f} [{all_runs}] | {base / max(runs):.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (not comparable)")
@@ -208,9 +285,14 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres,redis")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--celery-row", action="store_true", help="Celery vs Redis store")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --celery-row")
     args = parser.parse_args()
     if args.claims:
         claims(args)
+        return
+    if args.celery_row:
+        celery_row(args)
         return
     if args.quick:
         args.steps, args.workflows = 100, 50
