@@ -24,11 +24,13 @@ survive a fork.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # at run time imported on first use: `import coroutine.workflow` stays light
+    import asyncio
 
 __all__ = ["run_async"]
 
@@ -40,6 +42,8 @@ _STATE: list[tuple[int, asyncio.AbstractEventLoop, threading.Thread]] = []
 
 
 def _loop() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    import asyncio
+
     with _LOCK:
         if _STATE and _STATE[0][0] == os.getpid():
             return _STATE[0][1], _STATE[0][2]
@@ -60,6 +64,8 @@ def run_async(coro: Coroutine[Any, Any, T], what: str) -> T:
         RuntimeError: called from the loop itself (an async activity calling another: it
             would wait for itself; ``await other.fn(...)`` instead). `coro` is closed.
     """
+    import asyncio
+
     loop, thread = _loop()
     if threading.current_thread() is thread:
         coro.close()
