@@ -2,6 +2,8 @@
 
     python -m benchmarks.bench_workflow [--quick] [--broker redis://127.0.0.1:6379/0]
     python -m benchmarks.bench_workflow --claims [--queued 1000,10000,100000]
+    python -m benchmarks.bench_workflow --celery-row [--rounds 3] [--steps 500]
+    .venv-bench/3.11/bin/python -m benchmarks.bench_workflow --dbos [--rounds 3]
 
 Needs the ``workflow`` extra (``pip install -e '.[workflow]'``) and, for the Celery rows,
 Redis at --broker. Every figure is measured end to end, with worker processes: the time from
@@ -18,6 +20,21 @@ engine's own cost: claim, resume (live or by replay), commit.
   step rebuilt from the stored state (``Unmarshal`` + replay of the body).
 
 The prototype's floor (issue 14): 1,111 steps/s sticky and 85 steps/s replaying on SQLite.
+
+``--celery-row`` measures one long workflow on one worker, side by side in one run (the
+configurations alternated in each of ``--rounds`` rounds): a ``worker`` process on a Redis
+store alone, against one ``celery-worker`` with a Redis broker and the same Redis as its store,
+eager (a task runs up to 100 steps in a row, the default) and not (``--batch 1``: one broker
+message per step, as before eager execution).
+
+``--dbos`` runs ours and DBOS side by side (``benchmarks/dbos_side.py``; DBOS installed only
+in the benchmark's environment: ``python3.11 -m venv .venv-bench/3.11 && .venv-bench/3.11/bin/pip
+install dbos -e '.[workflow]'``), the configurations alternated in each round: one workflow of
+--steps steps and --workflows workflows of 2 steps, ours on one ``worker`` process over a
+SQLite file (WAL, ``synchronous=NORMAL``) and over PostgreSQL, DBOS in one process over SQLite
+with its defaults, over SQLite with WAL and ``synchronous=NORMAL`` (equal durability: both
+survive a killed process, not a power cut) and over PostgreSQL (the server's
+``synchronous_commit`` for both).
 
 ``--claims`` measures what one claim costs with 1,000, 10,000 and 100,000 workflows queued,
 on each store (``--stores``): the median of 300 claims, each followed by a release, so the
@@ -196,6 +213,131 @@ def claims(args: argparse.Namespace) -> None:
         print(f"| {kind} | " + " | ".join(cells) + " |", flush=True)
 
 
+def _on_one_worker(
+    url: str, cmd: list[str], broker: str, queue: str | None, shape: str = "long"
+) -> float:
+    """Steps/s on one worker started with `cmd`: one `long_flow` of `STEPS` steps, or
+    (`shape` ``"short"``) `WORKFLOWS` `short_flow` workflows."""
+    from benchmarks import bench_workflow as me  # the workers import it by this name
+
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env["C_FORCE_ROOT"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coroutine.workflow", *cmd],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    ex = CeleryExecutor(broker, queue=queue) if queue else None
+    try:
+        with Engine(url, ex) as engine:
+            engine.start(me.short_flow)  # warm up: the worker is up before timing
+            _wait(engine)
+            t = time.perf_counter()
+            if shape == "long":
+                engine.start(me.long_flow, me.STEPS)
+            else:
+                for _ in range(me.WORKFLOWS):
+                    engine.start(me.short_flow)
+            _wait(engine)
+            elapsed = time.perf_counter() - t
+            assert all(r.status == "done" for r in engine.list())
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if ex is not None:
+            ex.close()
+            _drop_queues(broker, queue or "")
+    return (me.STEPS if shape == "long" else 2 * me.WORKFLOWS) / elapsed
+
+
+STEPS = 500  # of the --celery-row and --dbos long workflow (set from --steps)
+WORKFLOWS = 300  # of the --dbos short workflows (set from --workflows)
+
+
+def celery_row(args: argparse.Namespace) -> None:
+    """One long workflow on one worker: Redis store alone vs Celery over a Redis broker."""
+    from benchmarks import bench_workflow as me
+
+    me.STEPS = args.steps
+    configs = {
+        "Redis store, `worker`": None,
+        "Celery (Redis broker + Redis store), eager": [],
+        "Celery (Redis broker + Redis store), `--batch 1`": ["--batch", "1"],
+    }
+    got: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, extra in configs.items():
+            url = _store_url("redis", args)
+            try:
+                if extra is None:
+                    got[name].append(_on_one_worker(url, ["worker", url], args.broker, None))
+                else:
+                    queue = f"bench{uuid.uuid4().hex[:8]}"
+                    cmd = ["celery-worker", args.broker, "--queue", queue, "--name", "b0", *extra]
+                    got[name].append(_on_one_worker(url, cmd, args.broker, queue))
+            finally:
+                _drop(url)
+    print(f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores; one workflow of "
+          f"{args.steps} steps, one worker; steps/s, best of {args.rounds} [all]")  # fmt: skip
+    print()
+    print("| configuration | steps/s | Redis store / this |")
+    print("|---|---|---|")
+    base = max(got["Redis store, `worker`"])
+    for name, runs in got.items():
+        all_runs = " ".join(f"{r:,.0f}" for r in runs)
+        print(f"| {name} | {max(runs):,.0f} [{all_runs}] | {base / max(runs):.2f}x |")
+
+
+def dbos(args: argparse.Namespace) -> None:
+    """Ours against DBOS on SQLite and PostgreSQL, side by side (see the module's doc)."""
+    from benchmarks import bench_workflow as me
+
+    me.STEPS, me.WORKFLOWS = args.steps, args.workflows
+    configs = ["ours sqlite", "dbos sqlite", "dbos sqlite-wal", "ours postgres", "dbos postgres"]
+    got: dict[str, list[tuple[float, float]]] = {c: [] for c in configs}
+    for _ in range(args.rounds):
+        for config in configs:
+            who, kind = config.split()
+            if who == "dbos":
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.dbos_side", kind, str(args.steps),
+                     str(args.workflows)],
+                    cwd=ROOT, check=True, capture_output=True, text=True,
+                    env=dict(os.environ, BENCH_POSTGRES=args.postgres),
+                ).stdout.split()  # fmt: skip
+                got[config].append((float(out[-2]), float(out[-1])))
+                continue
+            url = _store_url(kind, args)
+            try:
+                cmd = ["worker", url]
+                rates = tuple(_on_one_worker(url, cmd, "", None, shape) for shape in me.SHAPES)
+                got[config].append(rates)  # type: ignore[arg-type]
+            finally:
+                _drop(url)
+    print(f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores; steps/s, best of "
+          f"{args.rounds} [all]")  # fmt: skip
+    print()
+    print(f"| workload | {' | '.join(configs)} |")
+    print("|---|" + "---|" * len(configs))
+    for i, shape in enumerate((f"1 x {args.steps} steps", f"{args.workflows} x 2 steps")):
+        cells = []
+        for config in configs:
+            runs = [r[i] for r in got[config]]
+            cells.append(f"{max(runs):,.0f} [{' '.join(f'{r:,.0f}' for r in runs)}]")
+        print(f"| {shape} | {' | '.join(cells)} |")
+    for i, shape in enumerate(("long", "short")):
+        best = {c: max(r[i] for r in got[c]) for c in configs}
+        print(f"\n{shape}: ours/DBOS at equal durability: SQLite "
+              f"{best['ours sqlite'] / best['dbos sqlite-wal']:.1f}x, PostgreSQL "
+              f"{best['ours postgres'] / best['dbos postgres']:.1f}x")  # fmt: skip
+
+
+SHAPES = ("long", "short")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (not comparable)")
@@ -208,9 +350,18 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres,redis")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--celery-row", action="store_true", help="Celery vs Redis store")
+    parser.add_argument("--dbos", action="store_true", help="ours vs DBOS, side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --celery-row, --dbos")
     args = parser.parse_args()
     if args.claims:
         claims(args)
+        return
+    if args.celery_row:
+        celery_row(args)
+        return
+    if args.dbos:
+        dbos(args)
         return
     if args.quick:
         args.steps, args.workflows = 100, 50

@@ -6,8 +6,10 @@ on one machine (SQLite) or many (Redis, PostgreSQL).
 
 ``celery-worker BROKER_URL`` runs a Celery worker that executes the steps a `CeleryExecutor`
 sends over that broker (the store's URL travels in each message). ``supervise STORE_URL
-BROKER_URL`` resubmits the steps of workflows whose worker went silent for a lease (it
-died after its commit, before sending the next step): run one beside the Celery workers.
+BROKER_URL`` resubmits the steps of workflows nobody holds (their worker died during an eager
+run of steps, or after its commit, before sending the next step): run one beside the Celery
+workers. A Celery task runs up to ``--batch`` steps of its workflow in a row (eager
+execution) before handing the next step on through the broker.
 
 ``list STORE_URL``, ``info STORE_URL ID``, ``steps STORE_URL ID``, ``result STORE_URL ID``
 and ``cancel STORE_URL ID`` print what the store holds, for a person.
@@ -52,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--queue", default="coroutine-workflow", help="the executor's queue")
     c.add_argument("--name", default="workflow", help="the worker's node name (before @)")
     c.add_argument("--concurrency", type=int, default=1, help="tasks run at once")
+    c.add_argument(
+        "--batch", type=int, default=100, help="steps one task runs in a row (1: not eager)"
+    )
+    c.add_argument(
+        "--eager-seconds",
+        type=float,
+        default=1.0,
+        help="no step of an eager run begins after this long",
+    )
     c.add_argument(
         "--pool",
         choices=["threads", "prefork", "solo"],
@@ -129,7 +140,12 @@ def _celery_worker(args: argparse.Namespace) -> int:
         "--without-heartbeat",
     ]
     argv += [f"--pool={args.pool}", f"--concurrency={args.concurrency}"]
-    configure_worker(cache_size=args.cache, sticky=not args.no_sticky)
+    configure_worker(
+        cache_size=args.cache,
+        sticky=not args.no_sticky,
+        batch=args.batch,
+        eager_seconds=args.eager_seconds,
+    )
     app.worker_main(argv)
     return 0
 

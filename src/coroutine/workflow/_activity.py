@@ -15,23 +15,32 @@ listed in `_WORKFLOWS`. Calling an `Activity` checks `coroutine.Current()` again
 The engine runs an `ActivityCall` with `run_activity`: it finds the activity by name in
 `_REGISTRY` (filled by the decorator, so no import is ever made from a stored name), sets the
 idempotency key of the step, and retries under the activity's `RetryPolicy`.
+
+An `async def` activity is the same to the workflow body (a call returns the coroutine's
+result, typed so) and to the engine (recorded, retried and keyed alike); each attempt runs
+as a task on the worker process's one event loop (`_loop`), which the runner thread waits
+on. Outside a workflow, a call runs it there too and returns its result; ``act.fn(...)`` is
+the coroutine itself, for async code to await.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import contextvars
 import dataclasses
 import functools
+import inspect
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from coroutine import Coroutine, Current, Yield
 from coroutine.types import Register
 
 from ._boundary import check_args
 from ._errors import NotInActivityError
+from ._loop import run_async
 
 __all__ = ["Activity", "ActivityCall", "RetryPolicy", "activity", "idempotency_key"]
 
@@ -93,12 +102,15 @@ class RetryPolicy:
 class Activity(Generic[P, T]):
     """A function marked with `@activity`: a recorded step inside a workflow body.
 
-    Call it as the function itself; its signature is kept for type checkers.
+    Call it as the function itself; its signature is kept for type checkers. For an
+    ``async def`` function, a call returns what the coroutine returns (`T`), run on the
+    worker's event loop; `fn` is the function itself (``await act.fn(...)`` in async code).
     """
 
-    def __init__(self, fn: Callable[P, T], retry: RetryPolicy) -> None:
+    def __init__(self, fn: Callable[P, Any], retry: RetryPolicy) -> None:
         self.fn = fn
         self.retry = retry
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.name = f"{fn.__module__}:{fn.__qualname__}"
         self._what = f"an argument of activity {self.name}"
         functools.update_wrapper(self, fn)
@@ -106,13 +118,23 @@ class Activity(Generic[P, T]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         if not _in_workflow():
-            return self.fn(*args, **kwargs)
+            return self.run(args, kwargs)
         check_args(args, kwargs, self._what)
         result: T = Yield[ActivityCall, Any](ActivityCall(self.name, tuple(args), dict(kwargs)))
         return result
 
+    def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """One plain call of the function: an ``async def`` one on the worker's event loop."""
+        result: T
+        if self.is_async:
+            result = run_async(self.fn(*args, **kwargs), f"async activity {self.name}")
+        else:
+            result = self.fn(*args, **kwargs)
+        return result
+
     def __repr__(self) -> str:
-        return f"<activity {self.name} {self.retry}>"
+        kind = "async activity" if self.is_async else "activity"
+        return f"<{kind} {self.name} {self.retry}>"
 
 
 def _in_workflow() -> bool:
@@ -122,21 +144,34 @@ def _in_workflow() -> bool:
     return current is not None and current in _WORKFLOWS
 
 
+class _Decorator(Protocol):
+    """What ``activity(attempts=...)`` returns: the decorator, async-aware as `activity`."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, collections.abc.Coroutine[Any, Any, T]], /
+    ) -> Activity[P, T]: ...
+    @overload
+    def __call__(self, fn: Callable[P, T], /) -> Activity[P, T]: ...
+
+
+@overload
+def activity(fn: Callable[P, collections.abc.Coroutine[Any, Any, T]], /) -> Activity[P, T]: ...
 @overload
 def activity(fn: Callable[P, T], /) -> Activity[P, T]: ...
 @overload
 def activity(
     *, attempts: int = 3, backoff: float = 0.1, multiplier: float = 2.0, max_backoff: float = 10.0
-) -> Callable[[Callable[P, T]], Activity[P, T]]: ...
+) -> _Decorator: ...
 def activity(
-    fn: Callable[P, T] | None = None,
+    fn: Callable[P, Any] | None = None,
     /,
     *,
     attempts: int = 3,
     backoff: float = 0.1,
     multiplier: float = 2.0,
     max_backoff: float = 10.0,
-) -> Activity[P, T] | Callable[[Callable[P, T]], Activity[P, T]]:
+) -> Activity[P, Any] | _Decorator:
     """Mark a module-level function as a workflow step, with its retry policy.
 
     Inside a workflow body a call yields to the engine, which runs the function (up to
@@ -144,6 +179,17 @@ def activity(
     `multiplier` times longer before each next one) and records its result; the call
     returns that result, also when the body is replayed. If every attempt raised, the last
     exception is raised at the call. Outside a workflow, a call is a plain call.
+
+    An ``async def`` function is an activity too: in the (synchronous) body, a call returns
+    the coroutine's result, and each attempt runs on the worker process's one event loop
+    (a daemon thread started on first use and kept, so clients made on it can be reused):
+
+    >>> @activity(attempts=5)                                       # doctest: +SKIP
+    ... async def fetch(url: str) -> int:
+    ...     async with session.get(url) as r:   # a session made once, on that loop
+    ...         return r.status
+    >>> def check(url: str) -> bool:                                # the workflow
+    ...     return fetch(url) == 200                                # fetch(url): int
 
     The arguments and the result must be encodable in durable state (builtins, or types
     registered with `coroutine.types.Register`), and the function must be found under its
@@ -156,7 +202,7 @@ def activity(
     """
     policy = RetryPolicy(attempts, backoff, multiplier, max_backoff)
 
-    def wrap(f: Callable[P, T]) -> Activity[P, T]:
+    def wrap(f: Callable[P, Any]) -> Activity[P, Any]:
         if not callable(f) or "<" in getattr(f, "__qualname__", "<"):
             raise TypeError(
                 f"@activity needs a module-level function (got {f!r}); define it with def at "
@@ -164,7 +210,7 @@ def activity(
             )
         return Activity(f, policy)
 
-    return wrap(fn) if fn is not None else wrap
+    return wrap(fn) if fn is not None else wrap  # type: ignore[return-value]
 
 
 def idempotency_key() -> str:
@@ -215,7 +261,7 @@ def run_activity(call: object, key: str, check: Callable[[], None] = lambda: Non
         for attempt in range(1, act.retry.attempts + 1):
             check()
             try:
-                return act.fn(*call.args, **call.kwargs)
+                return act.run(call.args, call.kwargs)
             except Exception:
                 if attempt == act.retry.attempts:
                     raise

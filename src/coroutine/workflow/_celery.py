@@ -5,8 +5,9 @@ id, step, lease)``, to the executor's queue. A worker that receives it claims th
 *at that step* in the shared store (`Store.claim` with an id: the row must still be at that
 step, running, with no live lease held by another worker); a duplicate or late message finds
 the step moved on or leased and is dropped. The claimed step runs as in `Engine.run`
-(`Runner.step`: activities, then one compare-and-set commit), and the task then sends the
-next step's message.
+(`Runner.step`: activities, then one compare-and-set commit); then, holding the claim, the
+task runs the next steps itself (eager execution, `_eager`: up to the engine's ``batch`` steps
+or one time slice) and sends one message for the step after them.
 
 Messages are acknowledged late (after the task returns) and rejected when the worker is lost,
 so a message whose worker dies is delivered again by the broker; and `Engine.run` in
@@ -31,6 +32,7 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 from celery.signals import celeryd_after_setup  # type: ignore[import-untyped]
 
+from ._eager import EAGER_SECONDS, run_eagerly
 from ._engine import Engine
 
 __all__ = ["CeleryExecutor", "celery_app", "configure_worker", "sticky_queue"]
@@ -38,16 +40,35 @@ __all__ = ["CeleryExecutor", "celery_app", "configure_worker", "sticky_queue"]
 TASK = "coroutine.workflow.step"
 
 # How this process's engines are built (set by the celery-worker command before it starts).
-_CONFIG: dict[str, Any] = {"cache_size": 1024, "sticky": True}
+_CONFIG: dict[str, Any] = {"cache_size": 1024, "sticky": True, "batch": 100}
+_EAGER = {"seconds": EAGER_SECONDS}
 # One engine (store, worker identity, heartbeat) per store URL and lease, per worker process,
 # shared by its threads; each thread has its own runner (a coroutine belongs to its thread).
 _ENGINES: dict[tuple[str, float], Engine] = {}
 _LOCK = threading.Lock()
 
 
-def configure_worker(*, cache_size: int = 1024, sticky: bool = True) -> None:
-    """Set the cache size and stickiness of the runners this worker process will build."""
-    _CONFIG.update(cache_size=cache_size, sticky=sticky)
+def configure_worker(
+    *,
+    cache_size: int = 1024,
+    sticky: bool = True,
+    batch: int = 100,
+    eager_seconds: float = EAGER_SECONDS,
+) -> None:
+    """Set the cache size and stickiness of the runners this worker process will build, and
+    how far one task runs a workflow eagerly: up to `batch` steps in a row, and no step begun
+    after `eager_seconds` (``batch=1``: one broker message per step).
+
+    Raises:
+        ValueError: `batch` < 1 or a negative `eager_seconds`.
+    """
+    if batch < 1 or not eager_seconds >= 0:
+        raise ValueError(
+            f"configure_worker needs batch >= 1 and eager_seconds >= 0 (got batch={batch!r}, "
+            f"eager_seconds={eager_seconds!r})"
+        )
+    _CONFIG.update(cache_size=cache_size, sticky=sticky, batch=batch)
+    _EAGER["seconds"] = eager_seconds
 
 
 def sticky_queue(queue: str, nodename: str) -> str:
@@ -72,7 +93,7 @@ def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
     if claim is None:  # a duplicate or late message: another worker has it, or it moved on
         return False
     runner = engine.runner
-    new = runner.step(claim)
+    new = run_eagerly(runner, claim, engine.batch, _EAGER["seconds"])
     if new is not None:
         queue = task.app.conf.task_default_queue
         if runner.sticky and task.request.hostname:
