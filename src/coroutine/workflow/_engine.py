@@ -161,6 +161,7 @@ class Engine:
         self._next_reap = 0.0  # monotonic time of the next look for dead workers
         self._stopping = False  # set by stop(): run() returns after its current step
         self._reported: set[tuple[str, str]] = set()  # supervisor: last errors logged
+        self._schedules_here = False  # set by run(): only its loops start scheduled runs
 
     @property
     def runner(self) -> Runner:
@@ -251,6 +252,7 @@ class Engine:
             StoreDamagedError: the store is damaged; stop and restore it.
         """
         self.keeper.start()
+        self._schedules_here = True  # a worker or supervisor: it starts scheduled runs
         if self.executor is not None:
             return self._supervise(until_idle, poll)
         steps = 0
@@ -267,20 +269,25 @@ class Engine:
         return steps
 
     def reap_if_due(self) -> None:
-        """Free the claims of dead workers and start the schedules' due runs, if not done in
-        the last ``REAP_EVERY`` seconds."""
+        """Free the claims of dead workers, if not done in the last ``REAP_EVERY`` seconds."""
         now = time.monotonic()
         if now >= self._next_reap:
             self._next_reap = now + REAP_EVERY
             freed = self.store.reap(time.time())
             if freed:
                 _log.info("freed %d claims of workers that are gone", freed)
-            try:
-                _schedule.tick(self, time.time())
-            except ImportError as exc:  # croniter is missing here: say so once
-                if ("", str(exc)) not in self._reported:
-                    self._reported.add(("", str(exc)))
-                    _log.error("this worker cannot start scheduled runs: %s", exc)
+            self._start_scheduled()
+
+    def _start_scheduled(self) -> None:
+        """`run`'s loops (workers, supervisors; not Celery tasks): start due scheduled runs."""
+        if not self._schedules_here:
+            return
+        try:
+            _schedule.tick(self, time.time())
+        except ImportError as exc:  # croniter is missing here: say so once
+            if ("", str(exc)) not in self._reported:
+                self._reported.add(("", str(exc)))
+                _log.error("this worker cannot start scheduled runs: %s", exc)
 
     def stop(self) -> None:
         """Make a `run` in progress return after its current step (for signal handlers)."""
