@@ -177,3 +177,38 @@ def test_queue_and_time_limit_arguments_are_checked(sqlite_url: str) -> None:
         e.set_queue("q", 3)
         e.set_queue("q", 2)  # replaces
         assert e.queues() == {"q": 2}
+
+
+def test_racing_claims_never_hold_more_slots_than_the_limit(store_url: str) -> None:
+    """Eight threads claim and give back queued rows as fast as they can: PostgreSQL's
+    claims run concurrently (SKIP LOCKED), so this is where two claims could each count a
+    free slot; the store must still never let two hold one."""
+    with Engine(store_url) as e:
+        e.set_queue(wq.QUEUE, 1)
+        for n in range(40):
+            e.start(wq.queued, n, 1, 0.0)
+        lock = threading.Lock()
+        holding, most, claims = [0], [0], [0]
+        stop = time.monotonic() + 2.0
+
+        def claimer(k: int) -> None:
+            while time.monotonic() < stop:
+                c = e.store.claim(f"racer{k}", time.time(), 30.0)
+                if c is None:
+                    continue
+                with lock:
+                    holding[0] += 1
+                    most[0] = max(most[0], holding[0])
+                    claims[0] += 1
+                time.sleep(0.001)
+                with lock:
+                    holding[0] -= 1
+                assert e.store.release(c, time.time(), "")
+
+        threads = [threading.Thread(target=claimer, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert claims[0] > 20  # they did race
+    assert most[0] == 1
