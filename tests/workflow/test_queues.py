@@ -37,7 +37,9 @@ def _kill_mid_step(effects: str) -> tuple[int, float]:
     found: list[int] = []
 
     def running() -> bool:
-        found[:] = [p for _, t, p, _, end in wq.spans(effects) if t.startswith("queued") and end is None]
+        found[:] = [
+            p for _, t, p, _, end in wq.spans(effects) if t.startswith("queued") and end is None
+        ]
         return bool(found)
 
     wait_for(running, 60, "a queued step running")
@@ -52,7 +54,11 @@ def _check(e: Engine, effects: str, queued: list[str], free: list[str], killed_a
     killed = [s for s in spans if s[4] is None]
     assert len(killed) == 1 and killed[0][1].startswith("queued"), killed  # killed mid-step
     # A killed run ends with its process: at the kill, give or take the signal's delivery.
-    q = [(s, killed_at if end is None else end) for _, t, _, s, end in spans if t.startswith("queued")]
+    q = [
+        (s, killed_at if end is None else end)
+        for _, t, _, s, end in spans
+        if t.startswith("queued")
+    ]
     assert len(q) >= len(queued) * STEPS + 1  # every step, and the one run again
     assert wq.most_at_once(q) == 1, "two workflows of a queue of 1 ran at once"
     # The unqueued workflows were not held up by those waiting for the slot: they were

@@ -80,7 +80,7 @@ def test_a_run_due_while_no_worker_was_up_starts_once_when_workers_return(
         (stored,) = e.store.schedules()
         latest = latest_by(yearly, time.time())
         three_years_ago = latest_by(yearly, latest - 3 * 366 * 86400)
-        # As if every worker had been down for three years: three runs missed.
+        # As if every worker had been down for years: four runs missed.
         assert e.store.move_schedule(sid, stored[4], three_years_ago)
         env = subprocess_env(effects)
         for _ in range(3):  # all at once, racing for the run
@@ -113,11 +113,15 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_the_schedule_command_adds_lists_and_removes(sqlite_url: str) -> None:
     env = subprocess_env()
-    add = _cli("add", sqlite_url, "wf_queue_programs:scheduled", "0 6 * * 1", "--args", '["x"]', env=env)
+    add = _cli(
+        "add", sqlite_url, "wf_queue_programs:scheduled", "0 6 * * 1", "--args", '["x"]', env=env
+    )
     assert add.returncode == 0, add.stderr
     sid = add.stdout.strip()
     assert sid.startswith("wf_queue_programs:scheduled#")
-    again = _cli("add", sqlite_url, "wf_queue_programs:scheduled", "0 7 * * 1", "--args", '["x"]', env=env)
+    again = _cli(
+        "add", sqlite_url, "wf_queue_programs:scheduled", "0 7 * * 1", "--args", '["x"]', env=env
+    )
     assert again.stdout.strip() == sid  # the same call: the same schedule, its cron replaced
     listed = _cli("list", sqlite_url, env=env)
     assert listed.returncode == 0

@@ -64,13 +64,17 @@ def scheduled(tag: str) -> int:
 
 def spans(path: str) -> list[tuple[str, str, int, float, float | None]]:
     """Every recorded span (key, tag, pid, start, end), by start."""
-    return list(spans_db(path).execute("SELECT key, tag, pid, start, end FROM spans ORDER BY start"))
+    return list(
+        spans_db(path).execute("SELECT key, tag, pid, start, end FROM spans ORDER BY start")
+    )
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:
     """The largest number of the spans (start, end) open at one moment (an end at the very
     time of a start does not overlap it)."""
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
+    events = sorted(
+        [(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1])
+    )
     most = now = 0
     for _, d in events:
         now += d

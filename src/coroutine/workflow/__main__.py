@@ -32,8 +32,8 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from ._engine import Engine
 from . import _schedule_cli
+from ._engine import Engine
 from ._errors import WorkflowError
 from ._show import SHOW_COMMANDS, show
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import WorkflowTimeoutError
@@ -76,7 +77,9 @@ SQL = {
 def check_queue(name: object, what: str = "queue") -> str:
     """`name` if it is a valid queue name; TypeError saying what it must be otherwise."""
     if not isinstance(name, str) or not name or len(name) > 200:
-        raise TypeError(f"a {what} name is a non-empty str of at most 200 characters (got {name!r})")
+        raise TypeError(
+            f"a {what} name is a non-empty str of at most 200 characters (got {name!r})"
+        )
     return name
 
 
@@ -99,8 +102,8 @@ class QueueSQL:
     _q: dict[str, str]
     _d: Any
 
-    def _write(self, single: bool = False) -> Any: ...  # provided by SQLStore
-    def _read(self, key: str, args: tuple[Any, ...] = ()) -> list[Any]: ...  # idem
+    _write: Callable[..., Any]  # SQLStore's: a write transaction
+    _read: Callable[..., list[Any]]  # SQLStore's: the rows of one statement
 
     def set_queue(self, name: str, concurrency: int) -> None:
         """Record the queue's limit (replacing any earlier one)."""
@@ -152,7 +155,10 @@ class QueueRedis:
     def slot_wait(self, id: str, step: int, now: float) -> bool:
         """As `QueueSQL.slot_wait`."""
         fields = ("status", "step", "owner", "due", "queue")
-        f = [x.decode() if x is not None else "" for x in self._r.hmget(f"{self._p}:wf:{id}", *fields)]
+        f = [
+            x.decode() if x is not None else ""
+            for x in self._r.hmget(f"{self._p}:wf:{id}", *fields)
+        ]
         return (
             f[0] == "running" and f[1] == str(step) and f[2] == "" and f[4] != ""
             and float(f[3] or "inf") <= now

@@ -27,6 +27,7 @@ import datetime
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._records import decode_value
@@ -86,7 +87,7 @@ def info(row: Stored) -> ScheduleInfo:
 
 def _croniter() -> Any:
     try:
-        import croniter
+        import croniter  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise ImportError(f"schedules need the cron parser croniter: {EXTRA}") from None
     return croniter.croniter
@@ -158,8 +159,8 @@ class ScheduleSQL:
 
     _q: dict[str, str]
 
-    def _write(self, single: bool = False) -> Any: ...  # provided by SQLStore
-    def _read(self, key: str, args: tuple[Any, ...] = ()) -> list[Any]: ...  # idem
+    _write: Callable[..., Any]  # SQLStore's: a write transaction
+    _read: Callable[..., list[Any]]  # SQLStore's: the rows of one statement
 
     def put_schedule(self, row: Stored) -> None:
         with self._write() as tx:

@@ -24,7 +24,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``schedule`` command and its three subcommands to `sub`."""
-    s = sub.add_parser("schedule", help="list, add or remove schedules (cron)")
+    s: argparse.ArgumentParser = sub.add_parser("schedule", help="list, add or remove schedules")
     act = s.add_subparsers(dest="action", required=True)
     ls = act.add_parser("list", help="every schedule: id, cron, next run (UTC), call")
     ls.add_argument("store_url")

@@ -208,8 +208,8 @@ class SQLStore(_queues.QueueSQL, _schedule.ScheduleSQL, Store):
             damage = d.damaged(exc)
             if damage is not None:
                 raise damage from exc
-            try:  # tables made before claims were fenced lack these columns
-                db.execute(d.sql("SELECT fence, chain FROM {p}_workflows WHERE 0 = 1"))
+            try:  # tables made before fenced claims (2) or queues (3) lack these columns
+                db.execute(d.sql("SELECT fence, queue FROM {p}_workflows WHERE 0 = 1"))
             except Exception as old:
                 version = f"older than {SCHEMA_VERSION} ({old})"
             else:
