@@ -51,16 +51,16 @@ def test_each_due_run_starts_once_on_three_workers_and_once_after_all_were_kille
     with Engine(store_url) as e:
         sid = e.schedule(wq.scheduled, "tick", cron=EVERY_SECOND)
         workers = [procs.start(["worker", store_url, "--lease", "1"], env) for _ in range(3)]
-        wait_for(lambda: len(_runs(e, sid)) >= 3, 60, "three runs")
+        wait_for(lambda: len(_runs(e, sid)) >= 2, 60, "two runs")
         for w in workers:
             os.killpg(w.pid, signal.SIGKILL)
             w.wait()
         killed = time.time()
-        time.sleep(2.5)  # two or three runs fall due with no worker up
+        time.sleep(2.2)  # two or three runs fall due with no worker up
         back = time.time()
         for _ in range(2):
             procs.start(["worker", store_url, "--lease", "1"], env)
-        wait_for(lambda: _due(_runs(e, sid)[-1]) >= back + 2, 60, "runs after the return")
+        wait_for(lambda: _due(_runs(e, sid)[-1]) >= back + 1, 60, "runs after the return")
         assert e.unschedule(sid) and not e.unschedule(sid)
         dues = _check_runs(e, sid, effects)
     up = [d for d in dues if d < killed - 1]
