@@ -208,10 +208,12 @@ class SQLStore(_queues.QueueSQL, _schedule.ScheduleSQL, Store):
             damage = d.damaged(exc)
             if damage is not None:
                 raise damage from exc
-            try:  # tables made before fenced claims (2) or queues (3) lack these columns
-                db.execute(d.sql("SELECT fence, queue FROM {p}_workflows WHERE 0 = 1"))
-            except Exception as old:
-                version = f"older than {SCHEMA_VERSION} ({old})"
+            for column, since in (("fence", 2), ("queue", 3)):  # columns older tables lack
+                try:
+                    db.execute(d.sql(f"SELECT {column} FROM {{p}}_workflows WHERE 0 = 1"))
+                except Exception as old:
+                    version = f"older than {since} ({old})"
+                    break
             else:
                 raise
         if version != SCHEMA_VERSION:
