@@ -89,7 +89,7 @@ def test_the_sqlite_claim_reads_an_index_in_order_not_a_sort(sqlite_url: str) ->
             e.start(wp.small, n)
         store = e.store
         sql = store._q["claim_next"]  # type: ignore[attr-defined]
-        plan = store._db.execute(f"EXPLAIN QUERY PLAN {sql}", ("w", 1.0, 2.0)).fetchall()  # type: ignore[attr-defined]
+        plan = store._db.execute(f"EXPLAIN QUERY PLAN {sql}", ("w", 1.0, 2.0, 2.0)).fetchall()  # type: ignore[attr-defined]
         text = " | ".join(str(r[-1]) for r in plan)
         assert "USING INDEX cw_due" in text and "TEMP B-TREE" not in text, text
 
@@ -102,7 +102,7 @@ def test_the_postgres_claim_reads_an_index_in_order(postgres_url: str) -> None:
         prefix = postgres_url.rpartition("prefix=")[2]
         store._db.execute("SET enable_seqscan = off")  # type: ignore[attr-defined]
         sql = store._q["claim_next"]  # type: ignore[attr-defined]
-        rows = store._db.execute(f"EXPLAIN {sql}", ("w", 1.0, 2.0)).fetchall()  # type: ignore[attr-defined]
+        rows = store._db.execute(f"EXPLAIN {sql}", ("w", 1.0, 2.0, 2.0)).fetchall()  # type: ignore[attr-defined]
         text = " | ".join(r[0] for r in rows)
         assert f"Index Scan using {prefix}_due" in text and "Sort" not in text, text
 

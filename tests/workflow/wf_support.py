@@ -66,7 +66,8 @@ def drop_postgres(prefix: str) -> None:
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as db:
-        db.execute(f"DROP TABLE IF EXISTS {prefix}_workflows, {prefix}_states")
+        db.execute(f"DROP TABLE IF EXISTS {prefix}_workflows, {prefix}_states, {prefix}_queues, "
+                   f"{prefix}_schedules")  # fmt: skip
 
 
 def subprocess_env(effects: str | None = None) -> dict[str, str]:

@@ -23,8 +23,10 @@ from ._errors import (
     WorkflowFailedError,
     WorkflowNotDoneError,
     WorkflowNotFoundError,
+    WorkflowTimeoutError,
 )
 from ._records import StepInfo, WorkflowInfo
+from ._schedule import ScheduleInfo
 
 if TYPE_CHECKING:  # at run time, imported on first use: it imports celery
     from ._celery import CeleryExecutor
@@ -38,6 +40,7 @@ __all__ = [
     "Executor",
     "NotInActivityError",
     "RetryPolicy",
+    "ScheduleInfo",
     "StepInfo",
     "StoreDamagedError",
     "StoreURLError",
@@ -48,6 +51,7 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowNotDoneError",
     "WorkflowNotFoundError",
+    "WorkflowTimeoutError",
     "activity",
     "idempotency_key",
     "workflow",

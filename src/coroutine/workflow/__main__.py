@@ -14,6 +14,10 @@ execution) before handing the next step on through the broker.
 ``list STORE_URL``, ``info STORE_URL ID``, ``steps STORE_URL ID``, ``result STORE_URL ID``
 and ``cancel STORE_URL ID`` print what the store holds, for a person.
 
+``schedule list STORE_URL``, ``schedule add STORE_URL MODULE:FUNCTION CRON [--args JSON]
+[--kwargs JSON]`` and ``schedule remove STORE_URL ID`` edit the store's schedules (workers
+start their runs).
+
 Workflow modules are imported by name from the stored entry, so they must be importable by
 the worker (run it where your code is, or set PYTHONPATH); ``--import MODULE`` imports more
 (for example the modules that define activities) before starting. ``--verbose`` logs one
@@ -30,6 +34,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from . import _schedule_cli
 from ._engine import Engine
 from ._errors import WorkflowError
 from ._show import SHOW_COMMANDS, show
@@ -85,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("store_url")
         if needs_id:
             q.add_argument("id", help="the workflow's id")
+    _schedule_cli.add_parser(sub)  # schedule list|add|remove
     for q in sub.choices.values():
         q.add_argument("--import", dest="imports", action="append", default=[], metavar="MOD")
     return p
@@ -167,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _supervise(args)
         if args.command == "celery-worker":
             return _celery_worker(args)
+        if args.command == "schedule":
+            return _schedule_cli.run(args)
         return show(args.command, args.store_url, getattr(args, "id", None))
     except WorkflowError as exc:  # what a person can act on: no traceback
         print(f"{args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ from ._engine import Engine
 __all__ = ["CeleryExecutor", "celery_app", "configure_worker", "sticky_queue"]
 
 TASK = "coroutine.workflow.step"
+SLOT_RETRY = 0.2  # seconds before a step refused for want of a queue slot is tried again
 
 # How this process's engines are built (set by the celery-worker command before it starts).
 _CONFIG: dict[str, Any] = {"cache_size": 1024, "sticky": True, "batch": 100}
@@ -91,6 +92,10 @@ def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
     engine.reap_if_due()
     claim = engine.store.claim(engine.owner, time.time(), lease, id=id, step=step)
     if claim is None:  # a duplicate or late message: another worker has it, or it moved on
+        if engine.store.slot_wait(id, step, time.time()):  # or its queue is full (`_queues`):
+            # ask again shortly (a countdown message waits outside the pool)
+            task.app.send_task(TASK, args=[store_url, id, step, lease], countdown=SLOT_RETRY,
+                               queue=task.app.conf.task_default_queue)  # fmt: skip
         return False
     runner = engine.runner
     new = run_eagerly(runner, claim, engine.batch, _EAGER["seconds"])

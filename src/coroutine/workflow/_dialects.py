@@ -32,6 +32,7 @@ class Dialect:
     begin = "BEGIN"  # starts a write transaction
     single_is_atomic = False  # a lone statement needs no BEGIN ... COMMIT around it
     skip_locked = ""  # appended to the claim's row selection
+    concurrent_claims = False  # claims may interleave (then `_queues` confirms queue slots)
     types: ClassVar[dict[str, str]] = {}
 
     def __init__(self, target: str, prefix: str) -> None:
@@ -173,6 +174,7 @@ class Postgres(Dialect):
     """One database shared by workers on many machines."""
 
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    concurrent_claims = True  # queue slots are confirmed after the claim (`_queues`)
     single_is_atomic = True  # (SQLite's lone UPDATE could not wait for the write lock)
     types: ClassVar[dict[str, str]] = {
         "serial": "BIGSERIAL PRIMARY KEY",

@@ -1,5 +1,5 @@
 """The public face of workflows: `Engine` (start, run, status, result, info, steps, cancel,
-list) and `workflow(version=...)`.
+list; queues and schedules) and `workflow(version=..., queue=..., timeout=...)`.
 
 An `Engine` owns one store (shared by the process's threads), one worker identity with its
 heartbeat (`_keeper`), and one `Runner` per thread that runs steps (see `_runner`). Without
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from . import _steps
+from . import _queues, _schedule, _steps
 from ._errors import WorkflowConflictError, WorkflowNotDoneError, WorkflowNotFoundError
 from ._keeper import Keeper
 from ._records import (
@@ -34,7 +34,15 @@ from ._records import (
     encode_value,
     rebuild_error,
 )
-from ._runner import VERSION_ATTR, Runner, entry_of, new_workflow, save_state
+from ._runner import (
+    QUEUE_ATTR,
+    TIMEOUT_ATTR,
+    VERSION_ATTR,
+    Runner,
+    entry_of,
+    new_workflow,
+    save_state,
+)
 from ._start import bind, call_text, entry_name
 from ._url import open_store
 
@@ -52,24 +60,47 @@ class Executor(Protocol):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def workflow(*, version: str) -> Callable[[F], F]:
-    """Give a workflow function a version: its states resume under that version string.
+def workflow(
+    *, version: str | None = None, queue: str | None = None, timeout: float | None = None
+) -> Callable[[F], F]:
+    """Mark a workflow function: its version, its queue, its time limit.
 
-    Without it a workflow's state resumes only under the very code that recorded it (the
-    entry function's fingerprint), so deploying any change to the function fails the
-    workflows in flight. With ``@workflow(version="orders-1")`` they resume under the new
+    `version`: without it a workflow's state resumes only under the very code that recorded
+    it (the entry function's fingerprint), so deploying any change to the function fails
+    the workflows in flight. With ``@workflow(version="orders-1")`` they resume under the new
     code as long as the version string is unchanged; guard each change that would replay
     an old history differently with ``if coroutine.Patched("change-id"): ... else: ...``
-    (docs/how-to/workflows.md). Returns the function itself, marked.
+    (docs/how-to/workflows.md).
+
+    `queue`: its workflows run under that queue's concurrency limit, set in the store by
+    `Engine.set_queue` (a queue never set has none): at most that many of them run steps at
+    once, across all workers; the others wait, holding no worker.
+
+    `timeout`: seconds from `Engine.start` after which the workflow fails with
+    `WorkflowTimeoutError` at its next step (kept in the store: a crash does not reset it).
+
+    Returns the function itself, marked::
+
+        @workflow(version="reports-2", queue="reports", timeout=3600)
+        def monthly_report(month: str) -> str: ...
 
     Raises:
-        TypeError: `version` is not a non-empty str.
+        TypeError: `version` or `queue` is not a non-empty str, or `timeout` not a positive
+            number.
     """
-    if not isinstance(version, str) or not version:
+    if version is not None and (not isinstance(version, str) or not version):
         raise TypeError(f"workflow(version=...) takes a non-empty str (got {version!r})")
+    if queue is not None:
+        _queues.check_queue(queue, "workflow(queue=...)")
+    if timeout is not None and (
+        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0
+    ):
+        raise TypeError(f"workflow(timeout=...) takes a number of seconds > 0 (got {timeout!r})")
 
     def mark(fn: F) -> F:
-        setattr(fn, VERSION_ATTR, version)
+        for attr, value in ((VERSION_ATTR, version), (QUEUE_ATTR, queue), (TIMEOUT_ATTR, timeout)):
+            if value is not None:
+                setattr(fn, attr, value)
         return fn
 
     return mark
@@ -130,6 +161,7 @@ class Engine:
         self._next_reap = 0.0  # monotonic time of the next look for dead workers
         self._stopping = False  # set by stop(): run() returns after its current step
         self._reported: set[tuple[str, str]] = set()  # supervisor: last errors logged
+        self._schedules_here = False  # set by run(): only its loops start scheduled runs
 
     @property
     def runner(self) -> Runner:
@@ -186,7 +218,11 @@ class Engine:
         args_text = encode_value((args, kwargs))
         coro = new_workflow(functools.partial(fn, *args, **kwargs))
         state = save_state(coro)  # its first save: the full state
-        taken = self.store.create(Row(id, entry, args_text, "running", 0), state, time.time())
+        now = time.time()
+        queue, timeout = getattr(fn, QUEUE_ATTR, ""), getattr(fn, TIMEOUT_ATTR, None)
+        row = Row(id, entry, args_text, "running", 0, queue=queue,
+                  deadline=now + timeout if timeout else 0.0)  # fmt: skip
+        taken = self.store.create(row, state, now)
         if taken is not None:
             if not conflict:  # a fresh uuid: cannot happen
                 raise RuntimeError(f"workflow id {id!r} is taken; this is a bug")
@@ -216,6 +252,7 @@ class Engine:
             StoreDamagedError: the store is damaged; stop and restore it.
         """
         self.keeper.start()
+        self._schedules_here = True  # a worker or supervisor: it starts scheduled runs
         if self.executor is not None:
             return self._supervise(until_idle, poll)
         steps = 0
@@ -239,6 +276,18 @@ class Engine:
             freed = self.store.reap(time.time())
             if freed:
                 _log.info("freed %d claims of workers that are gone", freed)
+            self._start_scheduled()
+
+    def _start_scheduled(self) -> None:
+        """`run`'s loops (workers, supervisors; not Celery tasks): start due scheduled runs."""
+        if not self._schedules_here:
+            return
+        try:
+            _schedule.tick(self, time.time())
+        except ImportError as exc:  # croniter is missing here: say so once
+            if ("", str(exc)) not in self._reported:
+                self._reported.add(("", str(exc)))
+                _log.error("this worker cannot start scheduled runs: %s", exc)
 
     def stop(self) -> None:
         """Make a `run` in progress return after its current step (for signal handlers)."""
@@ -338,6 +387,61 @@ class Engine:
         if runner is not None:
             runner.drop_cache()
         self.store.close()
+
+    # --- queues and schedules (`_queues`, `_schedule`) ---
+
+    def set_queue(self, name: str, concurrency: int) -> None:
+        """Let at most `concurrency` workflows of queue `name` (``@workflow(queue=name)``) run
+        steps at once, across every worker of this store. Kept in the store; a new limit
+        replaces the old one (workflows running over a lowered limit finish their step).
+
+        Raises:
+            TypeError: `name` is not a non-empty str, or `concurrency` not an int >= 1.
+        """
+        _queues.check_queue(name)
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise TypeError(f"a queue's concurrency is an int >= 1 (got {concurrency!r})")
+        self.store.set_queue(name, concurrency)
+
+    def queues(self) -> dict[str, int]:
+        """The queues given a limit by `set_queue`, with their limits."""
+        return self.store.queues()
+
+    def schedule(self, fn: Callable[..., Any], /, *args: Any, cron: str, **kwargs: Any) -> str:
+        """Start ``fn(*args, **kwargs)`` as a workflow at each time `cron` names; return the
+        schedule's id.
+
+        Workers (``Engine.run``, the Celery supervisor) start each due run exactly once,
+        however many are up, as workflow ``"<schedule id>@<due time, UTC>"``; runs that fell
+        due while no worker was up start once, for the latest due time, when one returns.
+        `cron` has five fields (minute hour day month weekday: ``"0 6 * * 1"``, 06:00 UTC
+        on Mondays) or six with seconds last. The same call scheduled again is the same
+        schedule (its cron replaced; its next run kept if the expression is unchanged), so
+        every process may schedule at start-up::
+
+            engine.schedule(nightly_report, "eu", cron="0 2 * * *")
+
+        Raises:
+            ImportError: croniter is missing (``pip install 'stackful-coroutines[cron]'``).
+            ValueError: `cron` is not a cron expression.
+            TypeError: as `start`.
+        """
+        _schedule.check_cron(cron)
+        entry = entry_name(fn, in_main_ok=False)
+        args, kwargs = bind(fn, entry, args, kwargs)
+        args_text = encode_value((args, kwargs))
+        id = _schedule.schedule_id(entry, args_text)
+        first = _schedule.next_after(cron, time.time())
+        self.store.put_schedule((id, entry, args_text, cron, first))
+        return id
+
+    def unschedule(self, id: str) -> bool:
+        """Remove schedule `id`; True iff there was one. Runs already started go on."""
+        return self.store.drop_schedule(id)
+
+    def schedules(self) -> builtins.list[_schedule.ScheduleInfo]:
+        """Every schedule in the store, by id."""
+        return [_schedule.info(r) for r in self.store.schedules()]
 
     def __enter__(self) -> Engine:
         return self

@@ -20,6 +20,7 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowNotDoneError",
     "WorkflowNotFoundError",
+    "WorkflowTimeoutError",
 ]
 
 
@@ -158,4 +159,14 @@ class StoreURLError(WorkflowError, ValueError):
     ``sqlite:////absolute/path.db``, ``redis://host:port/db`` or
     ``postgresql://user@host:port/dbname``; each may end with ``?prefix=NAME`` to keep several
     engines apart in one database. An unknown or repeated parameter is refused.
+    """
+
+
+class WorkflowTimeoutError(WorkflowError, TimeoutError):
+    """The workflow ran past the ``timeout`` its `workflow` decorator gave it.
+
+    The time limit counts from `Engine.start` and is kept in the store, so it holds across
+    worker crashes and restarts: the first step a worker takes after it has passed fails the
+    workflow with this error (an activity already running finishes first). `Engine.result`
+    raises it.
     """

@@ -52,6 +52,9 @@ class Row:
     updated: float = 0.0  # the last time its status or step changed
     last_error: str = ""  # why workers could not move it on lately, "" once a step commits
     owner: str = ""  # the worker process holding its claim, "" when none does
+    # Queues and timeouts (`_queues`): set at creation, from the `workflow` decorator.
+    queue: str = ""  # the queue whose concurrency limit it runs under, "" for none
+    deadline: float = 0.0  # Unix time after which its next step fails it, 0 for none
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 import redis  # type: ignore[import-untyped,unused-ignore]
 
+from . import _queues, _schedule
 from ._errors import StoreDamagedError
 from ._records import Row
 from ._store import Claim, Commit, Store, StoreURL, chain
@@ -46,7 +47,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'entry', ARGV[2], 'args', ARGV[3], 'status', 'running',
   'step', '0', 'error', '', 'owner', '', 'fence', '0', 'due', ARGV[5], 'created', ARGV[5],
-  'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n)
+  'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n, 'queue', ARGV[7],
+  'deadline', ARGV[8])
 redis.call('DEL', KEYS[2])
 redis.call('RPUSH', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
@@ -63,16 +65,28 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
-_CLAIM = """
+_CLAIM = (
+    _queues.REDIS_FREE_SLOT
+    + """
+local function claimable(id)
+  local g = redis.call('HMGET', ARGV[6] .. id, 'queue', 'owner', 'deadline')
+  return free_slot(g[1] or '', g[2] or '', tonumber(g[3] or '0'))
+end
 local id = ARGV[1]
 if id == '' then
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 1)
-  if #ids == 0 then return false end
-  id = ids[1]
-end
+  local off = 0
+  while id == '' do  -- the first ready row not waiting for a queue slot (`_queues`)
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', off, 100)
+    if #ids == 0 then return false end
+    for _, c in ipairs(ids) do
+      if claimable(c) then id = c break end
+    end
+    off = off + 100
+  end
+elseif not claimable(id) then return false end
 local wf = ARGV[6] .. id
 local f = redis.call('HMGET', wf, 'status', 'step', 'due', 'entry', 'args', 'fence', 'chain',
-                     'owner')
+                     'owner', 'queue', 'deadline')
 if f[1] ~= 'running' then return false end
 if ARGV[1] ~= '' and (f[2] ~= ARGV[2] or tonumber(f[3]) > tonumber(ARGV[3])) then
   return false
@@ -82,8 +96,10 @@ redis.call('HSET', wf, 'owner', ARGV[5], 'fence', fence, 'due', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[4], id)
 if f[8] ~= '' then redis.call('SREM', ARGV[7] .. f[8], id) end
 redis.call('SADD', ARGV[7] .. ARGV[5], id)
-return {id, f[4], f[5], f[2], fence, f[7]}
+if f[9] and f[9] ~= '' then redis.call('SADD', ARGV[8] .. f[9], id) end
+return {id, f[4], f[5], f[2], fence, f[7], f[9] or '', f[10] or '0'}
 """
+)
 
 _FENCED = """
 local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'fence')
@@ -212,7 +228,7 @@ def _s(b: Any) -> str:
     return b.decode() if isinstance(b, bytes) else str(b)
 
 
-class RedisStore(Store):
+class RedisStore(_queues.QueueRedis, _schedule.ScheduleRedis, Store):
     """A store in one Redis server: ``redis://host:port/db[?prefix=NAME]``."""
 
     alive_every = PRESENCE / 5
@@ -237,7 +253,7 @@ class RedisStore(Store):
     def create(self, row: Row, state: bytes, now: float) -> Row | None:
         keys = [self._k("wf", row.id), self._k("st", row.id), self._ready, f"{self._p}:n"]
         args: builtins.list[Any] = [row.id, row.entry, row.args, state, repr(now),
-                                    chain(b"", state)]  # fmt: skip
+                                    chain(b"", state), row.queue, repr(row.deadline)]  # fmt: skip
         if self._create([*keys, self._all], args):
             return None
         return self.get(row.id)
@@ -250,11 +266,12 @@ class RedisStore(Store):
         self, owner: str, now: float, lease: float, id: str | None = None, step: int = -1
     ) -> Claim | None:
         args = [id or "", str(step), repr(now), repr(now + lease), owner, f"{self._p}:wf:"]
-        got = self._claim([self._ready], [*args, f"{self._p}:held:"])
+        queues = [f"{self._p}:queues", f"{self._p}:qheld:"]  # `_queues`
+        got = self._claim([self._ready, queues[0]], [*args, f"{self._p}:held:", queues[1]])
         if not got:
             return None
         return Claim(_s(got[0]), _s(got[1]), _s(got[2]), int(got[3]), owner, int(got[4]),
-                     bytes(got[5]))  # fmt: skip
+                     bytes(got[5]), _s(got[6]), float(got[7]))  # fmt: skip
 
     def commit(self, c: Commit, now: float) -> bool:
         k = c.claim

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
-from . import _steps
+from . import _queues, _steps
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
 from ._boundary import SCALARS, check_recordable, detach, stand_in
 from ._errors import StoreDamagedError
@@ -53,8 +53,10 @@ if TYPE_CHECKING:
 
     Workflow: TypeAlias = Coroutine[ActivityCall, Any, Any]
 
-# The attribute `workflow(version=...)` sets on a workflow function.
+# The attributes `workflow(version=..., queue=..., timeout=...)` sets on a workflow function.
 VERSION_ATTR = "__workflow_version__"
+QUEUE_ATTR = "__workflow_queue__"
+TIMEOUT_ATTR = "__workflow_timeout__"
 # A workflow this worker cannot load is given back, to be tried again after this long.
 RETRY_LOAD = 2.0
 
@@ -181,6 +183,9 @@ class Runner:
                 self.keeper.drop(held)
 
     def _step(self, claim: Claim, held: Held, keep: bool) -> Claim | None:
+        late = _queues.timed_out(claim, time.time())  # past its time limit: fails, runs nothing
+        if late:
+            return self._commit(claim, held, "failed", claim.step, late, b"", [])
         try:
             coro = self._coroutine(claim)
         except InvalidStateError as exc:  # a state this code cannot resume: final
@@ -244,7 +249,7 @@ class Runner:
         if status != "running":
             return None
         held.confirm(since)
-        new = Claim(claim.id, claim.entry, claim.args, step, claim.owner, claim.fence, new_chain)
+        new = claim._replace(step=step, chain=new_chain)
         held.claim = new
         return new
 

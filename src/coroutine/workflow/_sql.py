@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from . import _queues, _schedule
 from ._dialects import Dialect
 from ._errors import StoreDamagedError, WorkflowError
 from ._records import Row
@@ -31,7 +32,7 @@ from ._store import Claim, Commit, Store, StoreURL, chain
 
 __all__ = ["SQLStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: queues, time limits and schedules (`_queues`, `_schedule`)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {p}_workflows (
@@ -48,7 +49,10 @@ _SCHEMA = [
     created {real} NOT NULL,
     updated {real} NOT NULL,
     last_error TEXT NOT NULL DEFAULT '',
-    chain {blob} NOT NULL
+    chain {blob} NOT NULL,
+    -- queues and time limits (`_queues`), from schema 3
+    queue TEXT NOT NULL DEFAULT '',
+    deadline {real} NOT NULL DEFAULT 0
 )""",
     "CREATE INDEX IF NOT EXISTS {p}_due ON {p}_workflows (due) WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS {p}_owner ON {p}_workflows (owner) WHERE owner <> ''",
@@ -67,28 +71,33 @@ _SCHEMA = [
 )""",
     "CREATE TABLE IF NOT EXISTS {p}_meta (k TEXT PRIMARY KEY, v {int} NOT NULL)",
     f"INSERT INTO {{p}}_meta VALUES ('schema', {SCHEMA_VERSION}) ON CONFLICT (k) DO NOTHING",
+    # --- schema 3: queues and schedules (`_queues`, `_schedule`) ---
+    *_queues.SQL_SCHEMA,
+    *_schedule.SQL_SCHEMA,
 ]
 
 _ROW = "id, entry, args, status, step, error, created, updated, last_error, owner"
-_CLAIMED = "RETURNING id, entry, args, step, owner, fence, chain"
+_CLAIMED = "RETURNING id, entry, args, step, owner, fence, chain, queue, deadline"
 _FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
 
 _SQL = {
     "schema": "SELECT v FROM {p}_meta WHERE k = 'schema'",
     "count": "SELECT coalesce(max(k), 0) FROM {p}_states",
-    "ready": "SELECT 1 FROM {p}_workflows WHERE status = 'running' AND due <= ? LIMIT 1",
+    "ready": "SELECT 1 FROM {p}_workflows w WHERE status = 'running' AND due <= ? AND {slot}"
+    " LIMIT 1",
     "create": "INSERT INTO {p}_workflows (id, entry, args, status, step, due, created, updated,"
-    " chain) VALUES (?, ?, ?, 'running', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    " chain, queue, deadline) VALUES (?, ?, ?, 'running', 0, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO NOTHING",
     "create_state": "INSERT INTO {p}_states (wf, seq, blob) VALUES (?, 0, ?)",
     "discard": "DELETE FROM {p}_workflows WHERE id = ? AND step = 0 AND owner = ''"
     " AND status = 'running'",
     # Its states stay, emptied, as tombstones: a state's key is never reused (`_sqlite_file`).
     "drop_states": "UPDATE {p}_states SET wf = '', seq = -k, blob = ?, steps = '' WHERE wf = ?",
     "claim_next": "UPDATE {p}_workflows SET owner = ?, fence = fence + 1, due = ? WHERE n = ("
-    "SELECT n FROM {p}_workflows WHERE status = 'running' AND due <= ?"
+    "SELECT n FROM {p}_workflows w WHERE status = 'running' AND due <= ? AND {slot}"
     " ORDER BY due LIMIT 1{skip_locked}) " + _CLAIMED,
-    "claim_id": "UPDATE {p}_workflows SET owner = ?, fence = fence + 1, due = ? WHERE id = ?"
-    " AND step = ? AND status = 'running' AND due <= ? " + _CLAIMED,
+    "claim_id": "UPDATE {p}_workflows AS w SET owner = ?, fence = fence + 1, due = ? WHERE"
+    " id = ? AND step = ? AND status = 'running' AND due <= ? AND {slot} " + _CLAIMED,
     "commit": "UPDATE {p}_workflows SET step = ?, status = ?, error = ?, owner = '', due = ?,"
     " updated = ?, chain = ?, last_error = '' WHERE " + _FENCE,
     "commit_keep": "UPDATE {p}_workflows SET step = ?, due = ?, updated = ?, chain = ?,"
@@ -118,6 +127,9 @@ _SQL = {
     "locks": "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted"
     " AND objsubid = 2 AND classid = CAST(? AS bigint)::oid"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    # --- queues and schedules (`_queues`, `_schedule`) ---
+    **_queues.SQL,
+    **_schedule.SQL,
 }
 
 
@@ -167,13 +179,14 @@ class _Tx:
             raise damage from exc
 
 
-class SQLStore(Store):
+class SQLStore(_queues.QueueSQL, _schedule.ScheduleSQL, Store):
     """A store in one SQLite file or PostgreSQL database, as `dialect` says."""
 
     def __init__(self, url: StoreURL, dialect: Dialect) -> None:
         self.url = url.url
         self._d = dialect
-        self._q = {k: dialect.sql(v.replace("{skip_locked}", dialect.skip_locked))
+        self._q = {k: dialect.sql(v.replace("{skip_locked}", dialect.skip_locked)
+                                  .replace("{slot}", _queues.SLOT))
                    for k, v in _SQL.items()}  # fmt: skip
         self._local = threading.local()
         self._conns: dict[threading.Thread, Any] = {}  # every open connection, by thread
@@ -195,10 +208,12 @@ class SQLStore(Store):
             damage = d.damaged(exc)
             if damage is not None:
                 raise damage from exc
-            try:  # tables made before claims were fenced lack these columns
-                db.execute(d.sql("SELECT fence, chain FROM {p}_workflows WHERE 0 = 1"))
-            except Exception as old:
-                version = f"older than {SCHEMA_VERSION} ({old})"
+            for column, since in (("fence", 2), ("queue", 3)):  # columns older tables lack
+                try:
+                    db.execute(d.sql(f"SELECT {column} FROM {{p}}_workflows WHERE 0 = 1"))
+                except Exception as old:
+                    version = f"older than {since} ({old})"
+                    break
             else:
                 raise
         if version != SCHEMA_VERSION:
@@ -236,7 +251,8 @@ class SQLStore(Store):
 
     def create(self, row: Row, state: bytes, now: float) -> Row | None:
         with self._write() as tx:
-            args = (row.id, row.entry, row.args, now, now, now, chain(b"", state))
+            args = (row.id, row.entry, row.args, now, now, now, chain(b"", state), row.queue,
+                    row.deadline)  # fmt: skip
             if tx.db.execute(self._q["create"], args).rowcount != 1:
                 return self.get(row.id)
             tx.stored = tx.db.execute(self._q["create_state"], (row.id, state))
@@ -254,16 +270,19 @@ class SQLStore(Store):
     ) -> Claim | None:
         args: tuple[Any, ...]
         if id is None:
-            if not self._read("ready", (now,)):
+            if not self._read("ready", (now, now)):
                 return None  # nothing ready: a read, so idle workers take no write lock
-            sql, args = self._q["claim_next"], (owner, now + lease, now)
+            sql, args = self._q["claim_next"], (owner, now + lease, now, now)
         else:
-            sql, args = self._q["claim_id"], (owner, now + lease, id, step, now)
+            sql, args = self._q["claim_id"], (owner, now + lease, id, step, now, now)
         with self._write(single=True) as tx:
             r = tx.db.execute(sql, args).fetchone()
         if r is None:
             return None
-        return Claim(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), self._d.blob(r[6]))
+        c = Claim(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), self._d.blob(r[6]), r[7], r[8])
+        if c.queue and self._d.concurrent_claims and not self.confirm_slot(c):
+            return None  # the queue was full after all (`_queues`)
+        return c
 
     def commit(self, c: Commit, now: float) -> bool:
         k = c.claim

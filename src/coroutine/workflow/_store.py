@@ -68,6 +68,8 @@ class Claim(NamedTuple):
     owner: str
     fence: int
     chain: bytes  # the checksum of the states so far
+    queue: str = ""  # its queue (`_queues`): the claim holds one of the queue's slots
+    deadline: float = 0.0  # its time limit (`_queues`), 0 for none
 
 
 class Commit(NamedTuple):
@@ -164,6 +166,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def reap(self, now: float) -> int:
         """Free the claims of workers that are gone; how many claims were freed."""
+
+    # --- queues and schedules: each backend mixes in `_queues` and `_schedule` classes ---
+
+    def set_queue(self, name: str, concurrency: int) -> None:
+        """Record queue `name`'s concurrency limit (replacing any earlier one)."""
+        raise NotImplementedError
+
+    def queues(self) -> dict[str, int]:
+        """Every queue given a limit, with it."""
+        raise NotImplementedError
+
+    def slot_wait(self, id: str, step: int, now: float) -> bool:
+        """True iff workflow `id` is ready at `step`, unclaimed, and in a queue."""
+        raise NotImplementedError
+
+    def put_schedule(self, row: tuple[str, str, str, str, float]) -> None:
+        """Add or replace the schedule (id, entry, args, cron, next); an unchanged cron keeps
+        the stored next."""
+        raise NotImplementedError
+
+    def drop_schedule(self, id: str) -> bool:
+        """Delete a schedule; True iff there was one."""
+        raise NotImplementedError
+
+    def schedules(self) -> builtins.list[tuple[str, str, str, str, float]]:
+        """Every schedule (id, entry, args, cron, next), by id."""
+        raise NotImplementedError
+
+    def due_schedules(self, now: float) -> builtins.list[tuple[str, str, str, str, float]]:
+        """The schedules whose next run is due at `now` (a bounded number)."""
+        raise NotImplementedError
+
+    def move_schedule(self, id: str, old: float, new: float) -> bool:
+        """Set a schedule's next run to `new` iff it is still `old`."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def close(self) -> None:

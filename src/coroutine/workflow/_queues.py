@@ -1,0 +1,191 @@
+"""Queues with a concurrency limit, and time limits: what the stores add to a claim.
+
+Theory of operation. A workflow started from a function marked ``@workflow(queue="q")``
+carries its queue's name in its row; ``Engine.set_queue("q", n)`` records ``n`` in the
+store. A *slot* of the queue is nothing but a current claim on a row of that queue: the
+store lets a worker claim such a row only while fewer than ``n`` rows of the queue are
+claimed, in the same atomic operation as the claim. So the slot is fenced as the claim is,
+and freed by everything that frees a claim: the commit that ends a step or a batch, a
+release, a cancel, the reaping of a dead worker, the supervisor's `Store.stale`. A row
+waiting for a slot is simply not claimable: it holds no worker and no lease, and claims go
+past it to the next ready row. A row whose lease ran out keeps its slot until it is claimed
+again (the slot moves with it); a row past its deadline is claimable whatever its queue, so
+that the step that fails it is not held up.
+
+Each backend makes the check atomic in its own way:
+
+* SQLite: the claim is one statement inside ``BEGIN IMMEDIATE`` (`SLOT` in its ``WHERE``);
+  writers are serialized, so the count it reads cannot change before the claim commits.
+* PostgreSQL: claimers run concurrently (``SKIP LOCKED``), so two could each count a free
+  slot and take two rows. The claim (with `SLOT`, which skips full queues cheaply) commits,
+  then `confirm_slot` takes a transaction-level advisory lock on the queue and counts again
+  with a fresh snapshot: the confirmations of one queue are serialized, each sees every
+  claim committed before it, and one that finds the queue over its limit gives its claim
+  back in the same transaction. So two claims of one queue never both pass.
+* Redis: the claim script counts the queue's claimed rows (the ids kept in ``P:qheld:Q``,
+  checked against their rows) before claiming; scripts run one at a time.
+
+A queue that was never given a limit has none. A time limit (``@workflow(timeout=s)``) is
+stored as the row's deadline when the workflow starts; the runner fails the workflow with
+`WorkflowTimeoutError` when it claims a step after the deadline (`timed_out`).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import WorkflowTimeoutError
+from ._records import encode_error
+
+if TYPE_CHECKING:
+    from ._store import Claim
+
+__all__ = ["SLOT", "SQL", "SQL_SCHEMA", "QueueRedis", "QueueSQL", "check_queue", "timed_out"]
+
+UNLIMITED = 2**31 - 1  # the concurrency of a queue that was never set
+
+# The claimable condition of a row ``w`` (one ``?``: now): the SQL stores' claim statements
+# and their "anything ready?" read include it.
+SLOT = (
+    "(w.queue = '' OR w.owner <> '' OR (w.deadline > 0 AND w.deadline <= ?) OR "
+    "(SELECT count(*) FROM {p}_workflows h WHERE h.queue = w.queue AND h.owner <> ''"
+    " AND h.status = 'running') < coalesce((SELECT q.concurrency FROM {p}_queues q"
+    f" WHERE q.name = w.queue), {UNLIMITED}))"
+)
+
+SQL_SCHEMA = [
+    "CREATE INDEX IF NOT EXISTS {p}_queue ON {p}_workflows (queue)"
+    " WHERE queue <> '' AND status = 'running'",
+    "CREATE TABLE IF NOT EXISTS {p}_queues (name TEXT PRIMARY KEY, concurrency {int} NOT NULL)",
+]
+
+SQL = {
+    "set_queue": "INSERT INTO {p}_queues (name, concurrency) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency",
+    "queues": "SELECT name, concurrency FROM {p}_queues ORDER BY name",
+    "slots": "SELECT (SELECT count(*) FROM {p}_workflows WHERE queue = ? AND owner <> ''"
+    " AND status = 'running'), coalesce((SELECT concurrency FROM {p}_queues WHERE name = ?),"
+    f" {UNLIMITED})",
+    "slot_wait": "SELECT 1 FROM {p}_workflows WHERE id = ? AND step = ? AND status = 'running'"
+    " AND owner = '' AND due <= ? AND queue <> ''",
+}
+
+
+def check_queue(name: object, what: str = "queue") -> str:
+    """`name` if it is a valid queue name; TypeError saying what it must be otherwise."""
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise TypeError(
+            f"a {what} name is a non-empty str of at most 200 characters (got {name!r})"
+        )
+    return name
+
+
+def timed_out(claim: Claim, now: float) -> str:
+    """The recorded `WorkflowTimeoutError` of a claim past its deadline, or ``""``."""
+    if not claim.deadline or now < claim.deadline:
+        return ""
+    late = now - claim.deadline
+    return encode_error(
+        WorkflowTimeoutError(
+            f"workflow {claim.id!r} ran past its time limit ({late:.3f} s ago), at step "
+            f"{claim.step}; give @workflow a longer timeout, or none"
+        )
+    )
+
+
+class QueueSQL:
+    """The queue operations of `_sql.SQLStore` (mixed in; uses its connections)."""
+
+    _q: dict[str, str]
+    _d: Any
+
+    _write: Callable[..., Any]  # SQLStore's: a write transaction
+    _read: Callable[..., list[Any]]  # SQLStore's: the rows of one statement
+
+    def set_queue(self, name: str, concurrency: int) -> None:
+        """Record the queue's limit (replacing any earlier one)."""
+        with self._write() as tx:
+            tx.db.execute(self._q["set_queue"], (name, concurrency))
+
+    def queues(self) -> dict[str, int]:
+        """Every queue given a limit, with it."""
+        return {str(n): int(c) for n, c in self._read("queues")}
+
+    def slot_wait(self, id: str, step: int, now: float) -> bool:
+        """True iff workflow `id` is ready at `step` and unclaimed, in a queue: a claim of it
+        that failed was (most likely) refused for want of a slot."""
+        return bool(self._read("slot_wait", (id, step, now)))
+
+    def confirm_slot(self, claim: Claim) -> bool:
+        """PostgreSQL, after a claim of a queued row committed: True iff the queue is within
+        its limit, counted under the queue's lock; else the claim is given back."""
+        now = time.time()
+        if claim.deadline and claim.deadline <= now:
+            return True  # its step only fails it
+        # One bigint key per (store, queue): apart from the workers' two-int4 liveness locks.
+        key = (self._d.classid << 32) | zlib.crc32(claim.queue.encode())
+        with self._write() as tx:
+            tx.db.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            held, limit = tx.db.execute(self._q["slots"], (claim.queue, claim.queue)).fetchone()
+            if int(held) <= int(limit):
+                return True
+            args = (now, "", claim.id, claim.owner, claim.fence)
+            tx.db.execute(self._q["release"], args)
+        return False
+
+
+class QueueRedis:
+    """The queue operations of `_redis.RedisStore` (mixed in)."""
+
+    _r: Any
+    _p: str
+
+    def set_queue(self, name: str, concurrency: int) -> None:
+        """Record the queue's limit (replacing any earlier one)."""
+        self._r.hset(f"{self._p}:queues", name, concurrency)
+
+    def queues(self) -> dict[str, int]:
+        """Every queue given a limit, with it."""
+        got = self._r.hgetall(f"{self._p}:queues")
+        return {k.decode(): int(v) for k, v in sorted(got.items())}
+
+    def slot_wait(self, id: str, step: int, now: float) -> bool:
+        """As `QueueSQL.slot_wait`."""
+        fields = ("status", "step", "owner", "due", "queue")
+        f = [
+            x.decode() if x is not None else ""
+            for x in self._r.hmget(f"{self._p}:wf:{id}", *fields)
+        ]
+        return (
+            f[0] == "running" and f[1] == str(step) and f[2] == "" and f[4] != ""
+            and float(f[3] or "inf") <= now
+        )  # fmt: skip
+
+
+# The Redis claim script's slot check (`_redis._CLAIM`): free_slot(queue, owner, deadline).
+# KEYS[2] is the hash of limits, ARGV[3] now, ARGV[6] the rows' key prefix, ARGV[8] the
+# prefix of the sets of claimed ids per queue (pruned of rows no longer claimed as it goes).
+REDIS_FREE_SLOT = """
+local full = {}
+local function free_slot(q, owner, deadline)
+  if q == '' or owner ~= '' or (deadline > 0 and deadline <= tonumber(ARGV[3])) then
+    return true
+  end
+  if full[q] == nil then
+    local limit = tonumber(redis.call('HGET', KEYS[2], q) or '')
+    local held = 0
+    if limit ~= nil then
+      for _, h in ipairs(redis.call('SMEMBERS', ARGV[8] .. q)) do
+        local g = redis.call('HMGET', ARGV[6] .. h, 'owner', 'status')
+        if g[1] and g[1] ~= '' and g[2] == 'running' then held = held + 1
+        else redis.call('SREM', ARGV[8] .. q, h) end
+      end
+    end
+    full[q] = limit ~= nil and held >= limit
+  end
+  return not full[q]
+end
+"""
