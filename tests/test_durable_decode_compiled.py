@@ -317,20 +317,24 @@ def test_nesting_up_to_the_limit_and_one_past_it() -> None:
 
 def test_hash_floods_and_unhashable_keys_are_refused_alike() -> None:
     flood = [_codec.encode(k) for k in HASH_ZERO[:20]]
-    unhashable = _codec.encode([1])
-    hostile = _codec.encode(Hostile())
+    others = [_codec.encode(k) for k in (0.5, (1, 2), 2**70 + 1)]  # hashed, each its own hash
+    unhashable, hostile = [_codec.encode([1])], [_codec.encode(Hostile())]
     for n in (16, 17, 20):
-        for odd in (b"", unhashable, hostile):
+        for odd in ([], others, unhashable, hostile):
             for at in (0, 5, n):
                 items = flood[:n]
-                items.insert(at, odd) if odd else None
-                body = b"".join(items)
+                items[at:at] = odd
                 count = _codec._uvarint(len(items))
                 for tag in (b"S", b"Z"):
-                    result = agree(tag + count + body)
-                    assert (result[0] == "decoded") == (n <= 16 and not odd), result
-                pairs = b"".join(k + b"N" for k in items)
-                agree(b"d" + count + pairs)
+                    result = agree(tag + count + b"".join(items))
+                    fine = n <= 16 and odd in ([], others)
+                    assert (result[0] == "decoded") == fine, result
+                agree(b"d" + count + b"".join(k + b"N" for k in items))
+    # two floods: the error names the hash whose 17th key comes first (0), not its last
+    ones = [_codec.encode(k + 1) for k in HASH_ZERO[:17]]  # hash 1
+    items = ones[:16] + flood[:17] + ones[16:] + flood[17:18]
+    result = agree(b"S" + _codec._uvarint(len(items)) + b"".join(items))
+    assert "share the hash 0 " in result[2], result
 
 
 def test_registered_types_decode_alike_and_may_decode_themselves() -> None:
