@@ -337,6 +337,37 @@ def test_hash_floods_and_unhashable_keys_are_refused_alike() -> None:
     assert "share the hash 0 " in result[2], result
 
 
+def test_the_budget_is_overdrawn_where_the_loop_would_refuse_first() -> None:
+    """The compiled decoder reads ahead to refuse a value over budget without building it;
+    whatever would be refused before the overdraw still is, with its own message."""
+    bomb = b"l" + _codec._uvarint(2000) + b"S\x00" * 2000  # 700 KB of sets: over 100 KB
+    flood = b"".join(_codec.encode(k) for k in HASH_ZERO[:17])
+    before = {
+        "nothing": b"N",
+        "a hash flood": b"S\x11" + flood,
+        "a flood in a dict": b"d\x11" + b"".join(_codec.encode(k) + b"N" for k in HASH_ZERO[:17]),
+        "an unhashable item": b"S\x02N" + _codec.encode([1]),
+        "a hashable tuple": b"Z\x01" + _codec.encode((1, 2)),
+        "invalid UTF-8": b"s\x02\xff\xfe",
+        "valid UTF-8": _codec.encode("\u20ac"),
+        "a registered type": _codec.encode(Point(1, 2)),
+        "a pickled type": _codec.encode(Fraction(1, 2)),
+        "an int of no bytes": b"i\x00",
+        "an unknown tag": b"Q",
+        "a long count": b"l\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00",
+        "nesting too deep": b"l\x01" * 101 + b"N",
+    }
+    refused_by_budget = set()
+    for what, head in before.items():
+        for tail in (bomb, bomb[:-1]):  # truncated after the overdraw: still the budget
+            result = agree(b"l\x02" + head + tail, limit=100_000)
+            assert result[0] == "raised", (what, result)
+            if "bytes of memory" in result[2]:
+                refused_by_budget.add(what)
+    assert refused_by_budget == {"nothing", "a hashable tuple", "valid UTF-8", "a long count",
+                                 "a registered type", "a pickled type"}  # fmt: skip
+
+
 def test_registered_types_decode_alike_and_may_decode_themselves() -> None:
     for v in (Point(1, 2), [Point(("nested", "bytes"), None)], Point("nested", "bytes"),
               {Point(1, 2): Fraction(1, 3)}, Point([1], 2), [Point(1, 2)] * 3):  # fmt: skip

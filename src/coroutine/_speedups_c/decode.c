@@ -34,6 +34,9 @@ static int max_depth, max_same_hash;
  * the containers, indexed by CONTAINER below. */
 static long long cost_int, cost_float, cost_str, cost_bytes;
 static long long cost_box[5][3];
+/* More than any byte is charged: the largest cost of an object, plus the largest per item
+ * (its place in its container), plus 2 (a string's). */
+static long long most_a_byte;
 
 #define STACK_MAX 128 /* frames; decode_setup refuses a MAX_DEPTH above it */
 #define SAFE_INT ((1LL << 61) - 1)
@@ -212,16 +215,18 @@ by_hash(const void *a, const void *b)
 }
 
 /* Refuse unhashable keys, and more than max_same_hash keys of one hash, as `_check_keys`:
- * of the keys items[0], items[stride], ..., the first offending one decides the error. */
+ * of the keys items[0], items[stride], ..., the first offending one decides the error.
+ * (Items are read afresh after each hash, which may run a registered type's code.) */
 static int
-check_keys(PyObject **items, Py_ssize_t count, Py_ssize_t stride)
+check_keys(PyObject *items, Py_ssize_t stride)
 {
+    Py_ssize_t count = (PyList_GET_SIZE(items) + stride - 1) / stride;
     Hashed *seen = NULL;
     Py_ssize_t m = 0;
     PyObject *failed = NULL; /* the exception hash() raised, at the key stopped at */
     PyTypeObject *failed_type = NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *k = items[i * stride];
+    for (Py_ssize_t i = 0; i < count && i * stride < PyList_GET_SIZE(items); i++) {
+        PyObject *k = PyList_GET_ITEM(items, i * stride);
         PyTypeObject *t = Py_TYPE(k);
         if (t == &PyUnicode_Type || t == &PyBytes_Type || t == &PyBool_Type || k == Py_None)
             continue;
@@ -235,7 +240,9 @@ check_keys(PyObject **items, Py_ssize_t count, Py_ssize_t stride)
             PyErr_NoMemory();
             return -1;
         }
+        Py_INCREF(k);
         Py_hash_t h = PyObject_Hash(k);
+        Py_DECREF(k);
         if (h == -1) {
             failed = fetch_exc();
             failed_type = t;
@@ -288,8 +295,6 @@ close_frame(State *st, Frame *f)
 {
     PyObject *items = f->items, *value = NULL;
     f->items = NULL;
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    PyObject **v = ((PyListObject *)items)->ob_item;
     switch (f->tag) {
     case 0x6C: /* l */
         return items;
@@ -297,12 +302,13 @@ close_frame(State *st, Frame *f)
         value = PyList_AsTuple(items);
         break;
     case 0x64: /* d */
-        if (check_keys(v, n / 2, 2) < 0)
+        if (check_keys(items, 2) < 0)
             break;
         if ((value = PyDict_New()) == NULL)
             break;
-        for (Py_ssize_t i = 0; i < n; i += 2) {
-            if (PyDict_SetItem(value, v[i], v[i + 1]) < 0) {
+        for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(items); i += 2) {
+            if (PyDict_SetItem(value, PyList_GET_ITEM(items, i), PyList_GET_ITEM(items, i + 1))
+                < 0) {
                 Py_CLEAR(value);
                 break;
             }
@@ -310,7 +316,7 @@ close_frame(State *st, Frame *f)
         break;
     case 0x53: /* S */
     case 0x5A: /* Z */
-        if (check_keys(v, n, 1) < 0)
+        if (check_keys(items, 1) < 0)
             break;
         value = f->tag == 0x53 ? PySet_New(items) : PyFrozenSet_New(items);
         break;
@@ -349,6 +355,124 @@ make_str(const unsigned char *p, Py_ssize_t n)
     PyErr_Format(DecodeError, "invalid UTF-8 in a string: %S", exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+/* -- the budget's look-ahead ---------------------------------------------------------- */
+
+/* Whether the bytes from `pos` run the budget out before anything else could go wrong: the
+ * loop's walk, without making anything. A value of many small objects over the budget (a
+ * decompression bomb: lists of empty sets) is then refused at the speed of reading it,
+ * instead of building and freeing its objects first (the memory the budget allows, 64
+ * bytes a byte, costs more to fault in and free than the decoding does).
+ *
+ * The walk charges what the loop charges in the same order, and stops (0: decode it) at
+ * anything whose outcome depends on what the loop would make: a count that is not a short
+ * varint, a string not all ASCII (the UTF-8 decoder judges it), a registered or pickled
+ * type, an int of zero bytes, a bad tag, nesting past the limit, a truncation, and a dict or
+ * set closed with a key other than str, bytes, bool, None or a small int (`_check_keys`
+ * judges it). So when a charge would overdraw the budget before any of these, the loop would
+ * refuse there, with this charge: the budget is left as the loop leaves it and the same
+ * `Budget.charge` raises (-1). Returns 0 too if the whole value fits the budget. */
+enum { K_NONE, K_DICT, K_SET, K_UNSAFE }; /* no keys; safe keys so far; one is not */
+
+static int
+overdraws(State *st, Py_ssize_t pos)
+{
+    const unsigned char *p = st->p;
+    Py_ssize_t end = st->end;
+    long long left = st->left;
+    Py_ssize_t todo[STACK_MAX];
+    unsigned char keyed[STACK_MAX]; /* K_*: what a frame's keys are */
+    int sp = 0;
+    for (;;) {
+        if (pos >= end)
+            return 0;
+        int tag = p[pos++], safe = 1; /* safe: the item is a key _check_keys lets pass */
+        long long cost = 0;
+        switch (tag) {
+        case 0x73: case 0x69: case 0x62: /* s i b */
+        case 0x6C: case 0x74: case 0x64: case 0x53: case 0x5A: { /* l t d S Z */
+            uint64_t n = 0;
+            int shift = 0;
+            for (;; shift += 7) {
+                if (shift >= 63 || pos >= end)
+                    return 0;
+                unsigned char b = p[pos++];
+                n |= (uint64_t)(b & 0x7F) << shift;
+                if (b < 0x80)
+                    break;
+            }
+            if (n > (uint64_t)(end - pos))
+                return 0;
+            if (tag == 0x73) {
+                cost = cost_str + 2 * (long long)n;
+                if (left - cost >= 0)
+                    for (Py_ssize_t i = 0; i < (Py_ssize_t)n; i++)
+                        if (p[pos + i] >= 0x80)
+                            return 0;
+                pos += n;
+            }
+            else if (tag == 0x69) {
+                if (n == 0)
+                    return 0;
+                cost = cost_int + 2 * (long long)n;
+                safe = n <= 7; /* (|value| < 2**55: well within the safe ints) */
+                pos += n;
+            }
+            else if (tag == 0x62) {
+                cost = cost_bytes + (long long)n;
+                pos += n;
+            }
+            else {
+                if (sp >= max_depth)
+                    return 0;
+                int box = container_index(tag);
+                if (n == 0) {
+                    cost = cost_box[box][0];
+                    safe = 0;
+                    break;
+                }
+                cost = cost_box[box][1] + cost_box[box][2] * (long long)n;
+                if (left - cost < 0)
+                    break;
+                left -= cost;
+                todo[sp] = tag == 0x64 ? 2 * (Py_ssize_t)n : (Py_ssize_t)n;
+                keyed[sp] = tag == 0x64 ? K_DICT : tag == 0x6C || tag == 0x74 ? K_NONE : K_SET;
+                sp++;
+                continue;
+            }
+            break;
+        }
+        case 0x4E: case 0x54: case 0x46: /* N T F */
+            break;
+        case 0x66: /* f */
+            if (pos + 8 > end)
+                return 0;
+            cost = cost_float;
+            safe = 0;
+            pos += 8;
+            break;
+        default: /* R P, a bad tag */
+            return 0;
+        }
+        if (left - cost < 0) { /* the loop's refusal, at this charge */
+            st->left = left;
+            return charge(st, cost);
+        }
+        left -= cost;
+        while (sp) { /* the item into its container, closing the full ones */
+            int k = keyed[sp - 1];
+            if (!safe && (k == K_SET || (k == K_DICT && todo[sp - 1] % 2 == 0)))
+                keyed[sp - 1] = K_UNSAFE; /* (a dict's items: key, value, key, ...) */
+            if (--todo[sp - 1])
+                break;
+            if (keyed[--sp] == K_UNSAFE)
+                return 0;
+            safe = 0; /* a container is not a key _check_keys lets pass */
+        }
+        if (sp == 0)
+            return 0;
+    }
 }
 
 /* -- the loop ----------------------------------------------------------------------------- */
@@ -529,8 +653,16 @@ run(State *st, Py_ssize_t pos, int registry)
             }
             else { /* in place: the list was allocated at its count */
                 Py_ssize_t k = PyList_GET_SIZE(top->items);
-                PyList_SET_ITEM(top->items, k, value);
-                Py_SET_SIZE(top->items, k + 1);
+                if (k < ((PyListObject *)top->items)->allocated) {
+                    PyList_SET_ITEM(top->items, k, value);
+                    Py_SET_SIZE(top->items, k + 1);
+                }
+                else { /* (code run by a registered type grew it: never in practice) */
+                    int r = PyList_Append(top->items, value);
+                    Py_DECREF(value);
+                    if (r < 0)
+                        goto fail;
+                }
             }
             if (--top->todo)
                 break;
@@ -584,7 +716,11 @@ Decoder_dec(PyObject *self, PyObject *Py_UNUSED(ignored))
      * (a young collection every 700 containers, a full one each time the heap grows by a
      * quarter). The objects are traced as usual once it resumes. */
     st.gc = PyGC_Disable();
-    PyObject *value = run(&st, pos, reg);
+    PyObject *value = NULL;
+    /* Look ahead only where the budget left could be overdrawn (no byte is charged more than
+     * `most_a_byte`): a large value, or a budget nearly spent. */
+    if (st.left >= most_a_byte * (long long)(end - pos) || overdraws(&st, pos) == 0)
+        value = run(&st, pos, reg);
     if (st.gc)
         PyGC_Enable();
     if (!st.synced) {
@@ -686,9 +822,18 @@ mod_decode_setup(PyObject *mod, PyObject *ns)
     d_buf = offs[0], d_pos = offs[1], d_end = offs[2], d_registry = offs[3], d_budget = offs[4];
     b_left = offs[5];
     cost_int = scalars[0], cost_float = scalars[1], cost_str = scalars[2], cost_bytes = scalars[3];
-    for (int i = 0; i < 5; i++)
-        for (int j = 0; j < 3; j++)
+    long long most = 0, most_per_item = 0;
+    for (int i = 0; i < 4; i++)
+        most = scalars[i] > most ? scalars[i] : most;
+    for (int i = 0; i < 5; i++) {
+        for (int j = 0; j < 3; j++) {
             cost_box[i][j] = boxes[3 * i + j];
+            if (j < 2 && cost_box[i][j] > most)
+                most = cost_box[i][j];
+        }
+        most_per_item = cost_box[i][2] > most_per_item ? cost_box[i][2] : most_per_item;
+    }
+    most_a_byte = most + most_per_item + 2;
     Py_XSETREF(DecoderType, (PyTypeObject *)Py_NewRef(decoder));
     Py_XSETREF(BudgetType, (PyTypeObject *)Py_NewRef(budget));
     Py_XSETREF(DecodeError, Py_NewRef(error));
