@@ -28,6 +28,7 @@ from coroutine import InvalidStateError, NewWithReturn, Yield
 from coroutine.durable import _codec, _decode, _keys, inspect
 from coroutine.types import Register, RegisterPickle
 
+_ext: Any
 try:
     _ext = importlib.import_module("coroutine._speedups")
 except ImportError:  # pragma: no cover (a platform without a compiler: nothing to compare)
@@ -227,7 +228,8 @@ def reseal(b: bytes) -> bytes:
     """Mutated bytes with a valid checksum, so that the mutation reaches the decoder."""
     hasher = _keys.hasher(None)
     hasher.update(b[:-16])
-    return b[:-16] + hasher.digest()
+    tag: bytes = hasher.digest()
+    return b[:-16] + tag
 
 
 # -- the tests -----------------------------------------------------------------------------
@@ -260,7 +262,7 @@ def test_mutated_real_states_inspect_alike() -> None:
             b = reseal(mutate(rng.choice(STATES), rng))
             results = []
             for dec in (PY, C):
-                _decode._Decoder.dec = dec  # type: ignore[method-assign]
+                _decode._Decoder.dec = dec  # type: ignore[method-assign, assignment]
                 try:
                     results.append(str(inspect(b)))
                 except InvalidStateError as exc:
