@@ -16,6 +16,12 @@
  * Dict and set keys are checked as `_check_keys` does, with the hashes counted by sorting
  * (no table an attacker could flood) and the same error for the same first offending key.
  *
+ * Two things the Python loop does not do, neither visible in what it returns: the garbage
+ * collector is paused while the loop runs (it makes only acyclic containers; collections
+ * triggered by their number cost more than the decoding), and a value that could overdraw
+ * the budget is first walked without building anything (`overdraws`), so that a
+ * decompression bomb is refused at the speed of reading it.
+ *
  * decode_setup(namespace) binds to `_decode`'s objects and returns the method descriptor that
  * `_decode` installs as `_Decoder.dec` (module.c lists it). Nothing here touches greenlets. */
 
@@ -31,7 +37,7 @@ static PyObject *s_charge;
 static Py_ssize_t d_buf, d_pos, d_end, d_registry, d_budget, b_left; /* slot offsets */
 static int max_depth, max_same_hash;
 /* The costs of `_decode` (its _COST_* constants): scalars, then (empty, fixed, per item) of
- * the containers, indexed by CONTAINER below. */
+ * the containers, indexed by C_LIST... below. */
 static long long cost_int, cost_float, cost_str, cost_bytes;
 static long long cost_box[5][3];
 /* More than any byte is charged: the largest cost of an object, plus the largest per item
@@ -101,15 +107,18 @@ sync_out(State *st) /* budget.left = left; then budget.left is the truth */
     return 0;
 }
 
-/* left = budget.left, after a call into Python that may have charged it. 0, or 1 if it no
- * longer fits a C integer (the caller goes on in Python), or -1. */
+/* left = budget.left, at the start and after a call into Python that may have charged it.
+ * 0, or 1 if it is not an int within +-2**62 (never from `Budget`; at the start the Python
+ * method then decodes, after a call the loop refuses). */
 static int
 sync_in(State *st)
 {
     PyObject *v = SLOT(st->budget, b_left);
     int overflow = 0;
-    long long left = v != NULL && PyLong_CheckExact(v) ? PyLong_AsLongLongAndOverflow(v, &overflow) : 0;
-    if (v == NULL || !PyLong_CheckExact(v) || overflow || left > (1LL << 62) || left < -(1LL << 62))
+    if (v == NULL || !PyLong_CheckExact(v))
+        return 1;
+    long long left = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || left > (1LL << 62) || left < -(1LL << 62))
         return 1;
     st->left = left;
     st->synced = 0;
@@ -245,7 +254,7 @@ check_keys(PyObject *items, Py_ssize_t stride)
         Py_DECREF(k);
         if (h == -1) {
             failed = fetch_exc();
-            failed_type = t;
+            failed_type = (PyTypeObject *)Py_NewRef(t);
             break;
         }
         seen[m].h = h;
@@ -269,17 +278,20 @@ check_keys(PyObject *items, Py_ssize_t stride)
     PyMem_Free(seen);
     if (flood_at >= 0) {
         Py_XDECREF(failed);
+        Py_XDECREF(failed_type);
         return raise_decode("more than %d keys of one container share the hash %lld "
                             "(a hash-flooding attack?)", max_same_hash, (long long)flood_h);
     }
     if (failed == NULL)
         return 0;
     if (!PyErr_GivenExceptionMatches(failed, PyExc_TypeError)) {
+        Py_DECREF(failed_type);
         restore_exc(failed);
         return -1;
     }
     Py_DECREF(failed);
     PyObject *name = PyObject_GetAttrString((PyObject *)failed_type, "__name__");
+    Py_DECREF(failed_type);
     if (name == NULL)
         return -1;
     PyErr_Format(DecodeError, "unhashable %S as a dict key or set item", name);
