@@ -22,7 +22,7 @@ def _greenlet_include() -> list[str]:
 
 _SRC = "src/coroutine/_speedups_c"
 # One file per concern, in reading order (the comment at the top of speedups.h).
-_CONCERNS = ("compat", "driver", "methods", "run", "yieldsite", "table", "module")
+_CONCERNS = ("compat", "driver", "methods", "run", "yieldsite", "table", "decode", "module")
 _AIO = ("aio", "aio_await", "aio_iter")  # coroutine.aio's driver (aio.h)
 
 ext_modules = []

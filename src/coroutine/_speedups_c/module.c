@@ -140,6 +140,8 @@ static PyMethodDef module_methods[] = {
     {"run", (PyCFunction)(void (*)(void))mod_run, METH_FASTCALL, "_run.Run's loop, compiled."},
     {"create", (PyCFunction)(void (*)(void))mod_create, METH_FASTCALL | METH_KEYWORDS,
      "_new.create, compiled."},
+    {"decode_setup", mod_decode_setup, METH_O,
+     "Bind to durable._decode's objects; return _Decoder.dec, compiled (decode.c)."},
     {NULL, NULL, 0, NULL},
 };
 

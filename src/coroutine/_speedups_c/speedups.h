@@ -36,6 +36,7 @@
  *   run.c        Run's loop, resume and creation (module functions)
  *   yieldsite.c  the yield site: the compiled function behind one `Yield[R, S]`
  *   table.c      the `Yield` table: a dict with an identity cache in front
+ *   decode.c     the durable value decoder's loop (`durable._decode`), its own concern
  *   module.c     setup() (binding to the Python side) and the module's initialisation
  */
 #ifndef COROUTINE_SPEEDUPS_H
@@ -116,6 +117,10 @@ int next_op(PyObject *self, PyObject *op);
 PyObject *mod_resume(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+/* -- decode.c ------------------------------------------------------------------------------ */
+
+PyObject *mod_decode_setup(PyObject *mod, PyObject *ns);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop

@@ -15,6 +15,14 @@ registered (`_codec.register`), and bounds what it builds before it builds it:
 
 Every refusal is a `DecodeError` saying why and where; the durable layer turns it into
 `InvalidStateError`.
+
+`_Decoder.dec` as written here is the reference. With the accelerator loaded (see
+`coroutine._accel`) the method is replaced by its compiled translation
+(``_speedups_c/decode.c``, `COMPILED`), which reads the same slots, charges the same budget at
+the same points, refuses with the same messages, and calls the functions below back for
+what is rare: a count that is not a short varint (`_count`), a budget running out
+(`Budget.charge`), registered and pickled types (`_registered_frame`, `_registered`). Dense
+values cost it 5 to 20 times less CPU (benchmarks/bench_decode.py).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from .. import _accel
 from . import _codec
 from ._codec import MAX_DEPTH, DecodeError, _short
 
@@ -80,6 +89,25 @@ def budget_for(size: int) -> Budget:
     return Budget(64 * size + (1 << 20) - (1 << 16))
 
 
+def _count(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The count (a length, a number of items) at `buf[pos]`, and the position after it;
+    `DecodeError` if cut, too long, or more than the bytes left before `end` (each item
+    takes one)."""
+    n = shift = 0
+    for _ in range(10):
+        if pos >= end:
+            raise DecodeError(f"truncated inside a length at offset {pos}")
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            if n > end - pos:
+                raise DecodeError(f"a count of {n} items at offset {pos} exceeds the bytes left")
+            return n, pos
+        shift += 7
+    raise DecodeError(f"a length at offset {pos} is longer than 10 bytes")
+
+
 class _Decoder:
     """Reads values without recursion: containers are kept on an explicit stack, so a state
     decodes the same at any depth of the caller's stack."""
@@ -92,26 +120,6 @@ class _Decoder:
         self.end = len(buf)
         self.registry = registry
         self.budget = budget if budget is not None else budget_for(len(buf) - pos)
-
-    def _count(self, pos: int) -> tuple[int, int]:
-        """The count (a length, a number of items) at `buf[pos]`, and the position after it;
-        `DecodeError` if cut, too long, or more than the bytes left (each item takes one)."""
-        buf, end = self.buf, self.end
-        n = shift = 0
-        for _ in range(10):
-            if pos >= end:
-                raise DecodeError(f"truncated inside a length at offset {pos}")
-            b = buf[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            if b < 0x80:
-                if n > end - pos:
-                    raise DecodeError(
-                        f"a count of {n} items at offset {pos} exceeds the bytes left"
-                    )
-                return n, pos
-            shift += 7
-        raise DecodeError(f"a length at offset {pos} is longer than 10 bytes")
 
     def dec(self) -> Any:
         """The value at `pos` (`pos` is then after it).
@@ -133,7 +141,7 @@ class _Decoder:
                     n = buf[pos]  # the common one-byte count, read here
                     pos += 1
                 else:
-                    n, pos = self._count(pos)
+                    n, pos = _count(buf, pos, end)
                 if tag == 0x73:  # s
                     budget.charge(_COST_STR + 2 * n)  # n UTF-8 bytes: at most n in a str
                     try:
@@ -177,11 +185,11 @@ class _Decoder:
             elif tag == 0x52 or tag == 0x50:  # R P
                 if len(stack) >= MAX_DEPTH:
                     raise DecodeError(f"containers nest more than {MAX_DEPTH} deep")
-                frame, pos = self._registered_frame(tag, pos)
+                frame, pos = _registered_frame(buf, tag, pos, end, self.registry, budget)
                 if frame[1]:
                     stack.append(frame)
                     continue
-                value = self._registered(frame)
+                value = _registered(frame)
             else:
                 raise DecodeError(f"unknown tag byte {tag:#04x} at offset {pos - 1}")
             while stack:  # hand the value to its container, closing the full ones
@@ -197,55 +205,61 @@ class _Decoder:
                 elif kind == 0x74:  # t
                     value = tuple(top[2])
                 else:
-                    value = _close(top) if kind != 0x52 else self._registered(top)
+                    value = _close(top) if kind != 0x52 else _registered(top)
             else:
                 self.pos = pos
                 return value
 
-    def _registered_frame(self, tag: int, pos: int) -> tuple[list[Any], int]:
-        """The frame of a registered (R) or pickled (P) value whose tag was read, and the
-        position after its head (after the pickle, for P)."""
-        n, pos = self._count(pos)
-        self.budget.charge(_COST_STR + 2 * n)
-        try:
-            name = self.buf[pos : pos + n].decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
-        pos += n
-        reg = _by_name.get(name) if self.registry else None
-        if reg is None or (reg[1] is None) != (tag == 0x50):
-            kind = "pickled" if tag == 0x50 else "registered"
-            how = "with RegisterPickle" if tag == 0x50 else "with Register"
-            raise DecodeError(
-                f"the bytes hold a {kind} type {name!r} that is not registered {how} in "
-                "this process"
-            )
-        if tag == 0x52:
-            return [tag, 1, [], name], pos
-        n, pos = self._count(pos)
-        self.budget.charge(_COST_BYTES + n)
-        return [tag, 0, [self.buf[pos : pos + n]], name], pos + n
+    py_dec = dec  # the reference, as written (`dec` is the compiled one when it is loaded)
 
-    def _registered(self, frame: list[Any]) -> Any:
-        tag, _, items, name = frame
-        cls, decode_fn = _by_name[name]
-        if tag == 0x50:
-            try:
-                value = pickle.loads(items[0])
-            except Exception as exc:
-                raise DecodeError(f"cannot unpickle a {name}: {_short(exc)}") from None
-            if type(value) is not cls:
-                raise DecodeError(f"unpickling a {name} gave a {type(value).__qualname__}")
-            return value
-        assert decode_fn is not None  # an R frame names a type registered with a decode
+
+def _registered_frame(
+    buf: bytes, tag: int, pos: int, end: int, registry: bool, budget: Budget
+) -> tuple[list[Any], int]:
+    """The frame of a registered (R) or pickled (P) value whose tag was read, and the
+    position after its head (after the pickle, for P)."""
+    n, pos = _count(buf, pos, end)
+    budget.charge(_COST_STR + 2 * n)
+    try:
+        name = buf[pos : pos + n].decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8 in a string: {exc}") from None
+    pos += n
+    reg = _by_name.get(name) if registry else None
+    if reg is None or (reg[1] is None) != (tag == 0x50):
+        kind = "pickled" if tag == 0x50 else "registered"
+        how = "with RegisterPickle" if tag == 0x50 else "with Register"
+        raise DecodeError(
+            f"the bytes hold a {kind} type {name!r} that is not registered {how} in this process"
+        )
+    if tag == 0x52:
+        return [tag, 1, [], name], pos
+    n, pos = _count(buf, pos, end)
+    budget.charge(_COST_BYTES + n)
+    return [tag, 0, [buf[pos : pos + n]], name], pos + n
+
+
+def _registered(frame: list[Any]) -> Any:
+    """The value of a full registered or pickled frame: the program's own code runs here."""
+    tag, _, items, name = frame
+    cls, decode_fn = _by_name[name]
+    if tag == 0x50:
         try:
-            return decode_fn(items[0])
-        except RecursionError:
-            raise
+            value = pickle.loads(items[0])
         except Exception as exc:
-            raise DecodeError(
-                f"the decode function registered for {name} failed: {_short(exc)}"
-            ) from None
+            raise DecodeError(f"cannot unpickle a {name}: {_short(exc)}") from None
+        if type(value) is not cls:
+            raise DecodeError(f"unpickling a {name} gave a {type(value).__qualname__}")
+        return value
+    assert decode_fn is not None  # an R frame names a type registered with a decode
+    try:
+        return decode_fn(items[0])
+    except RecursionError:
+        raise
+    except Exception as exc:
+        raise DecodeError(
+            f"the decode function registered for {name} failed: {_short(exc)}"
+        ) from None
 
 
 def _close(frame: list[Any]) -> Any:
@@ -314,3 +328,35 @@ def decode(buf: bytes, *, registry: bool = True, budget: Budget | None = None) -
     if end != len(buf):
         raise DecodeError(f"{len(buf) - end} unexpected bytes after the value")
     return value
+
+
+def compiled(ext: Any) -> Any:
+    """`_Decoder.dec` compiled by the extension module `ext`, bound to this module's objects.
+
+    The compiled loop (``_speedups_c/decode.c``) is a translation of `_Decoder.dec`, reading
+    the same slots and charging the same budget; it calls `_count`, `Budget.charge`,
+    `_registered_frame` and `_registered` back for errors and registered types, and ``py_dec``
+    for a decoder holding anything but bytes. (Tests take it from the extension even on the
+    pure path, to compare the two.)"""
+    return ext.decode_setup(
+        {
+            "Decoder": _Decoder,
+            "Budget": Budget,
+            "DecodeError": DecodeError,
+            "count": _count,
+            "registered_frame": _registered_frame,
+            "registered": _registered,
+            "dec": _Decoder.py_dec,
+            "MAX_DEPTH": MAX_DEPTH,
+            "MAX_SAME_HASH": _MAX_SAME_HASH,
+            "scalar_costs": (_COST_INT, _COST_FLOAT, _COST_STR, _COST_BYTES),
+            "container_costs": (*_COST_LIST, *_COST_TUPLE, *_COST_DICT, *_COST_SET, *_COST_SET),
+        }
+    )
+
+
+COMPILED: Any = compiled(_accel.speedups) if _accel.speedups is not None else None
+"""The compiled `_Decoder.dec` in use (a method descriptor), or None: the pure path
+(``COROUTINE_PURE=1``, or the extension not built)."""
+if COMPILED is not None:
+    _Decoder.dec = COMPILED  # type: ignore[method-assign]
