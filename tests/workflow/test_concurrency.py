@@ -37,7 +37,7 @@ def test_a_thousand_workflows_on_four_sqlite_workers(
         env = subprocess_env(effects)
         workers = [procs.start(["worker", sqlite_url, "--until-idle"], env) for _ in range(4)]
         for w in workers:
-            assert w.wait(timeout=180) == 0
+            assert w.wait(timeout=180) == 0, procs.log_of(w)
         pids = _check(e, ids, effects)
     assert len(pids) >= 3, f"the work went to {len(pids)} of 4 workers"
 
@@ -72,7 +72,7 @@ def test_workflows_on_four_workers_over_a_shared_store(
         env = subprocess_env(effects)
         workers = [procs.start(["worker", url, "--until-idle"], env) for _ in range(4)]
         for w in workers:
-            assert w.wait(timeout=180) == 0
+            assert w.wait(timeout=180) == 0, procs.log_of(w)
         rows = {r.id: r for r in e.list()}
         assert [(rows[i].status, rows[i].step) for i in ids] == [("done", 2)] * n
         counts = wp.effect_counts(effects)

@@ -90,6 +90,12 @@ class Procs:
         self.logs = logs
         self.python = sys.executable  # the interpreter the workers run on
 
+    def log_of(self, p: subprocess.Popen[bytes]) -> str:
+        """What worker `p` printed (for an assertion's message: the test's files are gone
+        by the time anyone reads a CI log)."""
+        path = self.logs / f"worker{self.procs.index(p)}.log"
+        return f"worker {p.args!r} printed:\n" + path.read_text(errors="replace")[-4000:]
+
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         with open(self.logs / f"worker{len(self.procs)}.log", "wb") as log:
             p = subprocess.Popen(
