@@ -67,6 +67,8 @@ def drop_postgres(prefix: str) -> None:
 
     with psycopg.connect(POSTGRES, autocommit=True) as db:
         db.execute(f"DROP TABLE IF EXISTS {prefix}_workflows, {prefix}_states")
+        waits = ", ".join(f"{prefix}_{t}" for t in ("waits", "messages", "events"))
+        db.execute(f"DROP TABLE IF EXISTS {waits}")
 
 
 def subprocess_env(effects: str | None = None) -> dict[str, str]:

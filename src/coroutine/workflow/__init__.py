@@ -25,6 +25,7 @@ from ._errors import (
     WorkflowNotFoundError,
 )
 from ._records import StepInfo, WorkflowInfo
+from ._waits import join, receive, set_event, sleep, start_child
 
 if TYPE_CHECKING:  # at run time, imported on first use: it imports celery
     from ._celery import CeleryExecutor
@@ -50,6 +51,11 @@ __all__ = [
     "WorkflowNotFoundError",
     "activity",
     "idempotency_key",
+    "join",
+    "receive",
+    "set_event",
+    "sleep",
+    "start_child",
     "workflow",
 ]
 

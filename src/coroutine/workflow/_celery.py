@@ -73,6 +73,10 @@ def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
         return False
     runner = engine.runner
     new = runner.step(claim)
+    for child in runner.spawned:  # child workflows the step started (`_waits`)
+        task.app.send_task(
+            TASK, args=[store_url, child, 0, lease], queue=task.app.conf.task_default_queue
+        )
     if new is not None:
         queue = task.app.conf.task_default_queue
         if runner.sticky and task.request.hostname:

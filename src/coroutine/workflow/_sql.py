@@ -27,11 +27,12 @@ from typing import Any
 from ._dialects import Dialect
 from ._errors import StoreDamagedError, WorkflowError
 from ._records import Row
+from ._sql_waits import WAITS_SCHEMA, WAITS_SQL, SQLWaits
 from ._store import Claim, Commit, Store, StoreURL, chain
 
 __all__ = ["SQLStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the tables of waits (`_sql_waits`)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {p}_workflows (
@@ -66,6 +67,9 @@ _SCHEMA = [
     started {real} NOT NULL
 )""",
     "CREATE TABLE IF NOT EXISTS {p}_meta (k TEXT PRIMARY KEY, v {int} NOT NULL)",
+    # --- waits (`_sql_waits`): waits, messages, events ---
+    *WAITS_SCHEMA,
+    # ---
     f"INSERT INTO {{p}}_meta VALUES ('schema', {SCHEMA_VERSION}) ON CONFLICT (k) DO NOTHING",
 ]
 
@@ -115,6 +119,7 @@ _SQL = {
     "free_owner": "UPDATE {p}_workflows SET owner = '', due = 0 WHERE owner = ?"
     " AND status = 'running'",
     "leave": "DELETE FROM {p}_workers WHERE owner = ?",
+    **WAITS_SQL,  # waits (`_sql_waits`)
     "locks": "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted"
     " AND objsubid = 2 AND classid = CAST(? AS bigint)::oid"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -167,7 +172,7 @@ class _Tx:
             raise damage from exc
 
 
-class SQLStore(Store):
+class SQLStore(SQLWaits, Store):
     """A store in one SQLite file or PostgreSQL database, as `dialect` says."""
 
     def __init__(self, url: StoreURL, dialect: Dialect) -> None:
