@@ -3,6 +3,7 @@ process and in worker processes (imported by name, as wf_programs is)."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -69,3 +70,18 @@ def parent(n: int) -> list[Any]:
 
 def expected_parent(n: int) -> list[Any]:
     return [(i * 7 % 1000) + ((i + 1) * 7 % 1000) for i in range(n)] + [f"caught: child {n} failed"]
+
+
+@activity
+def gate(n: int) -> int:
+    """Fails while the file named by WF_GATE exists (a bug, until the fix is deployed)."""
+    if os.path.exists(os.environ["WF_GATE"]):
+        raise RuntimeError("the gate is closed")
+    return n
+
+
+def gated(n: int) -> list[int]:
+    """`n` steps, then the gate, then `n` more: fails at step `n` while the gate is shut."""
+    first = [wp.apply(i) for i in range(n)]
+    gate(n)
+    return first + [wp.apply(100 + i) for i in range(n)]
