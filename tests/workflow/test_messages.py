@@ -83,10 +83,10 @@ def test_get_event_and_send_say_what_is_missing(sqlite_url: str) -> None:
     with Engine(sqlite_url) as e:
         box = e.start(ww.inbox, 1)
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError, match="set no event 'count' in 0.2 s"):
+        with pytest.raises(TimeoutError, match=r"set no event 'count' in 0\.2 s"):
             e.get_event(box, "count", timeout=0.2)
         assert time.monotonic() - t0 >= 0.2
         with pytest.raises(WorkflowNotFoundError):
             e.send("nope", "m", 1)
-        with pytest.raises(TypeError, match="plain data|must be None"):
+        with pytest.raises(TypeError, match=r"must be None, bool"):
             e.send(box, "m", object())

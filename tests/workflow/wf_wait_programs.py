@@ -85,3 +85,8 @@ def gated(n: int) -> list[int]:
     first = [wp.apply(i) for i in range(n)]
     gate(n)
     return first + [wp.apply(100 + i) for i in range(n)]
+
+
+def collect(n: int, topic: str = "m") -> list[Any]:
+    """Receives `n` values on `topic`, nothing else."""
+    return [receive(topic) for _ in range(n)]

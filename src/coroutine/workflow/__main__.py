@@ -10,7 +10,10 @@ BROKER_URL`` resubmits the steps of workflows whose worker went silent for a lea
 died after its commit, before sending the next step): run one beside the Celery workers.
 
 ``list STORE_URL``, ``info STORE_URL ID``, ``steps STORE_URL ID``, ``result STORE_URL ID``
-and ``cancel STORE_URL ID`` print what the store holds, for a person.
+and ``cancel STORE_URL ID`` print what the store holds, for a person. ``fork STORE_URL ID
+STEP`` starts a copy of a workflow that replays its first STEP steps and runs on from there
+(it prints the new id); ``send STORE_URL ID TOPIC VALUE`` sends a value (a Python literal) to
+a workflow's ``receive(TOPIC)``.
 
 Workflow modules are imported by name from the stored entry, so they must be importable by
 the worker (run it where your code is, or set PYTHONPATH); ``--import MODULE`` imports more
@@ -30,7 +33,7 @@ from types import FrameType
 
 from ._engine import Engine
 from ._errors import WorkflowError
-from ._show import SHOW_COMMANDS, show
+from ._show import SHOW_COMMANDS, fork, send, show
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("store_url")
         if needs_id:
             q.add_argument("id", help="the workflow's id")
+    # --- waits: fork and send (`_show`) ---
+    f = sub.add_parser("fork", help="start a copy of a workflow from one of its steps")
+    f.add_argument("store_url")
+    f.add_argument("id", help="the workflow to fork")
+    f.add_argument("step", type=int, help="how many of its steps the copy replays")
+    m = sub.add_parser("send", help="send a value to a workflow's receive(TOPIC)")
+    m.add_argument("store_url")
+    m.add_argument("id", help="the workflow to send to")
+    m.add_argument("topic")
+    m.add_argument("value", help='a Python literal: 42, \'"yes"\', {"ok": True}')
+    # ---
     for q in sub.choices.values():
         q.add_argument("--import", dest="imports", action="append", default=[], metavar="MOD")
     return p
@@ -151,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _supervise(args)
         if args.command == "celery-worker":
             return _celery_worker(args)
+        if args.command == "fork":
+            return fork(args.store_url, args.id, args.step)
+        if args.command == "send":
+            return send(args.store_url, args.id, args.topic, args.value)
         return show(args.command, args.store_url, getattr(args, "id", None))
     except WorkflowError as exc:  # what a person can act on: no traceback
         print(f"{args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
