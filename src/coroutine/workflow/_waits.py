@@ -148,7 +148,7 @@ def receive(topic: str, timeout: float | None = None) -> Any:
     got = _wait("receive", topic, deadline)
     if got[0] == "timeout":
         raise TimeoutError(f"no value on topic {topic!r} within {timeout} s")
-    return decode_value(got[1])
+    return got[1]
 
 
 def set_event(key: str, value: Any) -> None:
@@ -161,7 +161,8 @@ def set_event(key: str, value: Any) -> None:
     """
     if not isinstance(key, str):
         raise TypeError(f"set_event() takes a str key (got {key!r})")
-    _wait("set_event", key, encode_value(value))
+    encode_value(value)  # plain data, or TypeError here
+    _wait("set_event", key, value)
 
 
 def start_child(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
@@ -223,12 +224,12 @@ def answer(runner: Runner, claim: Claim, step: int, wait: Wait) -> Any:
         if not current:
             raise ClaimLost(f"workflow {claim.id}: claim lost while receiving")
         if got is not None:
-            return ("value", got)
+            return ("value", decode_value(got))
         if deadline is not None and time.time() >= deadline:
             return ("timeout",)
         raise Suspend(FOREVER if deadline is None else deadline, f"receive:{topic}")
     if kind == "set_event":
-        if not store.set_event(at, args[0], args[1]):
+        if not store.set_event(at, args[0], encode_value(args[1])):
             raise ClaimLost(f"workflow {claim.id}: claim lost while setting an event")
         return None
     if kind == "start_child":
