@@ -32,12 +32,12 @@ def napper(seconds: float) -> list[float]:
     return [before, clock()]
 
 
-def inbox(n: int, topic: str = "m") -> list[Any]:
+def inbox(n: int, topic: str = "m", delay: float = 0.0) -> list[Any]:
     """Receives `n` values, applying an effect (with its idempotency key) for each."""
     got = []
     for _ in range(n):
         value = receive(topic)
-        wp.apply(value)
+        wp.apply(value, delay)
         got.append(value)
     set_event("count", len(got))
     return got
