@@ -52,7 +52,10 @@ WAITS_SQL = {
     "next_message": "SELECT k, value FROM {p}_messages WHERE wf = ? AND topic = ?"
     " AND (taken IS NULL OR taken >= ?) ORDER BY k LIMIT 1",
     "mark": "UPDATE {p}_messages SET taken = ? WHERE k = ?",
-    "exists": "SELECT 1 FROM {p}_workflows WHERE id = ?",
+    # Locks the row first: on PostgreSQL a wake-up's check of P_waits, made after a
+    # concurrent `suspend` that held the row, must see what that `suspend` wrote (an
+    # UPDATE blocked on a row re-checks the row, not the subquery's snapshot).
+    "lock": "UPDATE {p}_workflows SET fence = fence WHERE id = ?",
     "send": "INSERT INTO {p}_messages (wf, topic, value) VALUES (?, ?, ?)",
     "wake": "UPDATE {p}_workflows SET due = ? WHERE id = ? AND owner = ''"
     " AND status = 'running' AND due > ? AND " + _WAITING,
@@ -113,7 +116,7 @@ class SQLWaits:
 
     def send(self, id: str, topic: str, value: str, now: float) -> bool:
         with self._write() as tx:
-            if tx.db.execute(self._q["exists"], (id,)).fetchone() is None:
+            if tx.db.execute(self._q["lock"], (id,)).rowcount != 1:
                 return False
             tx.db.execute(self._q["send"], (id, topic, value))
             tx.db.execute(self._q["wake"], (now, id, now, id, f"receive:{topic}"))
@@ -121,6 +124,8 @@ class SQLWaits:
 
     def wake(self, id: str, what: str, now: float) -> bool:
         with self._write() as tx:
+            if tx.db.execute(self._q["lock"], (id,)).rowcount != 1:
+                return False
             return bool(tx.db.execute(self._q["wake"], (now, id, now, id, what)).rowcount == 1)
 
     def woken(self, now: float) -> builtins.list[tuple[str, int]]:
