@@ -53,3 +53,16 @@ def test_a_sleep_holds_no_worker_survives_a_sigkill_and_never_ends_early(
         "coroutine.workflow:sleep",
         "wf_wait_programs:clock",
     ]
+
+
+def test_a_sleeping_workflow_can_be_cancelled_and_is_not_run_again(store_url: str) -> None:
+    from coroutine.workflow import Engine, WorkflowCancelledError
+
+    with Engine(store_url) as e:
+        nap = e.start(ww.napper, 100.0)
+        e.run()  # clock, deadline; then the timer gives the workflow back
+        assert (e.info(nap).step, e.info(nap).owner) == (2, "")
+        assert e.cancel(nap)
+        assert e.run() == 0
+        with pytest.raises(WorkflowCancelledError):
+            e.result(nap)
