@@ -18,6 +18,11 @@ Theory of operation. A workflow is a durable coroutine whose entry is
    the claim. Only the current claim can commit; a worker whose commit is refused drops its
    copy of the coroutine.
 
+A yield that is a wait (`_waits.Wait`: a timer, a receive, a child...) is answered by the
+runner itself (`_waits.answer`) and committed like an activity's result; when it cannot be
+answered yet, the claim is given back until it can (`Store.suspend`, fenced), nothing is
+committed, and the coroutine is kept parked at that yield for this thread's next claim.
+
 The committed state holds the answer to the last yield as its pending `Send`, so the next
 step always begins with a plain `Next()`, on a live coroutine or a restored one alike.
 Activities run before the commit: a worker that dies between the two leaves the step to be
