@@ -82,6 +82,25 @@ def test_a_worker_stopped_past_its_lease_while_receiving_loses_and_doubles_no_va
     assert sorted(int(k.split(":")[1]) for k in counts) == [1, 3, 5, 7, 9]
 
 
+def test_a_join_whose_child_ended_meanwhile_is_due_at_once(store_url: str, effects: str) -> None:
+    """The child ended after the parent's worker looked at it and before it suspended (the
+    child's wake-up found the parent still held): the suspend sees the end itself."""
+    with Engine(store_url) as e:
+        parent = e.start(ww.collect, 1)
+        claim = e.store.claim("w", time.time(), 30, id=parent, step=0)
+        assert claim is not None
+        running = e.start(wp.small, 1)
+        now, far = time.time(), time.time() + 100
+        assert e.store.suspend(claim, far, f"join:{running}", now)
+        assert raw_due(e, parent) == far  # the child runs: the parent sleeps
+        claim = e.store.claim("w", far, 30, id=parent, step=0)
+        assert claim is not None
+        e.run()  # the child ends (the parent is not due before `far`)
+        assert e.status(running) == "done"
+        assert e.store.suspend(claim, far, f"join:{running}", now)
+        assert raw_due(e, parent) == now
+
+
 def _send_at(go: threading.Barrier, e: Engine, wid: str) -> None:
     go.wait()
     e.send(wid, "m", 1)

@@ -47,6 +47,9 @@ if ARGV[6] == '1' then
     + _FIRST
     + """
   if redis.call('LLEN', KEYS[2]) > i then due = ARGV[7] end
+elseif ARGV[6] == '2' then
+  local st = redis.call('HGET', KEYS[7], 'status')
+  if st and st ~= 'running' then due = ARGV[7] end
 end
 redis.call('HSET', KEYS[1], 'owner', '', 'due', due, 'last_error', '', 'waiting', ARGV[5])
 redis.call('ZADD', KEYS[4], due, ARGV[8])
@@ -146,12 +149,13 @@ class RedisWaits:
         return f"{self._p}:mq:{tail}", f"{self._p}:mt:{tail}"
 
     def suspend(self, claim: Claim, due: float, what: str, now: float) -> bool:
-        kind, _, topic = what.partition(":")
-        mq, mt = self._mq(claim.id, topic)
+        kind, _, arg = what.partition(":")
+        mq, mt = self._mq(claim.id, arg)
         keys = [self._k("wf", claim.id), mq, mt, self._ready, self._k("held", claim.owner),
-                f"{self._p}:waiting"]  # fmt: skip
-        args = [claim.owner, str(claim.fence), str(claim.step), repr(due), what,
-                "1" if kind == "receive" else "0", repr(now), claim.id]  # fmt: skip
+                f"{self._p}:waiting", self._k("wf", arg)]  # fmt: skip
+        check = {"receive": "1", "join": "2"}.get(kind, "0")  # what may have ended the wait
+        args = [claim.owner, str(claim.fence), str(claim.step), repr(due), what, check,
+                repr(now), claim.id]  # fmt: skip
         return bool(self._script("_w_suspend", _SUSPEND)(keys, args))
 
     def take(self, claim: Claim, topic: str) -> tuple[bool, str | None]:

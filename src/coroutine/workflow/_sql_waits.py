@@ -52,6 +52,7 @@ WAITS_SQL = {
     "next_message": "SELECT k, value FROM {p}_messages WHERE wf = ? AND topic = ?"
     " AND (taken IS NULL OR taken >= ?) ORDER BY k LIMIT 1",
     "mark": "UPDATE {p}_messages SET taken = ? WHERE k = ?",
+    "ended": "SELECT 1 FROM {p}_workflows WHERE id = ? AND status <> 'running'",
     # Locks the row first: on PostgreSQL a wake-up's check of P_waits, made after a
     # concurrent `suspend` that held the row, must see what that `suspend` wrote (an
     # UPDATE blocked on a row re-checks the row, not the subquery's snapshot).
@@ -96,11 +97,15 @@ class SQLWaits:
             if tx.db.execute(self._q["suspend"], fenced).rowcount != 1:
                 return False
             tx.db.execute(self._q["wait_for"], (claim.id, what))
-            kind, _, topic = what.partition(":")
-            if kind == "receive":  # a message sent while this worker was deciding to wait
-                args = (claim.id, topic, claim.step)
-                if tx.db.execute(self._q["next_message"], args).fetchone() is not None:
-                    tx.db.execute(self._q["due_now"], (now, claim.id))
+            kind, _, arg = what.partition(":")
+            # What ended the wait while this worker was deciding to wait (a wake-up then
+            # found the row still held): a message, or the child's end.
+            if kind == "receive":
+                check = tx.db.execute(self._q["next_message"], (claim.id, arg, claim.step))
+            elif kind == "join":
+                check = tx.db.execute(self._q["ended"], (arg,))
+            if kind in ("receive", "join") and check.fetchone() is not None:
+                tx.db.execute(self._q["due_now"], (now, claim.id))
         return True
 
     def take(self, claim: Claim, topic: str) -> tuple[bool, str | None]:

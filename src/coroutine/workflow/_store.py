@@ -175,8 +175,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def suspend(self, claim: Claim, due: float, what: str, now: float) -> bool:
         """Free a current claim without a step, due again at `due`, waiting for `what`
-        (``"sleep"``, ``"receive:TOPIC"``, ``"join:ID"``); for a receive, due `now` instead
-        if a message it would take is already there. False if the claim is not current."""
+        (``"sleep"``, ``"receive:TOPIC"``, ``"join:ID"``); due `now` instead if what it
+        waits for is already there (a message it would take, the child's end). False if the
+        claim is not current."""
 
     @abc.abstractmethod
     def take(self, claim: Claim, topic: str) -> tuple[bool, str | None]:

@@ -26,8 +26,10 @@ crash: the row is not due before it, and the answer checks it again).
 * `start_child`: creates the child under the id ``"<parent id>~<step>"`` (so a retry of the
   step finds it instead of starting a second one), answered with that id.
 * `join`: answered with the child's outcome once it is done or failed; until then the parent
-  sleeps, woken by the child's last commit and, in case the worker died between that commit
-  and the wake-up, re-checked every `JOIN_POLL` seconds.
+  sleeps, woken by the child's worker right after the child's last commit (``Store.suspend``
+  looks at the child in its own transaction, so an end while the parent was deciding to
+  wait is not missed); in case the child's worker died between its commit and the wake-up,
+  the parent looks again after a lease.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ T = TypeVar("T")
 
 # The due time of a row waiting with no time limit: until a message or a child wakes it.
 FOREVER = 1e13
-# How often a parent waiting in `join` looks at its child, in case the wake-up was lost.
+# How often a parent waiting in `join` looks at its child (at least; the lease, if longer),
+# in case the child's worker died between its last commit and the wake-up.
 JOIN_POLL = 1.0
 
 
@@ -270,7 +273,7 @@ def _outcome(runner: Runner, child: str) -> tuple[str, Any]:
         coro = new_workflow(entry_of(row.entry, row.args))
         coro.Context().Unmarshal(runner.store.load_state(child))
         return ("done", coro.Result())
-    raise Suspend(time.time() + min(JOIN_POLL, runner.lease), f"join:{child}")
+    raise Suspend(time.time() + max(JOIN_POLL, runner.lease), f"join:{child}")
 
 
 def finished(runner: Runner, id: str) -> None:
