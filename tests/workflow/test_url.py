@@ -76,5 +76,16 @@ def test_a_store_made_before_fenced_claims_is_refused_saying_what_to_do(tmp_path
             " entry TEXT, args TEXT, status TEXT, step INTEGER, error TEXT DEFAULT '',"
             " lease_owner TEXT DEFAULT '', lease_until REAL DEFAULT 0, updated REAL)"
         )
-    with pytest.raises(WorkflowError, match=r"schema version older than 2 .*fence.*finish their"):
+    with pytest.raises(WorkflowError, match=r"schema version older than \d+ .*fence.*finish their"):
         Engine(f"sqlite:///{tmp_path}/old.db")
+
+
+def test_a_store_made_before_waits_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/v2.db"
+    Engine(url).close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "v2.db") as db:  # as schema version 2 left it
+        db.execute("UPDATE cw_meta SET v = 2 WHERE k = 'schema'")
+    with pytest.raises(WorkflowError, match=r"schema version 2, and this coroutine.workflow"):
+        Engine(url)

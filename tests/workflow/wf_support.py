@@ -68,6 +68,8 @@ def drop_postgres(prefix: str) -> None:
     with psycopg.connect(POSTGRES, autocommit=True) as db:
         db.execute(f"DROP TABLE IF EXISTS {prefix}_workflows, {prefix}_states, {prefix}_queues, "
                    f"{prefix}_schedules")  # fmt: skip
+        waits = ", ".join(f"{prefix}_{t}" for t in ("waits", "messages", "events"))
+        db.execute(f"DROP TABLE IF EXISTS {waits}")
 
 
 def subprocess_env(effects: str | None = None) -> dict[str, str]:

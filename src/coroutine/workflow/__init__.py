@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._records import StepInfo, WorkflowInfo
 from ._schedule import ScheduleInfo
+from ._waits import join, receive, set_event, sleep, start_child
 
 if TYPE_CHECKING:  # at run time, imported on first use: it imports celery
     from ._celery import CeleryExecutor
@@ -54,6 +55,11 @@ __all__ = [
     "WorkflowTimeoutError",
     "activity",
     "idempotency_key",
+    "join",
+    "receive",
+    "set_event",
+    "sleep",
+    "start_child",
     "workflow",
 ]
 

@@ -12,7 +12,10 @@ workers. A Celery task runs up to ``--batch`` steps of its workflow in a row (ea
 execution) before handing the next step on through the broker.
 
 ``list STORE_URL``, ``info STORE_URL ID``, ``steps STORE_URL ID``, ``result STORE_URL ID``
-and ``cancel STORE_URL ID`` print what the store holds, for a person.
+and ``cancel STORE_URL ID`` print what the store holds, for a person. ``fork STORE_URL ID
+STEP`` starts a copy of a workflow that replays its first STEP steps and runs on from there
+(it prints the new id); ``send STORE_URL ID TOPIC VALUE`` sends a value (a Python literal) to
+a workflow's ``receive(TOPIC)``.
 
 ``schedule list STORE_URL``, ``schedule add STORE_URL MODULE:FUNCTION CRON [--args JSON]
 [--kwargs JSON]`` and ``schedule remove STORE_URL ID`` edit the store's schedules (workers
@@ -37,7 +40,7 @@ from types import FrameType
 from . import _schedule_cli
 from ._engine import Engine
 from ._errors import WorkflowError
-from ._show import SHOW_COMMANDS, show
+from ._show import SHOW_COMMANDS, fork, send, show
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
         if needs_id:
             q.add_argument("id", help="the workflow's id")
     _schedule_cli.add_parser(sub)  # schedule list|add|remove
+    # --- waits: fork and send (`_show`) ---
+    f = sub.add_parser("fork", help="start a copy of a workflow from one of its steps")
+    f.add_argument("store_url")
+    f.add_argument("id", help="the workflow to fork")
+    f.add_argument("step", type=int, help="how many of its steps the copy replays")
+    m = sub.add_parser("send", help="send a value to a workflow's receive(TOPIC)")
+    m.add_argument("store_url")
+    m.add_argument("id", help="the workflow to send to")
+    m.add_argument("topic")
+    m.add_argument("value", help='a Python literal: 42, \'"yes"\', {"ok": True}')
+    # ---
     for q in sub.choices.values():
         q.add_argument("--import", dest="imports", action="append", default=[], metavar="MOD")
     return p
@@ -175,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _celery_worker(args)
         if args.command == "schedule":
             return _schedule_cli.run(args)
+        if args.command == "fork":
+            return fork(args.store_url, args.id, args.step)
+        if args.command == "send":
+            return send(args.store_url, args.id, args.topic, args.value)
         return show(args.command, args.store_url, getattr(args, "id", None))
     except WorkflowError as exc:  # what a person can act on: no traceback
         print(f"{args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -98,7 +98,12 @@ def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
                                queue=task.app.conf.task_default_queue)  # fmt: skip
         return False
     runner = engine.runner
-    new = run_eagerly(runner, claim, engine.batch, _EAGER["seconds"])
+    spawned: list[str] = []  # child workflows the steps started (`_waits`)
+    new = run_eagerly(runner, claim, engine.batch, _EAGER["seconds"], spawned)
+    for child in spawned:
+        task.app.send_task(
+            TASK, args=[store_url, child, 0, lease], queue=task.app.conf.task_default_queue
+        )
     if new is not None:
         queue = task.app.conf.task_default_queue
         if runner.sticky and task.request.hostname:

@@ -41,12 +41,15 @@ __all__ = ["EAGER_SECONDS", "run_eagerly"]
 EAGER_SECONDS = 1.0
 
 
-def run_eagerly(runner: Runner, claim: Claim, steps: int, seconds: float) -> Claim | None:
+def run_eagerly(
+    runner: Runner, claim: Claim, steps: int, seconds: float, spawned: list[str] | None = None
+) -> Claim | None:
     """Run up to `steps` steps of the claimed workflow in a row (fewer if `seconds` pass).
 
     Returns the claim at the next step, already released, for the caller to hand on through
     the broker; None if the workflow finished, failed, is waiting for nothing this worker
-    can do, or the claim was lost.
+    can do, or the claim was lost. The ids of child workflows the steps started are added to
+    `spawned` (the caller submits them: `Runner.spawned` holds only the last step's).
 
     Raises:
         StoreDamagedError: the store is damaged (this worker should stop).
@@ -60,6 +63,8 @@ def run_eagerly(runner: Runner, claim: Claim, steps: int, seconds: float) -> Cla
             done += 1
             last = done >= steps or time.monotonic() >= end
             current = runner.step(current, keep=not last, held=held)
+            if spawned is not None:
+                spawned.extend(runner.spawned)
             if last:
                 break
         return current

@@ -31,6 +31,7 @@ from ._records import (
     StepInfo,
     WorkflowInfo,
     cancelled_error,
+    decode_value,
     encode_value,
     rebuild_error,
 )
@@ -305,6 +306,8 @@ class Engine:
                     _log.error("workflow %s cannot proceed: %s", id, last_error)
                 self.executor.submit(self.store_url, id, step, self.lease)
                 resubmitted += 1
+            for id, step in self.store.woken(time.time()):  # waits now due (`_waits`)
+                self.executor.submit(self.store_url, id, step, self.lease)
             if until_idle and self.store.count_running() == 0:
                 return resubmitted
             time.sleep(poll)
@@ -379,6 +382,61 @@ class Engine:
     def list(self) -> builtins.list[WorkflowInfo]:
         """Every workflow in the store, oldest first."""
         return [WorkflowInfo.of(r) for r in self.store.list()]
+
+    # --- waits: messages, events, fork (`_waits`, `_fork`) ---------------------------------
+
+    def send(self, workflow_id: str, topic: str, value: Any) -> None:
+        """Send `value` to workflow `workflow_id` on `topic`, for its body's ``receive``.
+
+        Values on one topic are received in the order they were sent, each once. A
+        workflow waiting on the topic is woken; one not yet there finds the value when it
+        asks. Sending to a workflow that has ended stores a value nobody receives.
+
+        >>> # engine.send(order_id, "approval", {"by": "ana", "ok": True})
+
+        Raises:
+            WorkflowNotFoundError: no workflow `workflow_id` in the store.
+            TypeError: `topic` is not a str, or `value` is not plain data (None, bool, int,
+                float, str, bytes, list, tuple, dict, set, frozenset).
+        """
+        if not isinstance(topic, str):
+            raise TypeError(f"send() takes a str topic (got {topic!r})")
+        if not self.store.send(workflow_id, topic, encode_value(value), time.time()):
+            raise WorkflowNotFoundError(workflow_id)
+
+    def get_event(self, workflow_id: str, key: str, timeout: float = 0.0) -> Any:
+        """The value workflow `workflow_id` last set under `key` (its body's ``set_event``),
+        waiting up to `timeout` seconds for it to be set.
+
+        Raises:
+            TimeoutError: it was not set within `timeout` seconds.
+            WorkflowNotFoundError: no workflow `workflow_id` in the store.
+        """
+        self._row(workflow_id)
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            got = self.store.get_event(workflow_id, key)
+            if got is not None:
+                return decode_value(got)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id} set no event {key!r} in {timeout} s")
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    def fork(self, workflow_id: str, step: int) -> str:
+        """Start a new workflow that replays the first `step` steps of `workflow_id` (their
+        recorded answers: activity results, timers, messages, children) and runs live from
+        there: after a fix is deployed, from the step before things went wrong. Returns
+        the new id; the old workflow is left as it is.
+
+        Raises:
+            WorkflowNotFoundError: no workflow `workflow_id` in the store.
+            ValueError: `step` is not a step the workflow committed (the error lists them).
+        """
+        from ._fork import fork
+
+        return fork(self, self._row(workflow_id), step)
 
     def close(self) -> None:
         """Stop the heartbeat, give back this process's claims, close the store."""

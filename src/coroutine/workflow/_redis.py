@@ -33,6 +33,7 @@ import redis  # type: ignore[import-untyped,unused-ignore]
 from . import _queues, _schedule
 from ._errors import StoreDamagedError
 from ._records import Row
+from ._redis_waits import RedisWaits
 from ._store import Claim, Commit, Store, StoreURL, chain
 
 __all__ = ["PRESENCE", "RedisStore"]
@@ -228,7 +229,7 @@ def _s(b: Any) -> str:
     return b.decode() if isinstance(b, bytes) else str(b)
 
 
-class RedisStore(_queues.QueueRedis, _schedule.ScheduleRedis, Store):
+class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store):
     """A store in one Redis server: ``redis://host:port/db[?prefix=NAME]``."""
 
     alive_every = PRESENCE / 5

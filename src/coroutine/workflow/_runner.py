@@ -18,6 +18,11 @@ Theory of operation. A workflow is a durable coroutine whose entry is
    the claim. Only the current claim can commit; a worker whose commit is refused drops its
    copy of the coroutine.
 
+A yield that is a wait (`_waits.Wait`: a timer, a receive, a child...) is answered by the
+runner itself (`_waits.answer`) and committed like an activity's result; when it cannot be
+answered yet, the claim is given back until it can (`Store.suspend`, fenced), nothing is
+committed, and the coroutine is kept parked at that yield for this thread's next claim.
+
 The committed state holds the answer to the last yield as its pending `Send`, so the next
 step always begins with a plain `Next()`, on a live coroutine or a restored one alike.
 Activities run before the commit: a worker that dies between the two leaves the step to be
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from coroutine import Coroutine, InvalidStateError, NewWithReturn
 
-from . import _queues, _steps
+from . import _queues, _steps, _waits
 from ._activity import _WORKFLOWS, ActivityCall, run_activity
 from ._boundary import SCALARS, check_recordable, detach, stand_in
 from ._errors import StoreDamagedError
@@ -110,6 +115,12 @@ class Runner:
         self.hits = 0
         self.replays = 0
         self._reported: set[tuple[str, str]] = set()  # (id, reason) already logged
+        # Waits (`_waits`): coroutines suspended at an unanswered wait, id -> (step,
+        # coroutine, the wait); children started by the last step (Celery submits them).
+        self._parked: collections.OrderedDict[str, tuple[int, Workflow, ActivityCall]] = (
+            collections.OrderedDict()
+        )
+        self.spawned: list[str] = []
 
     def _coroutine(self, claim: Claim) -> Workflow:
         hit = self._cache.pop(claim.id, None)
@@ -122,15 +133,27 @@ class Runner:
         return coro
 
     def _advance(
-        self, claim: Claim, coro: Workflow, held: Held, calls: list[list[Any]]
+        self,
+        claim: Claim,
+        coro: Workflow,
+        held: Held,
+        calls: list[list[Any]],
+        parked: ActivityCall | None = None,
     ) -> tuple[Status, int, str]:
-        """Steps 2 and 3 above: the new status, step number and error."""
+        """Steps 2 and 3 above: the new status, step number and error. `parked`: the wait
+        `coro` is suspended at (not yet answered), if any."""
         step = claim.step
         activity_tb: tuple[BaseException | None, str] = (None, "")  # the last thrown in
         try:
-            more = coro.Next()
+            more = parked is not None or coro.Next()
             while more:
-                call = coro.Recv()
+                call = parked or coro.Recv()
+                if isinstance(call, _waits.Wait):  # answered, or raises Suspend
+                    value = _waits.answer(self, claim, step, call)
+                    calls.append(_steps.started(step, call, time.time()))
+                    _steps.answered(calls[-1], value)
+                    coro.Send(value)
+                    return "running", step + 1, ""
                 calls.append(_steps.started(step, call, time.time()))
                 step += 1
                 try:
@@ -155,7 +178,7 @@ class Runner:
                 coro.Send(value)
                 return "running", step, ""
             return "done", step, ""
-        except ClaimLost:
+        except (ClaimLost, _waits.Suspend):
             raise
         except Exception as exc:  # the body's own, or an activity's it did not catch
             return (
@@ -175,6 +198,7 @@ class Runner:
             StoreDamagedError: the store is damaged (this worker should stop).
         """
         mine = held is None
+        self.spawned.clear()
         held = held or self.keeper.hold(claim)
         try:
             return self._step(claim, held, keep)
@@ -183,11 +207,16 @@ class Runner:
                 self.keeper.drop(held)
 
     def _step(self, claim: Claim, held: Held, keep: bool) -> Claim | None:
+        parked = self._parked.pop(claim.id, None)
         late = _queues.timed_out(claim, time.time())  # past its time limit: fails, runs nothing
         if late:
             return self._commit(claim, held, "failed", claim.step, late, b"", [])
         try:
-            coro = self._coroutine(claim)
+            if parked is not None and parked[0] == claim.step:
+                coro = parked[1]
+            else:
+                parked = None
+                coro = self._coroutine(claim)
         except InvalidStateError as exc:  # a state this code cannot resume: final
             return self._commit(claim, held, "failed", claim.step, encode_error(exc), b"", [])
         except StoreDamagedError:
@@ -197,9 +226,12 @@ class Runner:
             return None
         calls: list[list[Any]] = []
         try:
-            status, step, error = self._advance(claim, coro, held, calls)
+            status, step, error = self._advance(claim, coro, held, calls, parked and parked[2])
         except ClaimLost as exc:
             _log.warning("%s; its step is not committed here", exc)
+            return None
+        except _waits.Suspend as wait:  # (after an activity thrown in: replayed, not parked)
+            self._suspend(claim, coro if not calls else None, wait)
             return None
         state = b""
         if status != "failed":
@@ -213,6 +245,17 @@ class Runner:
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return new
+
+    def _suspend(self, claim: Claim, coro: Workflow | None, wait: _waits.Suspend) -> None:
+        """Give the claim back until the wait may be answered; keep the coroutine, parked
+        at its wait, for when this thread claims it again."""
+        # A workflow with a time limit wakes by it at the latest, to fail then (`_queues`).
+        due = min(wait.due, claim.deadline) if claim.deadline else wait.due
+        if self.store.suspend(claim, due, wait.what, time.time()):
+            if coro is not None and self.sticky and self.cache_size:
+                self._parked[claim.id] = (claim.step, coro, coro.Recv())
+                if len(self._parked) > self.cache_size:
+                    self._parked.popitem(last=False)
 
     def _cannot_load(self, claim: Claim, exc: Exception) -> None:
         why = f"worker {self.worker} cannot resume it: {type(exc).__name__}: {exc}"
@@ -247,6 +290,7 @@ class Runner:
         if _log.isEnabledFor(logging.INFO):
             _log_steps(claim, status, steps, error)
         if status != "running":
+            _waits.finished(self, claim.id)
             return None
         held.confirm(since)
         new = claim._replace(step=step, chain=new_chain)
@@ -256,6 +300,7 @@ class Runner:
     def drop_cache(self) -> None:
         """Forget every live coroutine (they unwind as collected coroutines do)."""
         self._cache.clear()
+        self._parked.clear()
 
     def run_claimed(self, claim: Claim, batch: int) -> int:
         """Run up to `batch` steps of one workflow while holding its claim; steps run."""

@@ -1,13 +1,16 @@
 """The commands that show a store to a person: ``list``, ``info``, ``steps``, ``result``,
-``cancel`` (``python -m coroutine.workflow COMMAND STORE_URL [ID]``).
+``cancel`` (``python -m coroutine.workflow COMMAND STORE_URL [ID]``); and the two that act
+on a workflow: ``fork STORE_URL ID STEP`` and ``send STORE_URL ID TOPIC VALUE``.
 
 Each prints plain text, one record per line where it can, and exits 0, except: ``result``
 exits 1 when the workflow failed and 3 while it runs; ``cancel`` exits 1 when the workflow
-was not running. An unknown id is an error (exit 2, from the caller).
+was not running; ``send`` exits 2 when VALUE is not a Python literal. An unknown id is an
+error (exit 2, from the caller).
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
 import sys
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from ._engine import Engine
 from ._records import StepInfo, WorkflowInfo
 
-__all__ = ["SHOW_COMMANDS", "show"]
+__all__ = ["SHOW_COMMANDS", "fork", "send", "show"]
 
 SHOW_COMMANDS = {
     "list": ("list every workflow: id, status, step, last change, entry, error", False),
@@ -102,3 +105,31 @@ def show(command: str, store_url: str, id: str | None) -> int:
             return 1
         print(repr(engine.result(id)))
         return 0
+
+
+def fork(store_url: str, id: str, step: int) -> int:
+    """``fork``: start a fork of workflow `id` at `step` (`Engine.fork`); print its id."""
+    with Engine(store_url) as engine:
+        try:
+            print(engine.fork(id, step))
+        except ValueError as exc:
+            print(f"fork: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def send(store_url: str, id: str, topic: str, value: str) -> int:
+    """``send``: send `value`, a Python literal, to workflow `id` on `topic`."""
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        print(
+            f"send: {value!r} is not a Python literal; quote a string as a literal, "
+            """for example '"yes"', or give 42, [1, 2], {"ok": True}""",
+            file=sys.stderr,
+        )
+        return 2
+    with Engine(store_url) as engine:
+        engine.send(id, topic, parsed)
+    print(f"sent {parsed!r} to {id} on {topic!r}")
+    return 0

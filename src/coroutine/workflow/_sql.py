@@ -28,11 +28,13 @@ from . import _queues, _schedule
 from ._dialects import Dialect
 from ._errors import StoreDamagedError, WorkflowError
 from ._records import Row
+from ._sql_waits import WAITS_SCHEMA, WAITS_SQL, SQLWaits
 from ._store import Claim, Commit, Store, StoreURL, chain
 
 __all__ = ["SQLStore"]
 
-SCHEMA_VERSION = 3  # 3: queues, time limits and schedules (`_queues`, `_schedule`)
+# 3: queues, time limits, schedules (`_queues`, `_schedule`) and waits (`_sql_waits`)
+SCHEMA_VERSION = 3
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {p}_workflows (
@@ -70,6 +72,9 @@ _SCHEMA = [
     started {real} NOT NULL
 )""",
     "CREATE TABLE IF NOT EXISTS {p}_meta (k TEXT PRIMARY KEY, v {int} NOT NULL)",
+    # --- waits (`_sql_waits`): waits, messages, events ---
+    *WAITS_SCHEMA,
+    # ---
     f"INSERT INTO {{p}}_meta VALUES ('schema', {SCHEMA_VERSION}) ON CONFLICT (k) DO NOTHING",
     # --- schema 3: queues and schedules (`_queues`, `_schedule`) ---
     *_queues.SQL_SCHEMA,
@@ -124,6 +129,7 @@ _SQL = {
     "free_owner": "UPDATE {p}_workflows SET owner = '', due = 0 WHERE owner = ?"
     " AND status = 'running'",
     "leave": "DELETE FROM {p}_workers WHERE owner = ?",
+    **WAITS_SQL,  # waits (`_sql_waits`)
     "locks": "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted"
     " AND objsubid = 2 AND classid = CAST(? AS bigint)::oid"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -179,7 +185,7 @@ class _Tx:
             raise damage from exc
 
 
-class SQLStore(_queues.QueueSQL, _schedule.ScheduleSQL, Store):
+class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
     """A store in one SQLite file or PostgreSQL database, as `dialect` says."""
 
     def __init__(self, url: StoreURL, dialect: Dialect) -> None:

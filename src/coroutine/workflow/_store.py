@@ -205,3 +205,48 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Leave (if joined) and release connections; the store is unusable afterwards."""
+
+    # --- waits (timers, messages, events, children, fork: `_waits`) ---------------------
+    # Every write a wait makes for a claimed workflow is fenced by that claim, as `commit` is.
+
+    @abc.abstractmethod
+    def suspend(self, claim: Claim, due: float, what: str, now: float) -> bool:
+        """Free a current claim without a step, due again at `due`, waiting for `what`
+        (``"sleep"``, ``"receive:TOPIC"``, ``"join:ID"``); due `now` instead if what it
+        waits for is already there (a message it would take, the child's end). False if the
+        claim is not current."""
+
+    @abc.abstractmethod
+    def take(self, claim: Claim, topic: str) -> tuple[bool, str | None]:
+        """(claim current?, the oldest message on `topic` not taken by a step before
+        ``claim.step``, now marked as taken by that step; or None)."""
+
+    @abc.abstractmethod
+    def send(self, id: str, topic: str, value: str, now: float) -> bool:
+        """Queue a message for workflow `id` and wake it if it waits on `topic`; False if
+        there is no workflow `id`."""
+
+    @abc.abstractmethod
+    def wake(self, id: str, what: str, now: float) -> bool:
+        """Make workflow `id` due now if it is free and waiting for `what`."""
+
+    @abc.abstractmethod
+    def woken(self, now: float) -> builtins.list[tuple[str, int]]:
+        """(id, step) of waiting workflows that are due and free, no longer marked waiting
+        (the Celery supervisor submits each once)."""
+
+    @abc.abstractmethod
+    def set_event(self, claim: Claim, key: str, value: str) -> bool:
+        """Set event `key` of the claimed workflow; False if the claim is not current."""
+
+    @abc.abstractmethod
+    def get_event(self, id: str, key: str) -> str | None:
+        """The value of event `key` of workflow `id`, or None."""
+
+    @abc.abstractmethod
+    def history(self, id: str) -> builtins.list[tuple[bytes, str]]:
+        """Each stored state of workflow `id` (checked) with the steps its commit answered."""
+
+    @abc.abstractmethod
+    def create_at(self, row: Row, state: bytes, steps: str, now: float) -> None:
+        """Insert a new running workflow at step ``row.step`` (`Engine.fork`)."""

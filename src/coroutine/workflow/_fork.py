@@ -1,0 +1,50 @@
+"""`Engine.fork`: a new workflow made of a prefix of another's history.
+
+A workflow's states are its full state and one delta per commit; restoring the first ``j``
+of them is exactly what a worker did to run the commit after them. Each commit stores the
+steps it answered (`_steps`), so the states that end at step ``n`` are found by counting.
+The fork is a new row at that step whose first state is those states joined: a worker
+restoring it replays the old answers and runs the body live from step ``n``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from ._records import Row
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["fork"]
+
+
+def fork(engine: Engine, row: Row, step: int) -> str:
+    """Start the fork of `row` at `step` in `engine`'s store; its id."""
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise TypeError(f"fork() takes an int step (got {step!r})")
+    history = engine.store.history(row.id)
+    at, ends = 0, [0]  # the step each prefix of states ends at
+    for n, (_, steps) in enumerate(history[1:], 1):
+        lines = steps.splitlines()
+        if lines and lines[-1].strip():
+            at = int(lines[-1].split("\t", 1)[0]) + 1
+        if n < len(history) - 1 or row.status == "running":
+            ends.append(at)  # (a final commit's state is not one to run on from)
+    if step not in ends:
+        raise ValueError(
+            f"workflow {row.id} has no committed state at step {step}; fork it at one of "
+            f"{sorted(set(ends))}"
+        )
+    j = ends.index(step) + 1  # the number of states to keep (the first that ends there)
+    state = b"".join(b for b, _ in history[:j])
+    steps = "\n".join(s for _, s in history[:j] if s.strip())
+    new = uuid.uuid4().hex
+    engine.store.create_at(
+        Row(new, row.entry, row.args, "running", step), state, steps, time.time()
+    )
+    if engine.executor is not None:
+        engine.executor.submit(engine.store_url, new, step, engine.lease)
+    return new

@@ -1,0 +1,92 @@
+"""Workflows that wait (timers, messages, events, children), run by the wait tests in this
+process and in worker processes (imported by name, as wf_programs is)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import wf_programs as wp
+
+from coroutine.workflow import (
+    activity,
+    join,
+    receive,
+    set_event,
+    sleep,
+    start_child,
+)
+
+
+@activity
+def clock() -> float:
+    """The worker's time: when a step ran."""
+    return time.time()
+
+
+def napper(seconds: float) -> list[float]:
+    """Sleeps between two steps; returns when each ran."""
+    before = clock()
+    sleep(seconds)
+    return [before, clock()]
+
+
+def inbox(n: int, topic: str = "m", delay: float = 0.0) -> list[Any]:
+    """Receives `n` values, applying an effect (with its idempotency key) for each."""
+    got = []
+    for _ in range(n):
+        value = receive(topic)
+        wp.apply(value, delay)
+        got.append(value)
+    set_event("count", len(got))
+    return got
+
+
+def patient(timeout: float) -> str:
+    """Waits for one value on "x", or gives up after `timeout` seconds."""
+    set_event("stage", "waiting")
+    try:
+        return str(receive("x", timeout=timeout))
+    except TimeoutError:
+        return "timed out"
+
+
+def failing(n: int) -> int:
+    raise ValueError(f"child {n} failed")
+
+
+def parent(n: int) -> list[Any]:
+    """Starts `n` children (two steps each) and a failing one; joins them all."""
+    ids = [start_child(wp.small, i) for i in range(n)]
+    bad = start_child(failing, n)
+    results: list[Any] = [join(i) for i in ids]
+    try:
+        join(bad)
+    except ValueError as exc:
+        results.append(f"caught: {exc}")
+    return results
+
+
+def expected_parent(n: int) -> list[Any]:
+    return [(i * 7 % 1000) + ((i + 1) * 7 % 1000) for i in range(n)] + [f"caught: child {n} failed"]
+
+
+@activity
+def gate(n: int) -> int:
+    """Fails while the file named by WF_GATE exists (a bug, until the fix is deployed)."""
+    if os.path.exists(os.environ["WF_GATE"]):
+        raise RuntimeError("the gate is closed")
+    return n
+
+
+def gated(n: int) -> list[int]:
+    """`n` steps, then the gate, then `n` more: fails at step `n` while the gate is shut."""
+    first = [wp.apply(i) for i in range(n)]
+    gate(n)
+    return first + [wp.apply(100 + i) for i in range(n)]
+
+
+def collect(n: int, topic: str = "m") -> list[Any]:
+    """Receives `n` values on `topic`, nothing else."""
+    return [receive(topic) for _ in range(n)]
