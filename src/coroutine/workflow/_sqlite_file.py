@@ -76,7 +76,12 @@ class SQLiteFile:
 
     def opened(self, db: sqlite3.Connection, count_sql: str) -> None:
         """Check a freshly opened store: integrity, and no fewer commits than its mark."""
-        problems = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+        try:
+            problems = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.OperationalError:  # locked, busy: not damage
+            raise
+        except sqlite3.DatabaseError as exc:  # so damaged the check itself cannot read it
+            problems = [str(exc)]
         if problems != ["ok"]:
             raise StoreDamagedError(
                 f"the SQLite store {self.path} fails its integrity check ({problems[0]}); "
