@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _queues, _schedule, _steps
 from ._errors import WorkflowConflictError, WorkflowNotDoneError, WorkflowNotFoundError
+from ._fork import fork as fork_at
 from ._keeper import Keeper
 from ._records import (
     Row,
@@ -35,17 +36,10 @@ from ._records import (
     encode_value,
     rebuild_error,
 )
-from ._runner import (
-    QUEUE_ATTR,
-    TIMEOUT_ATTR,
-    VERSION_ATTR,
-    Runner,
-    entry_of,
-    new_workflow,
-    save_state,
-)
+from ._runner import Runner
 from ._start import bind, call_text, entry_name
 from ._url import open_store
+from ._workflows import QUEUE_ATTR, TIMEOUT_ATTR, VERSION_ATTR, entry_of, new_workflow, save_state
 
 __all__ = ["Engine", "Executor", "workflow"]
 
@@ -284,7 +278,7 @@ class Engine:
         if not self._schedules_here:
             return
         try:
-            _schedule.tick(self, time.time())
+            _schedule.tick(self.store, self.start_as, self._reported, time.time())
         except ImportError as exc:  # croniter is missing here: say so once
             if ("", str(exc)) not in self._reported:
                 self._reported.add(("", str(exc)))
@@ -434,9 +428,10 @@ class Engine:
             WorkflowNotFoundError: no workflow `workflow_id` in the store.
             ValueError: `step` is not a step the workflow committed (the error lists them).
         """
-        from ._fork import fork
-
-        return fork(self, self._row(workflow_id), step)
+        new = fork_at(self.store, self._row(workflow_id), step)
+        if self.executor is not None:
+            self.executor.submit(self.store_url, new, step, self.lease)
+        return new
 
     def close(self) -> None:
         """Stop the heartbeat, give back this process's claims, close the store."""

@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING
 from ._records import Row
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._store import Store
 
 __all__ = ["fork"]
 
 
-def fork(engine: Engine, row: Row, step: int) -> str:
-    """Start the fork of `row` at `step` in `engine`'s store; its id."""
+def fork(store: Store, row: Row, step: int) -> str:
+    """Create the fork of `row` at `step` in `store`; its id (the caller submits it to an
+    executor, if there is one)."""
     if isinstance(step, bool) or not isinstance(step, int):
         raise TypeError(f"fork() takes an int step (got {step!r})")
-    history = engine.store.history(row.id)
+    history = store.history(row.id)
     at, ends = 0, [0]  # the step each prefix of states ends at
     for n, (_, steps) in enumerate(history[1:], 1):
         lines = steps.splitlines()
@@ -42,9 +43,5 @@ def fork(engine: Engine, row: Row, step: int) -> str:
     state = b"".join(b for b, _ in history[:j])
     steps = "\n".join(s for _, s in history[:j] if s.strip())
     new = uuid.uuid4().hex
-    engine.store.create_at(
-        Row(new, row.entry, row.args, "running", step), state, steps, time.time()
-    )
-    if engine.executor is not None:
-        engine.executor.submit(engine.store_url, new, step, engine.lease)
+    store.create_at(Row(new, row.entry, row.args, "running", step), state, steps, time.time())
     return new

@@ -33,70 +33,32 @@ that made them, so each thread of a worker has its own `Runner`.
 from __future__ import annotations
 
 import collections
-import functools
-import importlib
 import json
 import logging
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from coroutine import Coroutine, InvalidStateError, NewWithReturn
+from coroutine import InvalidStateError
 
 from . import _queues, _steps, _waits
-from ._activity import _WORKFLOWS, ActivityCall, run_activity
+from ._activity import ActivityCall, run_activity
 from ._boundary import SCALARS, check_recordable, detach, stand_in
 from ._errors import StoreDamagedError
 from ._keeper import ClaimLost, Held, Keeper
-from ._records import Status, decode_value, encode_error
+from ._records import Status, encode_error
 from ._store import Claim, Commit, Store, chain
+from ._workflows import entry_of, new_workflow, save_state
 
-__all__ = ["Runner", "entry_of", "new_workflow", "save_state"]
+__all__ = ["Runner"]
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from ._workflows import Workflow
 
-    Workflow: TypeAlias = Coroutine[ActivityCall, Any, Any]
-
-# The attributes `workflow(version=..., queue=..., timeout=...)` sets on a workflow function.
-VERSION_ATTR = "__workflow_version__"
-QUEUE_ATTR = "__workflow_queue__"
-TIMEOUT_ATTR = "__workflow_timeout__"
 # A workflow this worker cannot load is given back, to be tried again after this long.
 RETRY_LOAD = 2.0
 
 _log = logging.getLogger("coroutine.workflow")
-
-
-def save_state(coro: Workflow) -> bytes:
-    """What to append to the workflow's stored state: the coroutine's record since its last
-    save (or since it was restored from the store); the full state on its first save.
-
-    Every state the engine stores goes through here. `Context().MarshalDelta()` chains each
-    delta to the frame it follows, so ``Unmarshal(full + delta1 + ...)`` notices a missing,
-    reordered or forked delta (InvalidStateError) instead of resuming a wrong history.
-    """
-    return coro.Context().MarshalDelta()
-
-
-def entry_of(entry: str, args: str) -> functools.partial[Any]:
-    """Rebuild the durable entry ``partial(fn, *args, **kwargs)`` from a stored row."""
-    module, _, qualname = entry.partition(":")
-    obj: Any = importlib.import_module(module)  # the store is trusted input, as states are
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    a, kw = decode_value(args)
-    return functools.partial(obj, *a, **kw)
-
-
-def new_workflow(entry: functools.partial[Any]) -> Workflow:
-    version = getattr(entry.func, VERSION_ATTR, None)
-    # NewWithReturn[R, S] at run time (T is fn's return type); the class mypy reads in src/
-    # has all three parameters, which only the stubs hide.
-    make = NewWithReturn[ActivityCall, Any]  # type: ignore[type-arg]
-    coro: Workflow = make(entry, durable=True, version=version)
-    _WORKFLOWS.add(coro)
-    return coro
 
 
 class Runner:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ._records import decode_value
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._store import Store
 
 __all__ = ["SQL", "SQL_SCHEMA", "ScheduleInfo", "ScheduleRedis", "ScheduleSQL"]
 
@@ -127,13 +127,15 @@ def run_id(sched: str, due: float) -> str:
     return f"{sched}@{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(due))}"
 
 
-def tick(engine: Engine, now: float) -> int:
+def tick(
+    store: Store, start_as: Callable[..., Any], reported: set[tuple[str, str]], now: float
+) -> int:
     """Start the runs of `engine`'s store's schedules that are due at `now`; how many this
     call created (a run another worker created first is not counted)."""
-    from ._runner import entry_of
+    from ._workflows import entry_of
 
     created = 0
-    for sid, entry, args, cron, stored in engine.store.due_schedules(now):
+    for sid, entry, args, cron, stored in store.due_schedules(now):
         due, following = stored, next_after(cron, stored)
         if following <= now:  # runs were missed while no worker was up: only the latest
             due = latest_by(cron, now)
@@ -141,16 +143,16 @@ def tick(engine: Engine, now: float) -> int:
         wid = run_id(sid, due)
         try:
             call = entry_of(entry, args)
-            fresh = engine.store.get(wid) is None
-            engine.start_as(wid, call.func, *call.args, **call.keywords)
+            fresh = store.get(wid) is None
+            start_as(wid, call.func, *call.args, **call.keywords)
         except Exception as exc:  # its code is missing here: another worker may start it
             why = f"cannot start {wid}: {type(exc).__name__}: {exc}"
-            if (sid, why) not in engine._reported:
-                engine._reported.add((sid, why))
+            if (sid, why) not in reported:
+                reported.add((sid, why))
                 _log.error("schedule %s: %s", sid, why)
             continue
         created += fresh
-        engine.store.move_schedule(sid, stored, following)
+        store.move_schedule(sid, stored, following)
     return created
 
 

@@ -12,13 +12,22 @@ change.
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._records import Row
 from ._store import Claim, chain
 
 if TYPE_CHECKING:
-    from ._sql import _Tx
+
+    class _Tx(Protocol):
+        """What the waits use of `_sql._Tx` (not imported: `_sql` imports this module)."""
+
+        db: Any
+        stored: Any
+
+        def __enter__(self) -> _Tx: ...
+        def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None: ...
+
 
 __all__ = ["WAITS_SCHEMA", "SQLWaits"]
 

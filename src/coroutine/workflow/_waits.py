@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from coroutine import Yield
 from coroutine.types import Register
@@ -48,7 +48,15 @@ from ._records import decode_value, encode_value, rebuild_error
 from ._start import bind, entry_name
 
 if TYPE_CHECKING:
-    from ._runner import Runner
+    from ._store import Store
+
+    class Runner(Protocol):
+        """What the waits use of a `_runner.Runner` (not imported: it imports this)."""
+
+        store: Store
+        lease: float
+        spawned: list[str]
+
     from ._store import Claim
 
 __all__ = [
@@ -245,7 +253,7 @@ def answer(runner: Runner, claim: Claim, step: int, wait: Wait) -> Any:
 def _start_child(runner: Runner, claim: Claim, step: int, entry: str, args: str) -> str:
     from ._keeper import ClaimLost
     from ._records import Row
-    from ._runner import entry_of, new_workflow, save_state
+    from ._workflows import entry_of, new_workflow, save_state
 
     child = f"{claim.id}~{step}"
     state = save_state(new_workflow(entry_of(entry, args)))
@@ -262,7 +270,7 @@ def _start_child(runner: Runner, claim: Claim, step: int, entry: str, args: str)
 
 
 def _outcome(runner: Runner, child: str) -> tuple[str, Any]:
-    from ._runner import entry_of, new_workflow
+    from ._workflows import entry_of, new_workflow
 
     row = runner.store.get(child)
     if row is None:
