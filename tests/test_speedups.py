@@ -301,3 +301,18 @@ def test_every_function_and_method_of_the_extension_has_a_docstring_and_a_signat
                 assert member.__doc__, found[-1]
                 assert member.__text_signature__ is not None, found[-1]
     assert {"coroutine._speedups.Run", "YieldTable._forget", "Bridge.throw"} <= set(found)
+
+
+def test_new_is_subscripted_through_one_factory_per_type_pair_and_kind() -> None:
+    # The compiled __class_getitem__ answers from an identity cache; whatever answers, the
+    # same pair gives the same factory, and New's and NewWithReturn's stay apart.
+    assert New[int, Any] is New[int, Any]
+    assert NewWithReturn[int, Any] is NewWithReturn[int, Any]
+    assert New[int, Any] is not NewWithReturn[int, Any]
+    assert Run(NewWithReturn[int, Any](lambda: 5), lambda v: v) == 5
+    assert Run(New[int, Any](lambda: 5), lambda v: v) is None
+    for _ in range(2):  # a miss, then what the cache would answer
+        with pytest.raises(TypeError, match=r"got NewWithReturn\[int\]"):
+            NewWithReturn[int]
+    if not PURE:
+        assert type(vars(New)["__class_getitem__"]).__name__ == "Subscript"
