@@ -139,6 +139,25 @@ def create_complete(n: int) -> None:
         make(_noop).Next()
 
 
+def create_as_written(n: int) -> None:
+    """Creation as users write it: the subscript and a new lambda at each call (issue 20)."""
+    from typing import Any
+
+    from coroutine import New
+
+    for _ in range(n):
+        New[int, Any](lambda: None).Next()
+
+
+def new_subscript(n: int) -> None:
+    from typing import Any
+
+    from coroutine import New
+
+    for _ in range(n):
+        New[int, Any]
+
+
 SCENARIOS: dict[str, Callable[[int], None]] = {
     "raw greenlet switch pair": raw_pair,
     "raw greenlet switch pair, two calls deep": raw_pair_two_calls_deep,
@@ -147,12 +166,16 @@ SCENARIOS: dict[str, Callable[[int], None]] = {
     "send()": send,
     "raw pooled greenlet cycle": raw_pooled_cycle,
     "New + Next to completion": create_complete,
+    "New[int, Any](lambda: None).Next()": create_as_written,
+    "New[int, Any] alone": new_subscript,
 }
 BUDGETS = {  # scenario: (floor, budget)
     "Run": ("raw greenlet switch pair", 1.25),
     "Next/Send/Recv": ("raw greenlet switch pair", 1.45),
     "send()": ("raw greenlet switch pair", 1.45),
     "New + Next to completion": ("raw pooled greenlet cycle", 2.0),
+    "New[int, Any](lambda: None).Next()": ("raw pooled greenlet cycle", 2.0),
+    "New[int, Any] alone": ("raw pooled greenlet cycle", 1.0),
 }
 
 

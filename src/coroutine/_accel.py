@@ -3,8 +3,9 @@
 The extension is optional: `_speedups_c/*.c` compiles the hot paths of `_driver`, `_yield`,
 `_coroutine`, `_new` and `_run`, which stay the readable reference and the fallback. It is
 used unless ``COROUTINE_PURE=1`` is set at import, or it was not built (no compiler at install
-time: installation still succeeds). Either way the library behaves the same; only its speed
-and its tracebacks (no library frames with the extension) differ.
+time: installation still succeeds). Either way the library behaves the same, tracebacks
+included (no library frame on either, but on 3.10 the pure entry point's own); only its speed
+differs.
 
 Decision (see docs/explanation/decisions.md): a missing extension is reported once, and only
 to those who ask: `coroutine.ACCELERATED` is False and `REASON` says why; with ``COROUTINE_DEBUG=1``
@@ -18,33 +19,48 @@ of the Python one:
 
     _driver.resume (and the name in its callers)    _speedups.resume
     Coroutine.Next, Recv, Send, __next__, send,     compiled methods, installed by setup
-      __del__
+      __del__, throw, close, __exit__               (the last three call the Python ones)
     _new.create                                     _speedups.create
-    _run.Run's loop (`_run.compiled`)               _speedups.run
+    _run.Run                                        _speedups.Run
     _yield.site_function                            a `_speedups.YieldSite` in front of the
                                                     Python yield function
     _yield.Yield                                    the table with `_speedups.YieldTable`'s
                                                     identity cache in front
+    New.__class_getitem__, and NewWithReturn's      a `_speedups.Subscript`: the same identity
+                                                    cache in front of `_new._factory`
 
 The compiled code calls back into the Python functions for everything rare (a refusal, a
-stop, a durable coroutine, an error to build). `PURE_METHODS`, `py_resume` and `py_create`
-keep the references as written.
+stop, a durable coroutine, an error to build). `PURE_METHODS`, `py_resume`, `py_create` and
+`py_run` keep the references as written; each compiled function and method carries the
+docstring and signature of the Python one it stands for (`docs`). Being C, the compiled entry
+points add no frame to a traceback, and they take the library's out of an exception leaving
+them (`_errors.trimmed`): the caller's line, then the body's frames.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import warnings
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import _context, _coroutine, _driver, _new, _run, _worker, _yield
+from . import _context, _coroutine, _driver, _errors, _new, _run, _worker, _yield
 from ._coroutine import Coroutine
 from ._signature import Signature
 
-__all__ = ["ACCELERATED", "PURE_METHODS", "REASON", "py_create", "py_resume", "speedups"]
+__all__ = [
+    "ACCELERATED",
+    "PURE_METHODS",
+    "REASON",
+    "docs",
+    "py_create",
+    "py_resume",
+    "py_run",
+    "speedups",
+]
 
 speedups: ModuleType | None = None
 REASON = ""
@@ -69,11 +85,38 @@ py_resume = _driver.resume
 cases)."""
 py_create = _new.create
 """The reference creation (`_speedups.create` calls it back for a durable coroutine)."""
+py_run = _run.Run
+"""The reference `Run` (`_speedups.Run` takes its place, its docstring and signature)."""
 PURE_METHODS: dict[str, Callable[..., Any]] = {
     name: Coroutine.__dict__[name]
-    for name in ("Next", "Recv", "Send", "__next__", "send", "__del__")
+    for name in (
+        "Next",
+        "Recv",
+        "Send",
+        "__next__",
+        "send",
+        "__del__",
+        "throw",
+        "close",
+        "__exit__",
+    )
 }
 """Coroutine's driving methods as written (tests compare them with the compiled ones)."""
+
+
+def docs() -> dict[str, str]:
+    """For each compiled function, the docstring of the Python one it stands for, after its
+    text signature (how a C function carries ``__text_signature__``): annotations dropped,
+    as a text signature cannot hold them."""
+    texts = {}
+    for name, fn in [*PURE_METHODS.items(), ("Run", py_run)]:
+        sig = inspect.signature(fn)
+        params = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+        text = str(sig.replace(parameters=params, return_annotation=sig.empty))
+        if name in PURE_METHODS:
+            text = text.replace("(self", "($self", 1)
+        texts[name] = f"{name}{text}\n--\n\n{fn.__doc__}"
+    return texts
 
 
 def _wire(ext: ModuleType) -> None:
@@ -110,12 +153,17 @@ def _wire(ext: ModuleType) -> None:
             "Signature": Signature,
             "Signal": _context._Signal,
             "worker_main": _worker._worker_main,
+            "trimmed": _errors.trimmed,
+            "throw": PURE_METHODS["throw"],
+            "close": PURE_METHODS["close"],
+            "exit": PURE_METHODS["__exit__"],
+            "docs": docs(),
         }
     )
     for module in (_driver, _coroutine, _run):
         module.resume = ext.resume  # type: ignore[attr-defined]
     _new.create = ext.create
-    _run.compiled = ext.run
+    _run.Run = ext.Run
 
     def site_function(site: Signature) -> Callable[[Any], Any]:
         # The compiled site runs the common case (B1, B2 as in `switch_out`) and calls the
@@ -129,6 +177,19 @@ def _wire(ext: ModuleType) -> None:
 
     _yield.site_function = site_function
     _yield.Yield = Table()
+    _new.New.__class_getitem__ = ext.Subscript(_subscript(False, "New"))  # type: ignore[method-assign]
+    _new.NewWithReturn.__class_getitem__ = ext.Subscript(  # type: ignore[method-assign]
+        _subscript(True, "NewWithReturn")
+    )
+
+
+def _subscript(with_return: bool, name: str) -> Callable[[Any], Any]:
+    """What ``New[R, S]`` (or NewWithReturn's) looks up on a miss of the compiled cache."""
+
+    def subscript(item: Any) -> Any:
+        return _new._factory(item, with_return, name)
+
+    return subscript
 
 
 if speedups is not None:

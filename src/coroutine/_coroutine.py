@@ -23,7 +23,7 @@ from greenlet import getcurrent, greenlet
 from . import _lifecycle
 from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context
 from ._driver import resume, start
-from ._errors import CoroutineExit, ResumeError, YieldTypeError, not_copyable
+from ._errors import CoroutineExit, ResumeError, YieldTypeError, not_copyable, trimmed
 from ._signature import Signature
 from ._typecheck import describe
 
@@ -94,9 +94,13 @@ class Coroutine(Generic[R, S, T]):
                 then done.
         """
         ctx = self._ctx
-        if ctx._state is SUSPENDED and not ctx._stopping:
-            return resume(self, ctx._sent, None, getcurrent())
-        return self._advance("Next", NOTHING)
+        try:
+            if ctx._state is SUSPENDED and not ctx._stopping:
+                return resume(self, ctx._sent, None, getcurrent())
+            return self._advance("Next", NOTHING)
+        except BaseException as exc:
+            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            raise
 
     def Recv(self) -> R:
         """The value of the last yield; None before the first; kept after the end."""
@@ -160,11 +164,18 @@ class Coroutine(Generic[R, S, T]):
         return self
 
     def __next__(self) -> R:
+        """Iteration: ``Next()``, then the value yielded; StopIteration with `Result()` after
+        the end."""
         ctx = self._ctx
-        if ctx._state is SUSPENDED and not ctx._stopping:
-            if resume(self, ctx._sent, None, getcurrent()):
-                return ctx._recv  # type: ignore[no-any-return]
-        elif self._advance("next", NOTHING):
+        try:
+            if ctx._state is SUSPENDED and not ctx._stopping:
+                going = resume(self, ctx._sent, None, getcurrent())
+            else:
+                going = self._advance("next", NOTHING)
+        except BaseException as exc:
+            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            raise
+        if going:
             return ctx._recv  # type: ignore[no-any-return]
         raise StopIteration(ctx._result)
 
@@ -184,10 +195,15 @@ class Coroutine(Generic[R, S, T]):
         check = ctx._sig.check_s
         if check is not None and not check(value):
             raise bad_send(value, ctx._sig)
-        if ctx._state is SUSPENDED and not ctx._stopping:
-            if resume(self, value, None, getcurrent()):
-                return ctx._recv  # type: ignore[no-any-return]
-        elif self._advance("send", value):
+        try:
+            if ctx._state is SUSPENDED and not ctx._stopping:
+                going = resume(self, value, None, getcurrent())
+            else:
+                going = self._advance("send", value)
+        except BaseException as exc:
+            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            raise
+        if going:
             return ctx._recv  # type: ignore[no-any-return]
         raise StopIteration(ctx._result)
 
@@ -211,11 +227,15 @@ class Coroutine(Generic[R, S, T]):
             )
         ctx = self._ctx
         try:
-            if self._advance("throw", exc):
-                return ctx._recv  # type: ignore[no-any-return]
-            raise StopIteration(ctx._result)
+            going = self._advance("throw", exc)
+        except BaseException as error:
+            trimmed(error)  # see _errors.trimmed: a bare raise adds no frame
+            raise
         finally:
             del exc  # else exc -> its traceback -> this frame -> exc: a cycle holding self
+        if going:
+            return ctx._recv  # type: ignore[no-any-return]
+        raise StopIteration(ctx._result)
 
     def close(self) -> None:
         """Stop the coroutine and drive it to its end, running its ``finally`` blocks.
@@ -224,13 +244,22 @@ class Coroutine(Generic[R, S, T]):
             ResumeError: the body yielded again while being stopped, or it is running.
             BaseException: what a ``finally`` block raised while unwinding.
         """
-        self._advance("close", NOTHING)
+        try:
+            self._advance("close", NOTHING)
+        except BaseException as exc:
+            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            raise
 
     def __enter__(self) -> Coroutine[R, S, T]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        """Leaving a ``with`` block: `close`, whatever ended the block."""
+        try:
+            self._advance("close", NOTHING)
+        except BaseException as exc:
+            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            raise
 
     def __repr__(self) -> str:
         fn = self._fn
@@ -243,8 +272,9 @@ class Coroutine(Generic[R, S, T]):
         raise not_copyable("Coroutine")  # pickle, and copy.copy and copy.deepcopy through it
 
     def __del__(self) -> None:
-        # Unwind an abandoned suspended body like a generator's; an exception raised while
-        # unwinding escapes __del__, which Python reports through sys.unraisablehook.
+        """Unwind an abandoned suspended body, as a collected generator is closed."""
+        # An exception raised while unwinding escapes __del__, which Python reports through
+        # sys.unraisablehook.
         try:
             g = self._g
         except AttributeError:  # interrupted inside New, before the slots were set

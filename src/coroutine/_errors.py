@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import TracebackType
 from typing import Any
 
 __all__ = [
@@ -123,3 +124,43 @@ def user_site() -> str | None:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame = frame.f_back  # type: ignore[assignment]
     return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+_WORKFLOW = _PACKAGE + "workflow" + os.sep  # an engine above the core, not its machinery
+
+
+def _is_library(tb: TracebackType) -> bool:
+    name = tb.tb_frame.f_code.co_filename
+    return name.startswith(_PACKAGE) and not name.startswith(_WORKFLOW)
+
+
+def trimmed(exc: BaseException) -> BaseException:
+    """`exc`, with every frame of this library taken out of its traceback (in place).
+
+    An exception leaving the library then reads like a generator's: the line that drove the
+    coroutine, then the body's frames, as though the body ran in the caller's stack. Frames
+    of the library between two of the user's (a `Run` inside a body, a yield's machinery
+    under a thrown-in exception) go too: the compiled implementation has none to show.
+    Chained exceptions (``__context__``, ``__cause__``) keep theirs: they say what the
+    library was doing when the first one happened.
+
+    A Python entry point calls it in an ``except`` block, then re-raises with a bare
+    ``raise``, which adds no traceback entry: so its own frame goes too (on Python 3.11+; 3.10
+    re-raises from the entry it caught, its own, which is then linked to the first kept).
+    """
+    first = tb = exc.__traceback__
+    while tb is not None and _is_library(tb):
+        tb = tb.tb_next
+    head = kept = tb
+    while kept is not None:
+        after = kept.tb_next
+        while after is not None and _is_library(after):
+            after = after.tb_next
+        if kept.tb_next is not after:
+            kept.tb_next = after
+        kept = after
+    if first is not head:
+        exc.__traceback__ = head
+        if first is not None:
+            first.tb_next = head  # what a bare raise on 3.10 shows under the catching frame
+    return exc

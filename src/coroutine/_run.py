@@ -1,4 +1,8 @@
-"""`Run`: drive a coroutine to its end, answering each yield with a callback."""
+"""`Run`: drive a coroutine to its end, answering each yield with a callback.
+
+With the extension loaded, `_accel` puts `_speedups.Run` in place of `Run`: the same loop,
+compiled, with this docstring and signature.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from greenlet import getcurrent
 from ._context import NOTHING, SUSPENDED
 from ._coroutine import Coroutine, bad_send, not_a_coroutine, not_callable
 from ._driver import resume
-from ._errors import StoppedError
+from ._errors import StoppedError, trimmed
 
 __all__ = ["Run", "refused", "stopped"]
 
@@ -51,10 +55,16 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
         ResumeError: see `Coroutine.Next`.
         TypeError: `coro` is not a coroutine, or `fn` is not callable (nothing runs).
     """
-    if compiled is not None:
-        return compiled(coro, fn)  # type: ignore[no-any-return]
     if not isinstance(coro, Coroutine) or not callable(fn):
         raise refused(coro, fn)
+    try:
+        return _loop(coro, fn)
+    except BaseException as exc:
+        trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+        raise
+
+
+def _loop(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
     ctx = coro._ctx
     if not coro.Next():  # checks the thread, and delivers a pending Send
         if ctx._stopping:
@@ -106,7 +116,3 @@ def stopped(coro: Coroutine[Any, Any, Any]) -> StoppedError:
         "to return; where a stop is expected, catch StoppedError, or drive the coroutine "
         "with Next and read Result() (None when it was stopped)"
     )
-
-
-compiled: Callable[[Any, Any], Any] | None = None
-"""The loop above, compiled (`_speedups.run`), when `_accel` has loaded the extension."""

@@ -34,7 +34,7 @@ from typing import Any
 from greenlet import GreenletExit, getcurrent, greenlet
 
 from ._context import CURRENT, DONE, Context
-from ._errors import CoroutineExit
+from ._errors import CoroutineExit, trimmed
 
 __all__ = ["PARKED", "POOL_CAP", "Task", "acquire", "is_parked", "release", "run_body"]
 
@@ -178,8 +178,7 @@ def _as_reported(ctx: Context[Any, Any], exc: BaseException) -> BaseException | 
         err = RuntimeError(f"coroutine body raised {type(exc).__name__}")
         err.__cause__ = exc
         return err
-    tb = exc.__traceback__  # drop the worker's frame, so the traceback starts in the body
-    return exc.with_traceback(tb.tb_next if tb is not None else None)
+    return trimmed(exc)  # the worker's frame and the yields' machinery: the body's frames
 
 
 def _swallowed_exit(exit: CoroutineExit | None, exc: BaseException) -> bool:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import _bridge
 from ._accel import speedups
+from ._errors import trimmed
 
 __all__ = ["await_", "run_sync"]
 
@@ -74,7 +75,11 @@ def run_sync(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Corout
 
 
 async def _awaiting(driver: Any) -> Any:
-    return await driver
+    try:
+        return await driver
+    except BaseException as exc:
+        trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+        raise
 
 
 _awaiting.__name__ = _awaiting.__qualname__ = "run_sync"  # how tasks and warnings name it

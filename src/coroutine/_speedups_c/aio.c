@@ -269,7 +269,8 @@ aio_setup(PyObject *mod, PyObject *ns)
 
 static PyMethodDef aio_functions[] = {
     {"await_", (PyCFunction)aio_await, METH_O, aio_await_doc},
-    {"aio_setup", aio_setup, METH_O, "Bind the bridge to its Python helpers (_bridge)."},
+    {"aio_setup", aio_setup, METH_O,
+     "aio_setup($module, namespace, /)\n--\n\nBind the bridge to its Python helpers (_bridge)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -309,10 +309,13 @@ static PyAsyncMethods Bridge_async = {
 };
 
 static PyMethodDef Bridge_methods[] = {
-    {"send", (PyCFunction)Bridge_send, METH_O, "Resume with a value (PEP 380)."},
+    {"send", (PyCFunction)Bridge_send, METH_O,
+     "send($self, value, /)\n--\n\nResume with a value (PEP 380)."},
     {"throw", (PyCFunction)(void (*)(void))Bridge_throw, METH_FASTCALL,
+     "throw($self, typ, val=None, tb=None, /)\n--\n\n"
      "Raise an exception in the awaitable in flight, else in the body (PEP 380)."},
-    {"close", (PyCFunction)Bridge_close, METH_NOARGS, "Unwind a waiting body."},
+    {"close", (PyCFunction)Bridge_close, METH_NOARGS,
+     "close($self, /)\n--\n\nUnwind a waiting body."},
     {NULL, NULL, 0, NULL},
 };
 

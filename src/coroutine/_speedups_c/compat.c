@@ -91,3 +91,24 @@ recover_and_raise(PyObject *coro)
     restore_exc(exc);
     return -1;
 }
+
+/* The raised exception, with the library's frames taken out of its traceback by the Python
+ * `_errors.trimmed`: every compiled entry point calls this on its way out with an error, so
+ * the traceback reads like a generator's (the caller's line, then the body's frames). An
+ * error raised while trimming is dropped: the exception itself matters more. */
+void
+trim_raised(void)
+{
+    PyObject *exc = fetch_exc();
+    if (exc == NULL)
+        return;
+    PyObject *tb = PyException_GetTraceback(exc);
+    if (tb != NULL) { /* (an exception made in C, a StopIteration say, has no frame to trim) */
+        Py_DECREF(tb);
+        PyObject *r = PyObject_CallOneArg(py_trimmed, exc);
+        if (r == NULL)
+            PyErr_Clear();
+        Py_XDECREF(r);
+    }
+    restore_exc(exc);
+}

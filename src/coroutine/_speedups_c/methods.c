@@ -1,5 +1,8 @@
-/* Coroutine's driving methods (_coroutine.py): Next, Recv, Send, __next__, send, __del__.
- * Each runs its common case here and calls the Python `_advance` for the rest. */
+/* Coroutine's driving methods (_coroutine.py): Next, Recv, Send, __next__, send, __del__,
+ * and throw, close, __exit__. The first run their common case here and call the Python
+ * `_advance` for the rest; the last three call the Python methods as written (they are off the
+ * hot path). Each takes the library's frames out of an exception on its way out
+ * (`trim_raised`): being C, it adds none of its own, so the caller's line comes next. */
 
 #include "speedups.h"
 
@@ -45,7 +48,11 @@ static PyObject *
 Coro_Next(PyObject *self, PyObject *unused)
 {
     int r = next_op(self, s_Next);
-    return r < 0 ? NULL : PyBool_FromLong(r);
+    if (r < 0) {
+        trim_raised();
+        return NULL;
+    }
+    return PyBool_FromLong(r);
 }
 
 static PyObject *
@@ -109,6 +116,8 @@ recv_or_stop(PyObject *ctx, int r)
         out = Py_NewRef(SLOT(ctx, c_recv));
     else if (r == 0)
         stop_iteration(ctx);
+    else
+        trim_raised();
     Py_DECREF(ctx);
     return out;
 }
@@ -172,6 +181,37 @@ Coro_finalize(PyObject *self)
         restore_exc(saved);
 }
 
+/* A Python method as written, called from C: its frames, and those of the library under
+ * it, come out of an exception it raises. */
+static PyObject *
+call_trimmed(PyObject *fn, PyObject *const *args, size_t nargs)
+{
+    PyObject *r = PyObject_Vectorcall(fn, args, nargs, NULL);
+    if (r == NULL)
+        trim_raised();
+    return r;
+}
+
+static PyObject *
+Coro_throw(PyObject *self, PyObject *exc)
+{
+    PyObject *args[2] = {self, exc};
+    return call_trimmed(py_throw, args, 2);
+}
+
+static PyObject *
+Coro_close(PyObject *self, PyObject *unused)
+{
+    return call_trimmed(py_close, &self, 1);
+}
+
+static PyObject *
+Coro_exit(PyObject *self, PyObject *exc_info) /* the Python method reads none of exc_info */
+{
+    return call_trimmed(py_exit, &self, 1);
+}
+
+/* The docstrings and text signatures are those of the Python methods, set by setup(). */
 PyMethodDef coro_methods[] = {
     {"__del__", Coro_del, METH_NOARGS, NULL},
     {"Next", Coro_Next, METH_NOARGS, NULL},
@@ -179,5 +219,8 @@ PyMethodDef coro_methods[] = {
     {"Send", Coro_Send, METH_O, NULL},
     {"__next__", Coro_next, METH_NOARGS, NULL},
     {"send", Coro_send, METH_O, NULL},
+    {"throw", Coro_throw, METH_O, NULL},
+    {"close", Coro_close, METH_NOARGS, NULL},
+    {"__exit__", Coro_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

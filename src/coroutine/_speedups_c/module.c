@@ -16,6 +16,7 @@ PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 PyObject *py_run_refused, *py_run_stopped;
 PyObject *py_worker_main;
+PyObject *py_trimmed, *py_throw, *py_close, *py_exit;
 PyObject *create_flags;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
@@ -58,6 +59,35 @@ take(PyObject *ns, const char *name, PyObject **out)
     return 0;
 }
 
+/* Each function's docstring, from `docs` (name: "name(text signature)\n--\n\n" then the
+ * docstring, made by _accel from the Python function it stands for): so the compiled forms
+ * document themselves as the reference does, from one text. The strings live as long as the
+ * process (the definitions are static); setup runs once per process. */
+static PyObject *doc_texts; /* a list of the bytes objects ml_doc points into */
+
+static int
+set_docs(PyMethodDef *defs, PyObject *docs)
+{
+    if (doc_texts == NULL && (doc_texts = PyList_New(0)) == NULL)
+        return -1;
+    for (PyMethodDef *m = defs; m->ml_name != NULL; m++) {
+        PyObject *text = PyDict_GetItemString(docs, m->ml_name);
+        if (text == NULL)
+            continue; /* (this module's own functions: their docstrings are below) */
+        PyObject *b = PyUnicode_Check(text) ? PyUnicode_AsUTF8String(text) : NULL;
+        if (b == NULL || PyList_Append(doc_texts, b) < 0) {
+            Py_XDECREF(b);
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "coroutine._speedups.setup: bad doc of %s",
+                             m->ml_name);
+            return -1;
+        }
+        m->ml_doc = PyBytes_AS_STRING(b);
+        Py_DECREF(b);
+    }
+    return 0;
+}
+
 static PyObject *
 mod_setup(PyObject *mod, PyObject *ns)
 {
@@ -66,6 +96,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         return NULL;
     }
     PyObject *coro_t = NULL, *ctx_t = NULL, *sig_t = NULL, *signal_t = NULL, *cap = NULL;
+    PyObject *docs = NULL;
     if (take(ns, "CREATED", &CREATED) || take(ns, "SUSPENDED", &SUSPENDED)
         || take(ns, "RUNNING", &RUNNING) || take(ns, "DONE", &DONE)
         || take(ns, "NOTHING", &NOTHING) || take(ns, "THROWN", &THROWN)
@@ -80,11 +111,13 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)
         || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap)
-        || take(ns, "worker_main", &py_worker_main))
+        || take(ns, "worker_main", &py_worker_main) || take(ns, "trimmed", &py_trimmed)
+        || take(ns, "throw", &py_throw) || take(ns, "close", &py_close)
+        || take(ns, "exit", &py_exit) || take(ns, "docs", &docs))
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
         || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)
-        || !PyDict_Check(create_flags)) {
+        || !PyDict_Check(create_flags) || !PyDict_Check(docs)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }
@@ -109,6 +142,9 @@ mod_setup(PyObject *mod, PyObject *ns)
         || slot_offset(CoroType, "_with_return", &k_with_return)
         || slot_offset(st, "check_s", &g_check_s) || slot_offset(st, "s", &g_s))
         goto fail;
+    if (set_docs(coro_methods, docs) < 0 || set_docs(module_methods, docs) < 0)
+        goto fail;
+    Py_CLEAR(docs);
     /* The methods, as method descriptors of Coroutine (they bind like Python methods). */
     for (PyMethodDef *m = coro_methods; m->ml_name != NULL; m++) {
         PyObject *descr = PyDescr_NewMethod(CoroType, m);
@@ -129,16 +165,19 @@ mod_setup(PyObject *mod, PyObject *ns)
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(coro_t), Py_XDECREF(ctx_t), Py_XDECREF(sig_t), Py_XDECREF(signal_t);
-    Py_XDECREF(cap);
+    Py_XDECREF(cap), Py_XDECREF(docs);
     return NULL;
 }
 
-static PyMethodDef module_methods[] = {
-    {"setup", mod_setup, METH_O, "Bind to the Python runtime's objects; install the methods."},
+PyMethodDef module_methods[] = {
+    {"setup", mod_setup, METH_O,
+     "setup($module, namespace, /)\n--\n\n"
+     "Bind to the Python runtime's objects; install the methods."},
     {"resume", (PyCFunction)(void (*)(void))mod_resume, METH_FASTCALL,
-     "_driver.resume, compiled."},
-    {"run", (PyCFunction)(void (*)(void))mod_run, METH_FASTCALL, "_run.Run's loop, compiled."},
+     "resume($module, coro, value, exc, driver, /)\n--\n\n_driver.resume, compiled."},
+    {"Run", (PyCFunction)(void (*)(void))mod_run, METH_FASTCALL, NULL}, /* _run.Run's */
     {"create", (PyCFunction)(void (*)(void))mod_create, METH_FASTCALL | METH_KEYWORDS,
+     "create($module, sig, with_return, fn, /, *, durable=None, version=None)\n--\n\n"
      "_new.create, compiled."},
     {"decode_setup", mod_decode_setup, METH_O,
      "Bind to durable._decode's objects; return _Decoder.dec, compiled (decode.c)."},
@@ -169,7 +208,8 @@ PyInit__speedups(void)
     if (descr != NULL && PyObject_TypeCheck(descr, &PyGetSetDescr_Type))
         gr_context = *((PyGetSetDescrObject *)descr)->d_getset; /* (else: by name) */
     YieldTableType.tp_base = &PyDict_Type;
-    if (PyType_Ready(&YieldSiteType) < 0 || PyType_Ready(&YieldTableType) < 0)
+    if (PyType_Ready(&YieldSiteType) < 0 || PyType_Ready(&YieldTableType) < 0
+        || PyType_Ready(&SubscriptType) < 0)
         return NULL;
     INTERN(s_advance, "_advance");
     INTERN(s_close, "close");
@@ -188,6 +228,7 @@ PyInit__speedups(void)
         return NULL;
     if (PyModule_AddObjectRef(m, "YieldSite", (PyObject *)&YieldSiteType) < 0
         || PyModule_AddObjectRef(m, "YieldTable", (PyObject *)&YieldTableType) < 0
+        || PyModule_AddObjectRef(m, "Subscript", (PyObject *)&SubscriptType) < 0
         || coroutine_aio_init(m) < 0) {
         Py_DECREF(m);
         return NULL;

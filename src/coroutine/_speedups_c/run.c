@@ -17,12 +17,14 @@ mod_resume(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
-/* Run(coro, fn): _run.Run's loop, statement for statement. */
+/* Run(coro, fn): _run.Run, statement for statement; `coroutine.Run` itself when the extension
+ * is loaded, so that no Python frame of the library sits between the caller and the body. */
 PyObject *
 mod_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(coro, fn)");
+        PyErr_Format(PyExc_TypeError, "Run() takes 2 positional arguments (coro, fn), got %zd",
+                     nargs);
         return NULL;
     }
     if (!check_ready())
@@ -126,6 +128,8 @@ done:
     Py_XDECREF(form);
     Py_XDECREF(driver);
     Py_DECREF(ctx);
+    if (result == NULL)
+        trim_raised();
     return result;
 }
 

@@ -30,12 +30,13 @@
  * One file per concern, in the order a reader meets them:
  *
  *   speedups.h   this header: the objects bound by setup(), slot access, the switch helper
- *   compat.c     exceptions: fetch/restore and the handled exception across CPython 3.10-3.13
+ *   compat.c     exceptions: fetch/restore and the handled exception across CPython 3.10-3.13,
+ *                and the library's frames taken out of one leaving it (`_errors.trimmed`)
  *   driver.c     the driver's side: start, resume, ended; the worker pool
  *   methods.c    Coroutine's Next/Recv/Send/__next__/send/__del__
  *   run.c        Run's loop, resume and creation (module functions)
  *   yieldsite.c  the yield site: the compiled function behind one `Yield[R, S]`
- *   table.c      the `Yield` table: a dict with an identity cache in front
+ *   table.c      the type tables (`Yield`, `New[R, S]`): identity caches in front
  *   decode.c     the durable value decoder's loop (`durable._decode`), its own concern
  *   module.c     setup() (binding to the Python side) and the module's initialisation
  */
@@ -78,6 +79,8 @@ extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send,
 extern PyObject *py_run_refused; /* _run.refused: the TypeError for Run's arguments */
 extern PyObject *py_run_stopped; /* _run.stopped: the StoppedError for a stopped body */
 extern PyObject *py_worker_main; /* _worker._worker_main, what a new worker runs */
+extern PyObject *py_trimmed;     /* _errors.trimmed: the library's frames out of a traceback */
+extern PyObject *py_throw, *py_close, *py_exit; /* Coroutine's throw, close, __exit__ as written */
 extern PyObject *create_flags;   /* _new's dictionary, for its DURABLE flag */
 extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
@@ -95,9 +98,10 @@ extern PyObject *spare_args;      /* switch_to's recycled argument tuple, or NUL
 extern PyGetSetDef gr_context;    /* greenlet's gr_context descriptor's functions */
 
 extern PyMethodDef coro_methods[]; /* __del__ first */
+extern PyMethodDef module_methods[];
 extern PyObject *coro_del_descr;     /* Coroutine.__del__, the compiled one */
 void Coro_finalize(PyObject *self);
-extern PyTypeObject YieldSiteType, YieldTableType;
+extern PyTypeObject YieldSiteType, YieldTableType, SubscriptType;
 
 /* -- compat.c ------------------------------------------------------------------------------ */
 
@@ -107,6 +111,7 @@ PyObject *get_handled(void);
 void set_handled(PyObject *v);
 PyObject *call_handling(PyObject *exc, PyObject *fn, PyObject *const *args, size_t nargs);
 int recover_and_raise(PyObject *coro);
+void trim_raised(void);
 
 /* -- driver.c, methods.c, run.c ------------------------------------------------------------ */
 

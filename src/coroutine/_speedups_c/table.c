@@ -1,5 +1,7 @@
-/* The Yield table: a dict whose subscription first tries an identity cache, so that
- * `Yield[int, int]` written at every yield costs no tuple hash and no dict lookup. */
+/* The type tables: `Yield`, a dict whose subscription first tries an identity cache, so that
+ * `Yield[int, int]` written at every yield costs no tuple hash and no dict lookup; and
+ * `New[R, S]` and `NewWithReturn[R, S]`, whose `__class_getitem__` is the same identity cache
+ * in front of the Python one (`_new._factory`). */
 
 #include "speedups.h"
 
@@ -78,7 +80,8 @@ static PyMappingMethods YieldTable_mapping = {
 };
 
 static PyMethodDef YieldTable_methods[] = {
-    {"_forget", (PyCFunction)YieldTable_forget, METH_NOARGS, NULL},
+    {"_forget", (PyCFunction)YieldTable_forget, METH_NOARGS,
+     "_forget($self, /)\n--\n\nEmpty the identity cache (the dictionary keeps its entries)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -92,4 +95,109 @@ PyTypeObject YieldTableType = {
     .tp_dealloc = (destructor)YieldTable_dealloc,
     .tp_methods = YieldTable_methods,
     .tp_doc = "A dict with an identity cache in front of its subscription (`Yield`).",
+};
+
+/* A class's `__class_getitem__`, compiled: `New[int, Any]` written at every creation looks
+ * its factory up by the identity of `int` and `Any` (a type's subscription calls this
+ * attribute with the item alone: it is not a descriptor, so it is not bound). Anything else,
+ * and every first sight, goes to the Python function `fallback`, whose answers are cached
+ * for good (`_new._factory` caches them too: the same object comes back either way). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *fallback;
+    PyObject *keys[TABLE_CACHE][2];
+    PyObject *found[TABLE_CACHE];
+    int next;
+    vectorcallfunc vectorcall;
+} Subscript;
+
+static PyObject *
+Subscript_call(Subscript *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL)
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames); /* its TypeError */
+    PyObject *item = args[0];
+    int pair = PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2;
+    if (pair) {
+        PyObject *r = PyTuple_GET_ITEM(item, 0), *s = PyTuple_GET_ITEM(item, 1);
+        for (int i = 0; i < TABLE_CACHE; i++)
+            if (self->keys[i][0] == r && self->keys[i][1] == s && self->found[i] != NULL)
+                return Py_NewRef(self->found[i]);
+    }
+    PyObject *made = PyObject_Vectorcall(self->fallback, args, nargsf, NULL);
+    if (made != NULL && pair) {
+        int i = self->next;
+        self->next = (i + 1) % TABLE_CACHE;
+        Py_XSETREF(self->keys[i][0], Py_NewRef(PyTuple_GET_ITEM(item, 0)));
+        Py_XSETREF(self->keys[i][1], Py_NewRef(PyTuple_GET_ITEM(item, 1)));
+        Py_XSETREF(self->found[i], Py_NewRef(made));
+    }
+    return made;
+}
+
+static int
+Subscript_traverse(Subscript *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    for (int i = 0; i < TABLE_CACHE; i++) {
+        Py_VISIT(self->keys[i][0]);
+        Py_VISIT(self->keys[i][1]);
+        Py_VISIT(self->found[i]);
+    }
+    return 0;
+}
+
+static int
+Subscript_clear(Subscript *self)
+{
+    Py_CLEAR(self->fallback);
+    for (int i = 0; i < TABLE_CACHE; i++) {
+        Py_CLEAR(self->keys[i][0]);
+        Py_CLEAR(self->keys[i][1]);
+        Py_CLEAR(self->found[i]);
+    }
+    return 0;
+}
+
+static void
+Subscript_dealloc(Subscript *self)
+{
+    PyObject_GC_UnTrack(self);
+    Subscript_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Subscript_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "O:Subscript", &fallback))
+        return NULL;
+    Subscript *self = (Subscript *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)Subscript_call;
+    return (PyObject *)self;
+}
+
+static PyMemberDef Subscript_members[] = {
+    {"__wrapped__", T_OBJECT, offsetof(Subscript, fallback), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyTypeObject SubscriptType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "coroutine._speedups.Subscript",
+    .tp_basicsize = sizeof(Subscript),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_vectorcall_offset = offsetof(Subscript, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = Subscript_new,
+    .tp_dealloc = (destructor)Subscript_dealloc,
+    .tp_traverse = (traverseproc)Subscript_traverse,
+    .tp_clear = (inquiry)Subscript_clear,
+    .tp_members = Subscript_members,
+    .tp_doc = "Subscript(fallback)\n--\n\n"
+              "A class's __class_getitem__ with an identity cache in front of `fallback` "
+              "(New[R, S]).",
 };
