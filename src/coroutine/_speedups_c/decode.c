@@ -748,6 +748,7 @@ Decoder_dec(PyObject *self, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef dec_def = {
     "dec", Decoder_dec, METH_NOARGS,
+    "dec($self, /)\n--\n\n"
     "The value at pos (pos is then after it): _Decoder.dec compiled (coroutine._speedups).",
 };
 

@@ -180,6 +180,7 @@ PyMethodDef module_methods[] = {
      "create($module, sig, with_return, fn, /, *, durable=None, version=None)\n--\n\n"
      "_new.create, compiled."},
     {"decode_setup", mod_decode_setup, METH_O,
+     "decode_setup($module, namespace, /)\n--\n\n"
      "Bind to durable._decode's objects; return _Decoder.dec, compiled (decode.c)."},
     {NULL, NULL, 0, NULL},
 };
