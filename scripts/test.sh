@@ -26,7 +26,12 @@
 # missing one fails the run at once, by name.
 #
 # The workflow crash and concurrency tests run at full size on PRIMARY and at a quarter of
-# the size (WORKFLOW_TEST_SCALE=small, never skipped) on the other versions.
+# the size (WORKFLOW_TEST_SCALE=small, never skipped) on the other versions. The workflow
+# layer runs on the pure Python core on PRIMARY only: it has one implementation itself, and
+# the core under it runs its own suites on both everywhere.
+#
+# Speed: every version's venv is set up at once; each pytest run uses one process per core
+# (pytest-xdist, TEST_JOBS=N to choose; coverage follows its workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,15 +75,50 @@ if [ "$ci" = 1 ]; then  # fail now, by name, rather than in every test that need
 fi
 [ "$check_only" = 1 ] && exit 0
 
-status=0
-for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
-    venv=".venv-test/$v"
-    echo "=== CPython $v (${pythons[$v]}) ==="
-    if [ ! -x "$venv/bin/python" ]; then
-        "${pythons[$v]}" -m venv "$venv"
-    fi
+jobs="${TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}"
+par=()  # one pytest process per core; a file's tests stay together, in order
+if [ "$jobs" -gt 1 ]; then par=(-n "$jobs" --dist loadfile); fi
+versions=$(printf '%s\n' "${!pythons[@]}" | sort -V)
+
+setup() {  # the version's venv, with the package installed editable (its C accelerator built)
+    local v="$1" venv=".venv-test/$1"
+    if [ ! -x "$venv/bin/python" ]; then "${pythons[$v]}" -m venv "$venv"; fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,workflow]'
+}
+
+status=0
+# Every version's venv at once: the installs wait on the network and the disk more than on a CPU.
+mkdir -p .venv-test
+for v in $versions; do setup "$v" >".venv-test/setup-$v.log" 2>&1 & eval "setup_$v=\$!"; done
+ready=()
+for v in $versions; do
+    pid_var="setup_$v"
+    if wait "${!pid_var}"; then ready+=("$v"); else
+        echo "test.sh: setting up CPython $v failed:" >&2
+        cat ".venv-test/setup-$v.log" >&2
+        status=1
+    fi
+done
+
+core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
+core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
+core="$core,*/coroutine/_async.py,*/coroutine/_errors.py,*/coroutine/_yield.py"
+core="$core,*/coroutine/_lifecycle.py,*/coroutine/_driver.py,*/coroutine/_new.py"
+core="$core,*/coroutine/_accel.py,*/coroutine/_durability.py"
+
+covered() {  # coverage of the core runtime, over the suites below the workflow layer
+    local venv="$1"
+    "$venv/bin/python" -m coverage erase
+    "$venv/bin/python" -m coverage run -m pytest -q "${par[@]}" --ignore=tests/typing \
+        --ignore=tests/workflow || status=1
+    "$venv/bin/python" -m coverage combine -q || status=1
+    "$venv/bin/python" -m coverage report --skip-covered --include="$core" || status=1
+}
+
+for v in "${ready[@]}"; do
+    venv=".venv-test/$v"
+    echo "=== CPython $v (${pythons[$v]}) ==="
     if [ "$v" = "$PRIMARY" ]; then export WORKFLOW_TEST_SCALE=full; else export WORKFLOW_TEST_SCALE=small; fi
     if [ "$v" = "$PRIMARY" ]; then
         echo "--- static checks (CPython $v) ---"
@@ -93,33 +133,28 @@ for v in $(printf '%s\n' "${!pythons[@]}" | sort -V); do
         rm -rf "$docs_out"
     fi
     echo "--- runtime suite, accelerated (CPython $v) ---"
-    "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1
+    "$venv/bin/python" -m pytest -q "${par[@]}" --ignore=tests/typing || status=1
+    # The pure Python run: the whole suite on PRIMARY; elsewhere all but the workflow layer,
+    # which sits above both implementations and runs accelerated on every version.
     echo "--- runtime suite, pure Python (CPython $v, COROUTINE_PURE=1) ---"
     export COROUTINE_PURE=1
-    core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
-    core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
-    core="$core,*/coroutine/_async.py,*/coroutine/_errors.py,*/coroutine/_yield.py"
-    core="$core,*/coroutine/_lifecycle.py,*/coroutine/_driver.py,*/coroutine/_new.py"
-    core="$core,*/coroutine/_accel.py,*/coroutine/_durability.py"
     if [ "$v" = "$PRIMARY" ]; then
-        # Once, with greenlet-aware branch coverage of the core runtime (see .coveragerc).
-        "$venv/bin/python" -m coverage erase
-        "$venv/bin/python" -m coverage run -m pytest -q --ignore=tests/typing || status=1
-        "$venv/bin/python" -m coverage report --skip-covered --include="$core" || status=1
+        # Greenlet-aware branch coverage of the core runtime (see .coveragerc).
+        covered "$venv"
+        "$venv/bin/python" -m pytest -q "${par[@]}" tests/workflow || status=1
     elif [ "$v" = "3.12" ]; then
-        # Once, line coverage through sys.monitoring, exact across greenlet switches.
+        # Line coverage through sys.monitoring, exact across greenlet switches.
         export COVERAGE_CORE=sysmon COVERAGE_RCFILE=.coveragerc.lines
-        "$venv/bin/python" -m coverage erase
-        "$venv/bin/python" -m coverage run -m pytest -q --ignore=tests/typing || status=1
-        "$venv/bin/python" -m coverage report --skip-covered --include="$core" || status=1
+        covered "$venv"
         unset COVERAGE_CORE COVERAGE_RCFILE
     else
-        "$venv/bin/python" -m pytest -q --ignore=tests/typing || status=1
+        "$venv/bin/python" -m pytest -q "${par[@]}" --ignore=tests/typing \
+            --ignore=tests/workflow || status=1
     fi
     unset COROUTINE_PURE
     if [ "$v" = "$PRIMARY" ] && [ -d tests/typing ]; then
         echo "--- typing suite (CPython $v) ---"
-        PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -q tests/typing || status=1
+        PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -q "${par[@]}" tests/typing || status=1
     fi
 done
 exit "$status"

@@ -29,12 +29,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Each skip reason once with its count (pyproject's -r flags leave skips out, so that
     the tests skipped for a missing service make one line, not one line each)."""
     reasons: Counter[str] = Counter()
+    every: list[str] = []
     for report in terminalreporter.stats.get("skipped", []):
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else "skipped"
+        every.append(reason)
         if not services.is_service_skip(reason):
             reasons[reason.removeprefix("Skipped: ")] += 1
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"skipped {count}: {reason}")
-    line = services.summary()
+    line = services.summary(every)
     if line is not None:
         terminalreporter.write_line(line, yellow=True)

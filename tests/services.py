@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
+from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -54,7 +56,6 @@ SERVICES = {
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _reachable: dict[str, bool] = {}
-MISSING: dict[str, int] = {}  # service key -> how many tests were skipped for it
 
 
 def reachable(key: str) -> bool:
@@ -82,7 +83,6 @@ def require(key: str) -> str:
             f"start it with: {service.start}",
             pytrace=False,
         )
-    MISSING[key] = MISSING.get(key, 0) + 1
     pytest.skip(f"{_SKIP} {service.name} at {host}:{port}, which is not running here")
 
 
@@ -93,12 +93,18 @@ def is_service_skip(reason: str) -> bool:
     return _SKIP in reason
 
 
-def summary() -> str | None:
-    """One line naming each missing service, how many tests it cost, and how to start it."""
-    if not MISSING:
+def summary(reasons: Iterable[str]) -> str | None:
+    """One line naming each missing service, how many tests it cost, and how to start it,
+    from the run's skip reasons (the reports, not this process's state: with pytest-xdist the
+    tests run in other processes)."""
+    missing: Counter[str] = Counter()
+    for reason in reasons:
+        if is_service_skip(reason):
+            missing.update(key for key, s in SERVICES.items() if f" {s.name} at " in reason)
+    if not missing:
         return None
     parts = []
-    for key, count in MISSING.items():
+    for key, count in missing.items():
         service = SERVICES[key]
         host, port = service.address
         parts.append(f"{service.name} {host}:{port} ({count} tests; start: {service.start})")

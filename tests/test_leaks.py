@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sys
 import tracemalloc
 import weakref
 from collections import Counter
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from coverage_state import measured
 
 from coroutine import Coroutine, CoroutineExit, New, ResumeError, Yield
 
@@ -192,7 +192,7 @@ def test_rounds_of_create_abandon_collect_keep_memory_flat_and_run_each_finally_
         tracemalloc.stop()
     # Flat: after a warm-up round, no growth proportional to what was abandoned
     # (8 x 300 x 6 coroutines would be megabytes).
-    if sys.gettrace() is not None:
+    if measured():
         return  # under coverage, the tracer's own per-greenlet records grow; not ours
     growth = traced[-1] - traced[1]
     assert growth < 64 * 1024, traced

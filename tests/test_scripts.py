@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FAKE_PYTHON = """#!/bin/sh
@@ -131,13 +133,13 @@ def test_talks_to_redis():
 """
 
 
-def _pytest_needing_redis(tmp_path: Path, ci: str) -> subprocess.CompletedProcess[str]:
+def _pytest_needing_redis(tmp_path: Path, ci: str, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_needs_redis.py").write_text(_NEEDS_REDIS)
     shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
     shutil.copy(ROOT / "tests" / "services.py", tmp_path / "services.py")
     env = {**os.environ, "CI": ci, "WORKFLOW_TEST_REDIS": _CLOSED}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -146,10 +148,11 @@ def _pytest_needing_redis(tmp_path: Path, ci: str) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["one process", "pytest-xdist"])
 def test_a_missing_service_skips_its_tests_with_one_line_saying_how_to_start_it(
-    tmp_path: Path,
+    tmp_path: Path, args: tuple[str, ...]
 ) -> None:
-    proc = _pytest_needing_redis(tmp_path, ci="")
+    proc = _pytest_needing_redis(tmp_path, "", *args)
     assert proc.returncode == 0, proc.stdout
     assert "1 skipped" in proc.stdout
     lines = [line for line in proc.stdout.splitlines() if "services not running" in line]

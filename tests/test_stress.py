@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from coverage_state import measured
 
 from coroutine import Coroutine, New, NewWithReturn, Run, Yield
 
@@ -152,7 +153,9 @@ def test_a_coroutine_dropped_in_another_thread_is_unwound_in_its_own_thread_at_i
     dropped.set()
     t.join()
     assert log.count(("finally", "owner")) == 1
-    if sys.gettrace() is None:  # a tracer (coverage) calls into greenlet at every event
+    # A tracer (coverage) calls into greenlet at every event; under pytest-xdist the test's
+    # own thread may show none while coverage measures the process.
+    if not measured():
         assert log == [("owner", "before its next switch"), ("finally", "owner")]
     assert unraisable == []
 
