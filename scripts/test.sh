@@ -90,11 +90,14 @@ setup() {  # the version's venv, with the package installed editable (its C acce
 status=0
 # Every version's venv at once: the installs wait on the network and the disk more than on a CPU.
 mkdir -p .venv-test
-for v in $versions; do setup "$v" >".venv-test/setup-$v.log" 2>&1 & eval "setup_$v=\$!"; done
+declare -A setting_up=()
+for v in $versions; do
+    setup "$v" >".venv-test/setup-$v.log" 2>&1 &
+    setting_up[$v]=$!
+done
 ready=()
 for v in $versions; do
-    pid_var="setup_$v"
-    if wait "${!pid_var}"; then ready+=("$v"); else
+    if wait "${setting_up[$v]}"; then ready+=("$v"); else
         echo "test.sh: setting up CPython $v failed:" >&2
         cat ".venv-test/setup-$v.log" >&2
         status=1
