@@ -33,6 +33,7 @@ that made them, so each thread of a worker has its own `Runner`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import time
@@ -44,7 +45,7 @@ from coroutine import InvalidStateError
 from . import _queues, _steps, _waits
 from ._activity import ActivityCall, run_activity
 from ._boundary import SCALARS, check_recordable, detach, stand_in
-from ._errors import StoreDamagedError
+from ._errors import StoreDamagedError, WorkflowError
 from ._keeper import ClaimLost, Held, Keeper
 from ._records import Status, encode_error
 from ._store import Claim, Commit, Store, chain
@@ -59,6 +60,16 @@ if TYPE_CHECKING:
 RETRY_LOAD = 2.0
 
 _log = logging.getLogger("coroutine.workflow")
+
+
+class _Unanswered(Exception):
+    """A wait could not be answered for a reason that is not the body's (a store error, a
+    child's module that does not import on this worker): the claim is given back with the
+    reason, as for a workflow that cannot be loaded here, and the step is tried again."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
 
 class Runner:
@@ -111,7 +122,12 @@ class Runner:
             while more:
                 call = parked or coro.Recv()
                 if isinstance(call, _waits.Wait):  # answered, or raises Suspend
-                    value = _waits.answer(self, claim, step, call)
+                    try:
+                        value = _waits.answer(self, claim, step, call)
+                    except (_waits.Suspend, ClaimLost, StoreDamagedError, WorkflowError, TypeError):
+                        raise  # (the last two: the body's own mistake, which fails it)
+                    except Exception as exc:  # the store failed, a child's code is missing here
+                        raise _Unanswered(exc) from exc
                     calls.append(_steps.started(step, call, time.time()))
                     _steps.answered(calls[-1], value)
                     coro.Send(value)
@@ -140,7 +156,7 @@ class Runner:
                 coro.Send(value)
                 return "running", step, ""
             return "done", step, ""
-        except (ClaimLost, _waits.Suspend):
+        except (ClaimLost, _waits.Suspend, _Unanswered, StoreDamagedError):
             raise
         except Exception as exc:  # the body's own, or an activity's it did not catch
             return (
@@ -194,6 +210,11 @@ class Runner:
             return None
         except _waits.Suspend as wait:  # (after an activity thrown in: replayed, not parked)
             self._suspend(claim, coro if not calls else None, wait)
+            return None
+        except _Unanswered as exc:  # not the body's fault: give it back, to be tried again
+            self._cannot_load(claim, exc.cause)
+            with contextlib.suppress(Exception):
+                coro.close()  # not kept: the next claim rebuilds it from the store
             return None
         state = b""
         if status != "failed":
