@@ -41,3 +41,14 @@ def test_a_store_error_while_receiving_is_retried_not_fatal(
             time.sleep(0.05)
             e.run()
         assert e.result(wid) == ["hello"]
+
+
+def test_a_child_runs_under_its_own_time_limit(sqlite_url: str) -> None:
+    # The child's @workflow(timeout=) holds when a parent starts it, as when started alone.
+    with Engine(sqlite_url) as e:
+        wid = e.start(ww.parent_of_late, 3)
+        deadline = time.monotonic() + 20
+        while e.status(wid) == "running" and time.monotonic() < deadline:
+            e.run()
+            time.sleep(0.02)
+        assert e.result(wid) == "WorkflowTimeoutError"

@@ -16,6 +16,7 @@ from coroutine.workflow import (
     set_event,
     sleep,
     start_child,
+    workflow,
 )
 
 
@@ -90,3 +91,20 @@ def gated(n: int) -> list[int]:
 def collect(n: int, topic: str = "m") -> list[Any]:
     """Receives `n` values on `topic`, nothing else."""
     return [receive(topic) for _ in range(n)]
+
+
+@workflow(timeout=0.3)
+def late_child(n: int) -> int:
+    """Two steps, the first longer than its time limit: fails at the second."""
+    wp.slow(0.6)
+    return wp.double(n)
+
+
+def parent_of_late(n: int) -> str:
+    """Joins a child whose own time limit runs out: its WorkflowTimeoutError at join."""
+    child = start_child(late_child, n)
+    try:
+        join(child)
+    except TimeoutError as exc:
+        return type(exc).__name__
+    return "no timeout"

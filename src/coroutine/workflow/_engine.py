@@ -39,7 +39,15 @@ from ._records import (
 from ._runner import Runner
 from ._start import bind, call_text, entry_name
 from ._url import open_store
-from ._workflows import QUEUE_ATTR, TIMEOUT_ATTR, VERSION_ATTR, entry_of, new_workflow, save_state
+from ._workflows import (
+    QUEUE_ATTR,
+    TIMEOUT_ATTR,
+    VERSION_ATTR,
+    entry_of,
+    limits,
+    new_workflow,
+    save_state,
+)
 
 __all__ = ["Engine", "Executor", "workflow"]
 
@@ -214,9 +222,8 @@ class Engine:
         coro = new_workflow(functools.partial(fn, *args, **kwargs))
         state = save_state(coro)  # its first save: the full state
         now = time.time()
-        queue, timeout = getattr(fn, QUEUE_ATTR, ""), getattr(fn, TIMEOUT_ATTR, None)
-        row = Row(id, entry, args_text, "running", 0, queue=queue,
-                  deadline=now + timeout if timeout else 0.0)  # fmt: skip
+        queue, deadline = limits(fn, now)
+        row = Row(id, entry, args_text, "running", 0, queue=queue, deadline=deadline)
         taken = self.store.create(row, state, now)
         if taken is not None:
             if not conflict:  # a fresh uuid: cannot happen

@@ -253,15 +253,19 @@ def answer(runner: Runner, claim: Claim, step: int, wait: Wait) -> Any:
 def _start_child(runner: Runner, claim: Claim, step: int, entry: str, args: str) -> str:
     from ._keeper import ClaimLost
     from ._records import Row
-    from ._workflows import entry_of, new_workflow, save_state
+    from ._workflows import entry_of, limits, new_workflow, save_state
 
     child = f"{claim.id}~{step}"
-    state = save_state(new_workflow(entry_of(entry, args)))
+    call = entry_of(entry, args)
+    state = save_state(new_workflow(call))
     # Checked current just before: a worker replaced meanwhile would start a child the new
     # one starts anyway, under the same id (so at most one exists).
     if not runner.store.renew(claim, time.time() + runner.lease):
         raise ClaimLost(f"workflow {claim.id}: claim lost before starting a child")
-    taken = runner.store.create(Row(child, entry, args, "running", 0), state, time.time())
+    now = time.time()
+    queue, deadline = limits(call.func, now)  # its own queue and time limit, as if started
+    row = Row(child, entry, args, "running", 0, queue=queue, deadline=deadline)
+    taken = runner.store.create(row, state, now)
     if taken is None:
         runner.spawned.append(child)
     elif (taken.entry, taken.args) != (entry, args):

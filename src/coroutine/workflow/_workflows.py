@@ -22,6 +22,7 @@ __all__ = [
     "VERSION_ATTR",
     "Workflow",
     "entry_of",
+    "limits",
     "new_workflow",
     "save_state",
 ]
@@ -66,3 +67,10 @@ def new_workflow(entry: functools.partial[Any]) -> Workflow:
     coro: Workflow = make(entry, durable=True, version=version)
     _WORKFLOWS.add(coro)
     return coro
+
+
+def limits(fn: Any, now: float) -> tuple[str, float]:
+    """The queue and the deadline (0.0 for none) of a workflow of `fn` started at `now`, as
+    its ``workflow(queue=, timeout=)`` decorator set them: for a start and a child alike."""
+    timeout = getattr(fn, TIMEOUT_ATTR, None)
+    return getattr(fn, QUEUE_ATTR, ""), now + timeout if timeout else 0.0
