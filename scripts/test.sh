@@ -25,10 +25,12 @@
 # CI (CI=true, set by .ci/run): all four CPythons and all three services are required; a
 # missing one fails the run at once, by name.
 #
-# The workflow crash and concurrency tests run at full size on PRIMARY and at a quarter of
-# the size (WORKFLOW_TEST_SCALE=small, never skipped) on the other versions. The workflow
-# layer runs on the pure Python core on PRIMARY only: it has one implementation itself, and
-# the core under it runs its own suites on both everywhere.
+# The workflow layer's suite (tests/workflow: real worker processes, SIGKILL and SIGSTOP, the
+# services) runs on PRIMARY, accelerated at full size and on the pure Python core at a
+# quarter of it (WORKFLOW_TEST_SCALE=small, never skipped), and on the newest version found,
+# accelerated at the small size: it has one implementation itself, and the core under it
+# runs its own suites on both implementations on every version. (Every version for it would
+# take the run past CI's budget of 45 minutes on two cores.)
 #
 # Speed: every version's venv is set up at once; each pytest run uses one process per core
 # (pytest-xdist, TEST_JOBS=N to choose; coverage follows its workers).
@@ -80,16 +82,41 @@ par=()  # one pytest process per core; a file's tests stay together, in order
 if [ "$jobs" -gt 1 ]; then par=(-n "$jobs" --dist loadfile); fi
 versions=$(printf '%s\n' "${!pythons[@]}" | sort -V)
 
-setup() {  # the version's venv, with the package installed editable (its C accelerator built)
+setup() {  # the version's venv with what the package needs (not the package: see below)
     local v="$1" venv=".venv-test/$1"
     if [ ! -x "$venv/bin/python" ]; then "${pythons[$v]}" -m venv "$venv"; fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,workflow]'
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r .venv-test/requirements.txt
 }
 
 status=0
 # Every version's venv at once: the installs wait on the network and the disk more than on a CPU.
 mkdir -p .venv-test
+# What '.[dev,workflow]' asks for, its extras that name the package itself expanded, so that
+# the venvs fill at once; the package itself is then installed editable into each in turn
+# (the builds share the tree's egg-info and build directories).
+"${pythons[$PRIMARY]}" - >.venv-test/requirements.txt <<'PY'
+import re, sys
+if sys.version_info < (3, 11):
+    from pip._vendor import tomli as tomllib  # a 3.10-only machine: pip's copy
+else:
+    import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras, seen, out = project["optional-dependencies"], set(), list(project["dependencies"])
+todo = ["dev", "workflow"]
+while todo:
+    name = todo.pop()
+    if name in seen:
+        continue
+    seen.add(name)
+    for req in extras[name]:
+        own = re.fullmatch(project["name"] + r"\[([\w,\s-]+)\]", req.strip())
+        if own:
+            todo += [e.strip() for e in own.group(1).split(",")]
+        elif req not in out:
+            out.append(req)
+print("\n".join(out))
+PY
 declare -A setting_up=()
 for v in $versions; do
     setup "$v" >".venv-test/setup-$v.log" 2>&1 &
@@ -103,6 +130,14 @@ for v in $versions; do
         status=1
     fi
 done
+for v in "${ready[@]}"; do  # one at a time: see above
+    ".venv-test/$v/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e . \
+        || { echo "test.sh: installing the package on CPython $v failed" >&2; exit 1; }
+done
+newest="$(printf '%s\n' "${ready[@]}" | sort -V | tail -n1)"
+if [ "${#ready[@]}" -gt 0 ] && [[ ! " ${ready[*]} " =~ " $PRIMARY " ]]; then
+    PRIMARY="$(printf '%s\n' "${ready[@]}" | sort -V | head -n1)"  # its setup failed
+fi
 
 core="*/coroutine/_coroutine.py,*/coroutine/_context.py,*/coroutine/_worker.py"
 core="$core,*/coroutine/_signature.py,*/coroutine/_typecheck.py,*/coroutine/_run.py"
@@ -112,7 +147,7 @@ core="$core,*/coroutine/_accel.py,*/coroutine/_durability.py"
 
 covered() {  # coverage of the core runtime, over the suites below the workflow layer
     local venv="$1"
-    "$venv/bin/python" -m coverage erase
+    "$venv/bin/python" -m coverage erase || status=1
     "$venv/bin/python" -m coverage run -m pytest -q "${par[@]}" --ignore=tests/typing \
         --ignore=tests/workflow || status=1
     "$venv/bin/python" -m coverage combine -q || status=1
@@ -136,15 +171,19 @@ for v in "${ready[@]}"; do
         rm -rf "$docs_out"
     fi
     echo "--- runtime suite, accelerated (CPython $v) ---"
-    "$venv/bin/python" -m pytest -q "${par[@]}" --ignore=tests/typing || status=1
-    # The pure Python run: the whole suite on PRIMARY; elsewhere all but the workflow layer,
-    # which sits above both implementations and runs accelerated on every version.
+    # The workflow layer (tests/workflow: real worker processes and services, minutes of
+    # waiting) on PRIMARY and the newest version; the core's suites on every version.
+    skip_workflow=(--ignore=tests/workflow)
+    if [ "$v" = "$PRIMARY" ] || [ "$v" = "$newest" ]; then skip_workflow=(); fi
+    "$venv/bin/python" -m pytest -q "${par[@]}" --ignore=tests/typing "${skip_workflow[@]}" || status=1
+    # The pure Python run: the whole suite on PRIMARY (the workflow layer at the small
+    # scale); elsewhere all but the workflow layer.
     echo "--- runtime suite, pure Python (CPython $v, COROUTINE_PURE=1) ---"
     export COROUTINE_PURE=1
     if [ "$v" = "$PRIMARY" ]; then
         # Greenlet-aware branch coverage of the core runtime (see .coveragerc).
         covered "$venv"
-        "$venv/bin/python" -m pytest -q "${par[@]}" tests/workflow || status=1
+        WORKFLOW_TEST_SCALE=small "$venv/bin/python" -m pytest -q "${par[@]}" tests/workflow || status=1
     elif [ "$v" = "3.12" ]; then
         # Line coverage through sys.monitoring, exact across greenlet switches.
         export COVERAGE_CORE=sysmon COVERAGE_RCFILE=.coveragerc.lines
