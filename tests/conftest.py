@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 
@@ -37,6 +39,32 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             reasons[reason.removeprefix("Skipped: ")] += 1
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"skipped {count}: {reason}")
+    _workflow_reports(terminalreporter)
     line = services.summary(every)
     if line is not None:
         terminalreporter.write_line(line, yellow=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The workflow crash tests' figures (tests/workflow/wf_support.py REPORTS): under
+    # pytest-xdist they are made in worker processes, which add them to this file for this
+    # process, which alone prints the summary, to read back.
+    if not os.environ.get("PYTEST_XDIST_WORKER") and "WORKFLOW_TEST_REPORTS" not in os.environ:
+        fd, path = tempfile.mkstemp(prefix="workflow-reports-", suffix=".txt")
+        os.close(fd)
+        os.environ["WORKFLOW_TEST_REPORTS"] = path
+        config.add_cleanup(lambda: (os.remove(path), os.environ.pop("WORKFLOW_TEST_REPORTS")))
+
+
+def _workflow_reports(terminalreporter: pytest.TerminalReporter) -> None:
+    path = os.environ.get("WORKFLOW_TEST_REPORTS", "")
+    lines = []
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+    if lines:
+        small = os.environ.get("WORKFLOW_TEST_SCALE", "full") == "small"
+        scale = "small (WORKFLOW_TEST_SCALE=small)" if small else "full"
+        terminalreporter.section(f"workflow crash tests, {scale} size: at-least-once runs")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -127,7 +127,20 @@ class Procs:
 
 
 # What the crash tests measured, printed at the end of the run (the at-least-once counts).
-REPORTS: list[str] = []
+class _Reports(list[str]):
+    """The crash tests' figures, printed at the end of the run. Under pytest-xdist the tests
+    run in worker processes, so each line also goes to the file the run's first process named
+    in WORKFLOW_TEST_REPORTS (conftest.py), which that process reads back."""
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        path = os.environ.get("WORKFLOW_TEST_REPORTS")
+        if path and os.environ.get("PYTEST_XDIST_WORKER"):
+            with open(path, "a") as f:
+                f.write(line + "\n")
+
+
+REPORTS: list[str] = _Reports()
 
 
 def hostname() -> str:
