@@ -110,3 +110,35 @@ def test_a_state_edited_behind_the_engine_fails_its_checksum(store_url: str) -> 
             e.result(wid)
         with pytest.raises(WorkflowNotFoundError):
             e.result("nope")
+
+
+def test_a_commit_made_by_another_process_while_the_store_opens_is_not_a_lost_commit(
+    sqlite_url: str,
+) -> None:
+    # Four workers opening one store at once met this (CI): the opener counted the states,
+    # another worker committed one and wrote the mark, then the opener read the mark.
+    from coroutine.workflow._sqlite_file import SQLiteFile
+
+    path = sqlite_url.removeprefix("sqlite:///")
+    with Engine(sqlite_url) as other:
+        other.start(wp.small, 0)
+
+        class CommitAfterCounting:
+            def __init__(self, db: sqlite3.Connection) -> None:
+                self.db = db
+
+            def execute(self, sql: str) -> sqlite3.Cursor:
+                cursor = self.db.execute(sql)
+                if "max(k)" in sql:
+                    rows = cursor.fetchall()
+                    other.start(wp.small, 1)  # commits, then writes the mark
+                    cursor = self.db.execute("SELECT ?", rows[0])
+                return cursor
+
+        with sqlite3.connect(path) as db:
+            count_sql = "SELECT coalesce(max(k), 0) FROM cw_states"
+            SQLiteFile(path, "cw").opened(CommitAfterCounting(db), count_sql)  # type: ignore[arg-type]
+            guard = SQLiteFile(path, "cw")  # the count itself is still checked
+            os.pwrite(guard._mark, (10**6).to_bytes(8, "big"), 0)
+            with pytest.raises(StoreDamagedError, match="holds 2 commits, but its workers"):
+                guard.opened(db, count_sql)

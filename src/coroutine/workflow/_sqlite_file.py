@@ -8,7 +8,8 @@ the store counts its commits: every state it stores (a start, a step) gets a row
 than the largest (states are never deleted, so a key is never reused), and each process writes
 the key it committed into ``FILE-coroutine/P.seq`` right after the commit. The mark may lag
 behind the file (two processes writing in either order), never run ahead of it, so a file
-that holds fewer commits than the mark has lost some: `StoreDamagedError`, on open and at
+that holds fewer commits than the mark read before counting (or under the write lock, where
+no commit can come in between) has lost some: `StoreDamagedError`, on open and at
 every change (against the mark as this process last read it, every `CHECK_EVERY` seconds,
 or wrote it). With that: an integrity check
 (``PRAGMA quick_check``) on open, and a check, at most every `CHECK_EVERY` seconds, that the
@@ -87,12 +88,18 @@ class SQLiteFile:
                 f"the SQLite store {self.path} fails its integrity check ({problems[0]}); "
                 + self._restore()
             )
-        self._check_count((db.execute(count_sql).fetchone() or (0,))[0])
+        # The mark first: read after the count, it may hold a commit made in between.
+        self._known = max(self._known, self.mark())
+        self._check_count((db.execute(count_sql).fetchone() or (0,))[0], reread=False)
         st = os.stat(self.path)
         self._ident = (st.st_dev, st.st_ino)
 
-    def _check_count(self, seq: int) -> None:
-        mark = self._known = max(self._known, self.mark())
+    def _check_count(self, seq: int, reread: bool = True) -> None:
+        """Raise if `seq`, the file's count, is below the mark. Reread the mark only where no
+        commit can come between the count and the mark (inside a write transaction)."""
+        if reread:
+            self._known = max(self._known, self.mark())
+        mark = self._known
         if seq < mark:
             raise StoreDamagedError(
                 f"the SQLite store {self.path} holds {seq} commits, but its workers recorded "
