@@ -9,6 +9,7 @@ workflow waiting for a slot holds no worker.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -220,3 +221,55 @@ def test_racing_claims_never_hold_more_slots_than_the_limit(store_url: str) -> N
             t.join()
     assert claims[0] >= 30  # they did race, thirty times
     assert most[0] == 1
+
+
+def test_of_the_copies_of_a_message_refused_a_slot_only_one_asks_again(store_url: str) -> None:
+    """A workflow waiting for a slot gets copies of its step's message (the supervisor's
+    resubmissions, the broker's redeliveries). Each copy refused a slot asked again on its
+    own, so copies were never dropped while the queue stayed full: only one may."""
+    with Engine(store_url) as e:
+        e.set_queue(wq.QUEUE, 1)
+        first, second = (e.start(wq.queued, n, 1, 0.0) for n in range(2))
+        now = time.time()
+        assert e.store.claim("holder", now, 30.0, id=first, step=0) is not None
+        assert e.store.claim("other", now, 30.0, id=second, step=0) is None  # the queue is full
+        assert e.store.slot_retry(second, 0, now, now + 0.1)  # one copy asks again
+        copies = [e.store.slot_retry(second, 0, now + 0.05, now + 0.15) for _ in range(5)]
+        assert copies == [False] * 5  # the others, before it comes back, are dropped
+        assert e.store.slot_retry(second, 0, now + 0.1, now + 0.2)  # it comes back, asks again
+        assert not e.store.slot_retry(first, 0, now + 0.3, now + 0.4)  # claimed: no wait
+        assert not e.store.slot_retry(second, 1, now + 0.3, now + 0.4)  # not at that step
+
+
+def _retries_in_flight(queue: str) -> int:
+    """Messages of `queue` a Celery worker holds unacknowledged (kombu's ``unacked`` hash):
+    those waiting out their countdown, and the one running."""
+    import redis
+
+    r = redis.Redis.from_url(REDIS)
+    return sum(json.loads(m)[2] == queue for _, m in r.hscan_iter("unacked"))
+
+
+def test_copies_of_a_message_refused_a_slot_do_not_multiply_on_celery(
+    redis_url: str, effects: str, procs: Procs, queue: str
+) -> None:
+    env = subprocess_env(effects)
+    procs.start(["celery-worker", REDIS, "--queue", queue, "--concurrency", "2"], env)
+    executor = CeleryExecutor(REDIS, queue=queue)
+    with Engine(redis_url, executor, lease=30.0) as e:
+        e.set_queue(wq.QUEUE, 1)
+        holder = e.start(wq.queued, 0, 1, 4.0)  # holds the queue's slot for 4 s
+        wait_for(lambda: any(t == "queued0" for _, t, *_ in wq.spans(effects)), 60, "the holder")
+        waiting = e.start(wq.queued, 1, 1, 0.0)
+        for _ in range(5):  # as the supervisor's resubmissions would
+            executor.submit(redis_url, waiting, 0, 30.0)
+        time.sleep(1.0)
+        seen = []
+        for _ in range(10):
+            seen.append(_retries_in_flight(queue))
+            time.sleep(0.1)
+        # The holder's message, and one retry (two for an instant, as one replaces the other).
+        assert max(seen) <= 3, seen
+        wait_for(lambda: _all_done(e, [holder, waiting]), 60, "both done")
+        assert e.result(waiting) == 1
+    executor.close()

@@ -13,7 +13,10 @@ Messages are acknowledged late (after the task returns) and rejected when the wo
 so a message whose worker dies is delivered again by the broker; and `Engine.run` in
 supervising mode resubmits any running workflow left untouched for a lease (a worker that
 died after its commit but before sending the next message), so no workflow is stranded
-whatever the broker does. Duplicates cost a rejected claim, nothing more.
+whatever the broker does. Duplicates cost a rejected claim, nothing more. A message refused
+for want of a queue slot (`_queues`) comes back after `SLOT_RETRY` seconds, but only one copy
+of a workflow's message does: `Store.slot_retry` lets one through per countdown and drops the
+rest, so copies do not multiply while a queue stays full.
 
 Sticky workers: each worker also consumes its own queue, ``<queue>.sticky.<node name>``
 (added when it starts, by the ``celeryd_after_setup`` signal, as the Celery documentation
@@ -92,8 +95,12 @@ def _step(task: Any, store_url: str, id: str, step: int, lease: float) -> bool:
     engine.reap_if_due()
     claim = engine.store.claim(engine.owner, time.time(), lease, id=id, step=step)
     if claim is None:  # a duplicate or late message: another worker has it, or it moved on
-        if engine.store.slot_wait(id, step, time.time()):  # or its queue is full (`_queues`):
-            # ask again shortly (a countdown message waits outside the pool)
+        # Or its queue is full (`_queues`): ask again shortly, unless another copy of this
+        # message does already (a countdown message waits outside the pool). Not ready for
+        # half the countdown only, so that a worker whose clock is a little behind still
+        # finds it ready when the message comes back.
+        now = time.time()
+        if engine.store.slot_retry(id, step, now, now + SLOT_RETRY / 2):
             task.app.send_task(TASK, args=[store_url, id, step, lease], countdown=SLOT_RETRY,
                                queue=task.app.conf.task_default_queue)  # fmt: skip
         return False

@@ -69,8 +69,8 @@ SQL = {
     "slots": "SELECT (SELECT count(*) FROM {p}_workflows WHERE queue = ? AND owner <> ''"
     " AND status = 'running'), coalesce((SELECT concurrency FROM {p}_queues WHERE name = ?),"
     f" {UNLIMITED})",
-    "slot_wait": "SELECT 1 FROM {p}_workflows WHERE id = ? AND step = ? AND status = 'running'"
-    " AND owner = '' AND due <= ? AND queue <> ''",
+    "slot_retry": "UPDATE {p}_workflows SET due = ? WHERE id = ? AND step = ?"
+    " AND status = 'running' AND owner = '' AND due <= ? AND queue <> ''",
 }
 
 
@@ -114,10 +114,11 @@ class QueueSQL:
         """Every queue given a limit, with it."""
         return {str(n): int(c) for n, c in self._read("queues")}
 
-    def slot_wait(self, id: str, step: int, now: float) -> bool:
-        """True iff workflow `id` is ready at `step` and unclaimed, in a queue: a claim of it
-        that failed was (most likely) refused for want of a slot."""
-        return bool(self._read("slot_wait", (id, step, now)))
+    def slot_retry(self, id: str, step: int, now: float, until: float) -> bool:
+        """As `Store.slot_retry` (a claim of it that failed was, most likely, refused for
+        want of a slot)."""
+        with self._write(single=True) as tx:
+            return bool(tx.db.execute(self._q["slot_retry"], (until, id, step, now)).rowcount)
 
     def confirm_slot(self, claim: Claim) -> bool:
         """PostgreSQL, after a claim of a queued row committed: True iff the queue is within
@@ -152,17 +153,23 @@ class QueueRedis:
         got = self._r.hgetall(f"{self._p}:queues")
         return {k.decode(): int(v) for k, v in sorted(got.items())}
 
-    def slot_wait(self, id: str, step: int, now: float) -> bool:
-        """As `QueueSQL.slot_wait`."""
-        fields = ("status", "step", "owner", "due", "queue")
-        f = [
-            x.decode() if x is not None else ""
-            for x in self._r.hmget(f"{self._p}:wf:{id}", *fields)
-        ]
-        return (
-            f[0] == "running" and f[1] == str(step) and f[2] == "" and f[4] != ""
-            and float(f[3] or "inf") <= now
-        )  # fmt: skip
+    def slot_retry(self, id: str, step: int, now: float, until: float) -> bool:
+        """As `Store.slot_retry`."""
+        keys = [f"{self._p}:wf:{id}", f"{self._p}:ready"]
+        return bool(self._r.eval(REDIS_SLOT_RETRY, 2, *keys, str(step), repr(now), repr(until), id))
+
+
+# `QueueRedis.slot_retry`: ARGV step, now, until, id.
+REDIS_SLOT_RETRY = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'step', 'owner', 'due', 'queue')
+if f[1] ~= 'running' or f[2] ~= ARGV[1] or f[3] ~= '' or f[5] == false or f[5] == ''
+   or tonumber(f[4]) > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'due', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
 
 
 # The Redis claim script's slot check (`_redis._CLAIM`): free_slot(queue, owner, deadline).

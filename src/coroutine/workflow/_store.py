@@ -177,8 +177,12 @@ class Store(abc.ABC):
         """Every queue given a limit, with it."""
         raise NotImplementedError
 
-    def slot_wait(self, id: str, step: int, now: float) -> bool:
-        """True iff workflow `id` is ready at `step`, unclaimed, and in a queue."""
+    def slot_retry(self, id: str, step: int, now: float, until: float) -> bool:
+        """True iff workflow `id` is ready at `step` (due by `now`), unclaimed, and in a
+        queue: then its due moves to `until`, so that until then it is not ready. The Celery
+        executor asks this of a message whose claim failed, and only the message that gets
+        True sends itself again: one retry loop per workflow, however many copies of its
+        message the supervisor and the broker made (`_celery`)."""
         raise NotImplementedError
 
     def put_schedule(self, row: tuple[str, str, str, str, float]) -> None:
