@@ -11,6 +11,7 @@ import wf_programs as wp
 
 from coroutine.workflow import (
     activity,
+    idempotency_key,
     join,
     receive,
     set_event,
@@ -108,3 +109,30 @@ def parent_of_late(n: int) -> str:
     except TimeoutError as exc:
         return type(exc).__name__
     return "no timeout"
+
+
+@activity(attempts=1)
+def refused(n: int) -> int:
+    """Records its run (an effect under its key), then fails for good."""
+    row = (idempotency_key(), str(n), os.getpid())
+    wp.effects_db().execute("INSERT INTO effects VALUES (?, ?, ?)", row)
+    raise ValueError(f"refused {n}")
+
+
+def refused_then_receives() -> Any:
+    """An activity fails and is caught; then the body waits for a value, in the same step."""
+    try:
+        refused(1)
+    except ValueError:
+        pass
+    return receive("m")
+
+
+def refused_then_joins() -> Any:
+    """The same, then it joins a child that takes a while."""
+    child = start_child(wp.one_slow_step, 1.0)
+    try:
+        refused(2)
+    except ValueError:
+        pass
+    return join(child)

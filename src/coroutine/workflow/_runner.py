@@ -124,7 +124,11 @@ class Runner:
                 if isinstance(call, _waits.Wait):  # answered, or raises Suspend
                     try:
                         value = _waits.answer(self, claim, step, call)
-                    except (_waits.Suspend, ClaimLost, StoreDamagedError, WorkflowError, TypeError):
+                    except _waits.Suspend:
+                        if not calls or call.kind not in _waits.ASKS_AGAIN:
+                            raise
+                        value = _waits.AGAIN  # commit the activities run: `_waits`
+                    except (ClaimLost, StoreDamagedError, WorkflowError, TypeError):
                         raise  # (the last two: the body's own mistake, which fails it)
                     except Exception as exc:  # the store failed, a child's code is missing here
                         raise _Unanswered(exc) from exc

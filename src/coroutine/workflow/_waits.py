@@ -30,6 +30,12 @@ crash: the row is not due before it, and the answer checks it again).
   looks at the child in its own transaction, so an end while the parent was deciding to
   wait is not missed); in case the child's worker died between its commit and the wake-up,
   the parent looks again after a lease.
+
+A receive or a join that cannot be answered in a step that has already run activities (one
+failed for good, thrown in and caught) is answered `AGAIN` instead of suspending: that step
+commits, so its activities are not run again when the workflow wakes, and the body asks
+again at the next step, where there is nothing to lose by suspending. (A sleep, or a wait
+with a time limit, always begins its step: its ``deadline`` wait commits first.)
 """
 
 from __future__ import annotations
@@ -79,6 +85,9 @@ FOREVER = 1e13
 # How often a parent waiting in `join` looks at its child (at least; the lease, if longer),
 # in case the child's worker died between its last commit and the wake-up.
 JOIN_POLL = 1.0
+# `receive`'s and `join`'s answer when the step must commit before they wait (see above).
+AGAIN = ("again",)
+ASKS_AGAIN = frozenset({"receive", "join"})
 
 
 class Wait(ActivityCall):
@@ -157,6 +166,8 @@ def receive(topic: str, timeout: float | None = None) -> Any:
         raise TypeError(f"receive() takes a str topic (got {topic!r})")
     deadline = None if timeout is None else _deadline(timeout, "receive(timeout=...)")
     got = _wait("receive", topic, deadline)
+    while got[0] == AGAIN[0]:
+        got = _wait("receive", topic, deadline)
     if got[0] == "timeout":
         raise TimeoutError(f"no value on topic {topic!r} within {timeout} s")
     return got[1]
@@ -205,6 +216,8 @@ def join(id: str) -> Any:
         WorkflowError: called outside a workflow body.
     """
     got = _wait("join", id)
+    while got[0] == AGAIN[0]:
+        got = _wait("join", id)
     if got[0] == "failed":
         raise rebuild_error(got[1])
     return got[1]
