@@ -273,3 +273,23 @@ def test_copies_of_a_message_refused_a_slot_do_not_multiply_on_celery(
         wait_for(lambda: _all_done(e, [holder, waiting]), 60, "both done")
         assert e.result(waiting) == 1
     executor.close()
+
+
+def test_a_fork_keeps_its_queue_and_its_time_limit_counted_from_the_fork(
+    store_url: str, effects: str, procs: Procs
+) -> None:
+    with Engine(store_url) as e:
+        e.set_queue(wq.QUEUE, 1)
+        old = e.start(wq.queued_and_limited, 40, 0.1)  # 4 s of steps, 1.5 s allowed
+        procs.start(["worker", store_url], subprocess_env(effects))
+        wait_for(lambda: e.status(old) != "running", 30, "the workflow's time limit")
+        with pytest.raises(WorkflowTimeoutError):
+            e.result(old)
+        before = time.time()
+        new = e.fork(old, 2)
+        row = e.store.get(new)
+        assert row is not None and row.queue == wq.QUEUE
+        assert before + 1.5 <= row.deadline <= time.time() + 1.5
+        wait_for(lambda: e.status(new) != "running", 30, "the fork's time limit")
+        with pytest.raises(WorkflowTimeoutError):  # not run to its end, 4 s later
+            e.result(new)

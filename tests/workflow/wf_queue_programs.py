@@ -80,3 +80,9 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
         now += d
         most = max(most, now)
     return most
+
+
+@workflow(queue=QUEUE, timeout=1.5)
+def queued_and_limited(steps: int, seconds: float) -> int:
+    """In the limited queue, and of 1.5 s at most."""
+    return sum(occupy("both", seconds) for _ in range(steps))

@@ -4,7 +4,8 @@ A workflow's states are its full state and one delta per commit; restoring the f
 of them is exactly what a worker did to run the commit after them. Each commit stores the
 steps it answered (`_steps`), so the states that end at step ``n`` are found by counting.
 The fork is a new row at that step whose first state is those states joined: a worker
-restoring it replays the old answers and runs the body live from step ``n``.
+restoring it replays the old answers and runs the body live from step ``n``. It runs in the
+original's queue, under its time limit (counted from the fork), as a new start would.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def fork(store: Store, row: Row, step: int) -> str:
     j = ends.index(step) + 1  # the number of states to keep (the first that ends there)
     state = b"".join(b for b, _ in history[:j])
     steps = "\n".join(s for _, s in history[:j] if s.strip())
-    new = uuid.uuid4().hex
-    store.create_at(Row(new, row.entry, row.args, "running", step), state, steps, time.time())
+    new, now = uuid.uuid4().hex, time.time()
+    # In the original's queue, with its time limit counted from now: a fork is a new run,
+    # and made without importing the workflow's code (the CLI's `fork` may not have it).
+    deadline = now + (row.deadline - row.created) if row.deadline else 0.0
+    fork = Row(new, row.entry, row.args, "running", step, queue=row.queue, deadline=deadline)
+    store.create_at(fork, state, steps, now)
     return new

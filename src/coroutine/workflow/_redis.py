@@ -41,7 +41,7 @@ __all__ = ["PRESENCE", "RedisStore"]
 PRESENCE = 1.0  # seconds a worker's alive key outlives its last refresh
 
 _FIELDS = ("entry", "args", "status", "step", "error", "created", "updated", "last_error",
-           "owner")  # fmt: skip
+           "owner", "queue", "deadline")  # fmt: skip
 
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -314,9 +314,9 @@ class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store)
         return [_s(s) for s in self._r.lrange(self._k("sp", id), 0, -1)]
 
     def _row(self, id: str, f: builtins.list[Any]) -> Row:
-        s = [_s(x) for x in f]
+        s = [_s(x) if x is not None else "" for x in f]
         return Row(id, s[0], s[1], s[2], int(s[3]), s[4], float(s[5]), float(s[6]), s[7],  # type: ignore[arg-type]
-                   s[8])  # fmt: skip
+                   s[8], s[9], float(s[10] or 0))  # fmt: skip
 
     def get(self, id: str) -> Row | None:
         f = self._r.hmget(self._k("wf", id), *_FIELDS)

@@ -112,7 +112,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'entry', ARGV[2], 'args', ARGV[3], 'status', 'running',
   'step', ARGV[7], 'error', '', 'owner', '', 'fence', '0', 'due', ARGV[5], 'created', ARGV[5],
-  'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n, 'forked', '1')
+  'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n, 'forked', '1',
+  'queue', ARGV[9], 'deadline', ARGV[10])
 redis.call('RPUSH', KEYS[2], ARGV[4])
 if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[6], ARGV[8]) end
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
@@ -206,5 +207,5 @@ class RedisWaits:
         keys = [self._k("wf", row.id), self._k("st", row.id), self._ready, f"{self._p}:n",
                 self._all, self._k("sp", row.id)]  # fmt: skip
         args = [row.id, row.entry, row.args, state, repr(now), chain(b"", state),
-                str(row.step), steps or "\n"]  # fmt: skip
+                str(row.step), steps or "\n", row.queue, repr(row.deadline)]  # fmt: skip
         self._script("_w_create", _CREATE_AT)(keys, args)

@@ -81,7 +81,9 @@ _SCHEMA = [
     *_schedule.SQL_SCHEMA,
 ]
 
-_ROW = "id, entry, args, status, step, error, created, updated, last_error, owner"
+_ROW = (
+    "id, entry, args, status, step, error, created, updated, last_error, owner, queue, deadline"
+)
 _CLAIMED = "RETURNING id, entry, args, step, owner, fence, chain, queue, deadline"
 _FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
 

@@ -79,7 +79,7 @@ WAITS_SQL = {
     "get_event": "SELECT value FROM {p}_events WHERE wf = ? AND k = ?",
     "history": "SELECT blob, steps FROM {p}_states WHERE wf = ? ORDER BY seq",
     "create_at": "INSERT INTO {p}_workflows (id, entry, args, status, step, due, created,"
-    " updated, chain) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+    " updated, chain, queue, deadline) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
     "create_state_at": "INSERT INTO {p}_states (wf, seq, blob, steps) VALUES (?, 0, ?, ?)",
 }
 
@@ -167,6 +167,7 @@ class SQLWaits:
 
     def create_at(self, row: Row, state: bytes, steps: str, now: float) -> None:
         with self._write() as tx:
-            args = (row.id, row.entry, row.args, row.step, now, now, now, chain(b"", state))
+            args = (row.id, row.entry, row.args, row.step, now, now, now, chain(b"", state),
+                    row.queue, row.deadline)  # fmt: skip
             tx.db.execute(self._q["create_at"], args)
             tx.stored = tx.db.execute(self._q["create_state_at"], (row.id, state, steps))

@@ -253,4 +253,5 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_at(self, row: Row, state: bytes, steps: str, now: float) -> None:
-        """Insert a new running workflow at step ``row.step`` (`Engine.fork`)."""
+        """Insert a new running workflow at step ``row.step``, in ``row.queue``, with
+        ``row.deadline`` (`Engine.fork`)."""
