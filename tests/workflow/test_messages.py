@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import wf_programs as wp
 import wf_wait_programs as ww
-from wf_backends import KINDS, Backend, raw_due
+from wf_backends import KINDS, Backend, raw_due, raw_waiting
 from wf_support import Procs, wait_for
 
 from coroutine.workflow import WorkflowNotFoundError
@@ -90,3 +90,18 @@ def test_get_event_and_send_say_what_is_missing(sqlite_url: str) -> None:
             e.send("nope", "m", 1)
         with pytest.raises(TypeError, match=r"must be None, bool"):
             e.send(box, "m", object())
+
+
+def test_what_a_workflow_waited_for_is_forgotten_when_it_ends(backend: Backend) -> None:
+    """Without a supervisor (plain workers) nothing else removes it: a row per workflow
+    that ever waited stayed in the store for good."""
+    e = backend.engine
+    done, cancelled = e.start(ww.collect, 1), e.start(ww.collect, 1)
+    backend.start()
+    waiting = lambda i: e.info(i).owner == "" and raw_due(e, i) > time.time() + 1e6  # noqa: E731
+    wait_for(lambda: waiting(done) and waiting(cancelled), 30, "not waiting")
+    assert backend.kind == "celery" or raw_waiting(e, done)  # (a supervisor's is woken)
+    e.send(done, "m", 1)
+    e.cancel(cancelled)
+    wait_for(lambda: e.status(done) == "done", 30, "the value was not received")
+    assert not raw_waiting(e, done) and not raw_waiting(e, cancelled)

@@ -72,3 +72,13 @@ def raw_due(engine: Engine, id: str) -> float:
         return float(store._r.hget(store._k("wf", id), "due"))
     sql = store._d.sql("SELECT due FROM {p}_workflows WHERE id = ?")
     return float(store._db.execute(sql, (id,)).fetchone()[0])
+
+
+def raw_waiting(engine: Engine, id: str) -> bool:
+    """Whether the store still records what workflow `id` waits for (`_sql_waits`'s row,
+    `_redis_waits`'s set member)."""
+    store: Any = engine.store
+    if hasattr(store, "_r"):
+        return bool(store._r.sismember(f"{store._p}:waiting", id))
+    sql = store._d.sql("SELECT 1 FROM {p}_waits WHERE wf = ?")
+    return store._db.execute(sql, (id,)).fetchone() is not None

@@ -117,7 +117,10 @@ if ARGV[10] == '1' then
   if ARGV[12] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[12]) end
 end
 if ARGV[4] == 'running' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[13])
-else redis.call('ZREM', KEYS[4], ARGV[13]) end
+else
+  redis.call('ZREM', KEYS[4], ARGV[13])
+  redis.call('SREM', KEYS[6], ARGV[13])  -- what it waited for (`_redis_waits`)
+end
 if ARGV[6] == '' then redis.call('SREM', KEYS[5], ARGV[13]) end
 return 1
 """
@@ -160,6 +163,7 @@ if f[1] ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'owner', '',
   'updated', ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('SREM', KEYS[3], ARGV[3])
 if f[2] ~= '' then redis.call('SREM', ARGV[4] .. f[2], ARGV[3]) end
 return 1
 """
@@ -284,7 +288,8 @@ class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store)
         args = [k.owner, str(k.fence), str(c.step), c.status, c.error, "", repr(now), repr(now),
                 c.chain, "0" if c.state is None else "1", c.state or b"", c.steps,
                 k.id]  # fmt: skip
-        return bool(self._commit([*keys, self._k("held", k.owner)], args))
+        keys += [self._k("held", k.owner), f"{self._p}:waiting"]
+        return bool(self._commit(keys, args))
 
     def renew(self, claim: Claim, until: float) -> bool:
         args = [claim.owner, str(claim.fence), repr(until), claim.id]
@@ -324,7 +329,7 @@ class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store)
 
     def cancel(self, id: str, error: str, now: float) -> bool:
         args = [error, repr(now), id, f"{self._p}:held:"]
-        return bool(self._cancel([self._k("wf", id), self._ready], args))
+        return bool(self._cancel([self._k("wf", id), self._ready, f"{self._p}:waiting"], args))
 
     def list(self) -> builtins.list[Row]:
         ids = [_s(i) for i in self._r.zrange(self._all, 0, -1)]

@@ -4,7 +4,8 @@ Keys, beside `_redis`'s (``P`` is the prefix, ``N:ID`` the id's length and the i
 no id and topic pair names another's key):
 
 * field ``waiting`` of ``P:wf:ID``, and the set ``P:waiting`` of the ids that have one: what
-  a free workflow waits for, so a message or a child's end wakes it;
+  a free workflow waits for, so a message or a child's end wakes it (the id removed from the
+  set when the supervisor submits the woken row, and when the workflow ends);
 * ``P:mq:N:ID:TOPIC`` list: the messages sent on a topic, in order; ``P:mt:N:ID:TOPIC``
   hash: the step that took each (by index), and ``floor``, the first index not taken by a
   committed step (a step that never committed leaves its message to that step's retry);

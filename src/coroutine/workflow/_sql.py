@@ -81,9 +81,7 @@ _SCHEMA = [
     *_schedule.SQL_SCHEMA,
 ]
 
-_ROW = (
-    "id, entry, args, status, step, error, created, updated, last_error, owner, queue, deadline"
-)
+_ROW = "id, entry, args, status, step, error, created, updated, last_error, owner, queue, deadline"
 _CLAIMED = "RETURNING id, entry, args, step, owner, fence, chain, queue, deadline"
 _FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
 
@@ -306,6 +304,8 @@ class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
             if c.state is not None:
                 append = (k.id, c.state, c.steps, k.id)
                 tx.stored = tx.db.execute(self._q["append_state"], append)
+            if c.status != "running":  # what it waited for, if no supervisor cleared it
+                tx.db.execute(self._q["unwait"], (k.id,))
         return True
 
     def renew(self, claim: Claim, until: float) -> bool:
@@ -341,7 +341,10 @@ class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
 
     def cancel(self, id: str, error: str, now: float) -> bool:
         with self._write() as tx:
-            return bool(tx.db.execute(self._q["cancel"], (error, now, id)).rowcount == 1)
+            if tx.db.execute(self._q["cancel"], (error, now, id)).rowcount != 1:
+                return False
+            tx.db.execute(self._q["unwait"], (id,))
+        return True
 
     def list(self) -> builtins.list[Row]:
         return [Row(*r) for r in self._read("list")]

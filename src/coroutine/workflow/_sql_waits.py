@@ -1,7 +1,8 @@
 """The SQL store's part of waiting (`_waits`): timers, messages, events, children, forks.
 
 Tables (created with the others, `_sql._SCHEMA`): ``P_waits`` (what a free workflow waits
-for, so that a message or a child's end can wake it: its row's ``due`` set to now),
+for, so that a message or a child's end can wake it: its row's ``due`` set to now; removed
+when the supervisor submits the woken row, and when the workflow ends),
 ``P_messages`` (every message sent, in order; ``taken`` is the step that took it, so a step
 that never committed leaves it to that step's retry) and ``P_events``. A fenced change
 first updates the workflow's row ``WHERE owner = ? AND fence = ?`` in its transaction: on
@@ -72,8 +73,6 @@ WAITS_SQL = {
     "woken": "SELECT w.id, w.step FROM {p}_waits x JOIN {p}_workflows w ON w.id = x.wf"
     " WHERE w.status = 'running' AND w.owner = '' AND w.due <= ?",
     "unwait": "DELETE FROM {p}_waits WHERE wf = ?",
-    "unwait_ended": "DELETE FROM {p}_waits WHERE wf IN"
-    " (SELECT id FROM {p}_workflows WHERE status <> 'running')",
     "set_event": "INSERT INTO {p}_events (wf, k, value) VALUES (?, ?, ?)"
     " ON CONFLICT (wf, k) DO UPDATE SET value = excluded.value",
     "get_event": "SELECT value FROM {p}_events WHERE wf = ? AND k = ?",
@@ -147,7 +146,6 @@ class SQLWaits:
             rows = tx.db.execute(self._q["woken"], (now,)).fetchall()
             for id, _ in rows:
                 tx.db.execute(self._q["unwait"], (id,))
-            tx.db.execute(self._q["unwait_ended"])
         return [(str(id), int(step)) for id, step in rows]
 
     def set_event(self, claim: Claim, key: str, value: str) -> bool:
