@@ -105,3 +105,22 @@ def test_what_a_workflow_waited_for_is_forgotten_when_it_ends(backend: Backend) 
     e.cancel(cancelled)
     wait_for(lambda: e.status(done) == "done", 30, "the value was not received")
     assert not raw_waiting(e, done) and not raw_waiting(e, cancelled)
+
+
+def test_a_workflow_waiting_for_a_value_across_a_deploy_takes_the_new_code_after_its_wait(
+    backend: Backend,
+) -> None:
+    """Every worker SIGKILLed while it waits, the new code deployed (`Patched` guards its
+    changes), the value sent: the change before the wait keeps the recorded branch, the one
+    after it runs new."""
+    e = backend.engine
+    wid = e.start(ww.deployed_waiter)
+    worker = backend.start()
+    waiting = lambda: e.info(wid).owner == "" and raw_due(e, wid) > time.time() + 1e6  # noqa: E731
+    wait_for(waiting, 30, "not waiting")
+    backend.kill(worker)
+    backend.env["WF_NEW_CODE"] = "1"  # the deploy
+    backend.start()
+    e.send(wid, "m", 5)
+    wait_for(lambda: e.status(wid) != "running", 30, "the value was not received")
+    assert e.result(wid) == [2, 4, 15]

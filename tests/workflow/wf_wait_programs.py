@@ -9,6 +9,7 @@ from typing import Any
 
 import wf_programs as wp
 
+from coroutine import Patched
 from coroutine.workflow import (
     activity,
     idempotency_key,
@@ -136,3 +137,24 @@ def refused_then_joins() -> Any:
     except ValueError:
         pass
     return join(child)
+
+
+def _deployed() -> bool:
+    """In a worker started with WF_NEW_CODE=1: the code after a deploy."""
+    return os.environ.get("WF_NEW_CODE") == "1"
+
+
+@workflow(version="waiter-1")
+def deployed_waiter() -> list[int]:
+    """Waits for a value between two changes a deploy makes, each guarded by `Patched`."""
+    a = wp.double(1)
+    if _deployed() and Patched("waiter-before"):  # passed before the deploy: old branch
+        b = wp.triple(a)
+    else:
+        b = wp.double(a)
+    got = receive("m")
+    if _deployed() and Patched("waiter-after"):  # reached after it: the new branch
+        c = wp.triple(got)
+    else:
+        c = wp.double(got)
+    return [a, b, c]
