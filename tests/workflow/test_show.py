@@ -79,7 +79,7 @@ def test_the_commands_print_the_store_for_a_person(sqlite_url: str) -> None:
     assert again.returncode == 1 and "is not running (failed)" in again.stderr
     failed = _cli("result", sqlite_url, running)
     assert failed.returncode == 1
-    assert "failed: coroutine.workflow._errors.WorkflowCancelledError" in failed.stderr
+    assert "failed: coroutine.workflow.WorkflowCancelledError" in failed.stderr
     missing = _cli("info", sqlite_url, "nope")
     assert missing.returncode == 2 and "WorkflowNotFoundError: no workflow 'nope'" in missing.stderr
 

@@ -170,3 +170,10 @@ class WorkflowTimeoutError(WorkflowError, TimeoutError):
     workflow with this error (an activity already running finishes first). `Engine.result`
     raises it.
     """
+
+
+# Named where users import them from: in tracebacks, in recorded errors ("failed:
+# coroutine.workflow.WorkflowCancelledError: ...") and in the documentation.
+for _name in __all__:
+    globals()[_name].__module__ = "coroutine.workflow"
+del _name
