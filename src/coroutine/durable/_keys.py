@@ -33,9 +33,21 @@ class Transform(Protocol):
     should include bytes it did not seal (an authenticated cipher, as Fernet is).
     """
 
-    def seal(self, data: bytes, /) -> bytes: ...
+    def seal(self, data: bytes, /) -> bytes:
+        """The sealed form of one part of a state (`Marshal` calls it as it writes).
 
-    def open(self, data: bytes, /) -> bytes: ...
+        >>> FernetTransform(Fernet.generate_key()).seal(b"part")  # doctest: +SKIP
+        b'gAAAAAB...'
+        """
+        ...
+
+    def open(self, data: bytes, /) -> bytes:
+        """The part `seal` sealed (`Unmarshal`, `inspect`); raise for anything else.
+
+        An `Exception` it raises becomes `InvalidStateError`; the bytes it returns are then
+        read as untrusted as any (bounded, checked), so a transform need not check them.
+        """
+        ...
 
 
 class _Settings:
