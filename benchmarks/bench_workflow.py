@@ -175,8 +175,13 @@ def _drop(url: str) -> None:
         import psycopg
 
         with psycopg.connect(url.partition("?")[0], autocommit=True) as db:
-            for t in ("workflows", "states", "workers", "meta"):
-                db.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
+            names = db.execute(  # every table of the store, those of later schemas included
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename LIKE %s",
+                (f"{prefix}\\_%",),
+            ).fetchall()
+            for (t,) in names:
+                db.execute(f'DROP TABLE IF EXISTS "{t}"')
 
 
 def claims(args: argparse.Namespace) -> None:
