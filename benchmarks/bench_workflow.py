@@ -1,7 +1,7 @@
 """Workflow throughput: activity steps per second, through the store, with real workers.
 
     python -m benchmarks.bench_workflow [--quick] [--broker redis://127.0.0.1:6379/0]
-    python -m benchmarks.bench_workflow --claims [--queued 1000,10000,100000]
+    python -m benchmarks.bench_workflow --claims [--queued 1000,10000,100000] [--full-queue]
     python -m benchmarks.bench_workflow --celery-row [--rounds 3] [--steps 500]
     .venv-bench/3.11/bin/python -m benchmarks.bench_workflow --dbos [--rounds 3]
 
@@ -39,7 +39,9 @@ survive a killed process, not a power cut) and over PostgreSQL (the server's
 ``--claims`` measures what one claim costs with 1,000, 10,000 and 100,000 workflows queued,
 on each store (``--stores``): the median of 300 claims, each followed by a release, so the
 queue keeps its length. A claim reads the queue through an index on its order, so the cost
-should not grow with the queue.
+should not grow with the queue. With ``--full-queue`` the queued workflows are of a queue of
+one whose slot is taken, and the claim is of the one workflow outside it, due after them all:
+what a claim costs that passes over the ready workflows of a full queue.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import time
 import uuid
 from pathlib import Path
 
-from coroutine.workflow import CeleryExecutor, Engine, activity
+from coroutine.workflow import CeleryExecutor, Engine, activity, workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOTYPE = {"sticky": 1111.0, "replaying": 85.0}
@@ -74,6 +76,12 @@ def long_flow(n: int) -> int:
 
 def short_flow() -> int:
     return bump(bump(0))
+
+
+@workflow(queue="bench-full")
+def queued_flow() -> int:
+    """A workflow of a queue that `claims --full-queue` keeps full."""
+    return bump(0)
 
 
 def _start_workers(n: int, executor: str, url: str, broker: str, queue: str, sticky: bool) -> list:
@@ -196,12 +204,18 @@ def claims(args: argparse.Namespace) -> None:
         cells = []
         try:
             with Engine(url) as engine:
+                held = None
+                if args.full_queue:  # the slot of a queue of one taken: the others wait
+                    engine.set_queue("bench-full", 1)
+                    engine.start(queued_flow)
+                    held = engine.store.claim("holder", time.time(), 3600.0)
+                    engine.start(short_flow)  # the one claimed and released, due last
                 for n in sizes:
                     fast = kind == "postgres"  # fill without an fsync per start; then measure with
                     if fast:
                         engine.store._db.execute("SET synchronous_commit = off")  # type: ignore[attr-defined]
                     for _ in range(n - engine.store.count_running()):
-                        engine.start(short_flow)
+                        engine.start(queued_flow if held else short_flow)
                     if fast:
                         engine.store._db.execute("SET synchronous_commit = on")  # type: ignore[attr-defined]
                     times = []
@@ -352,6 +366,11 @@ def main() -> None:
     parser.add_argument("--executors", default="sqlite,celery")
     parser.add_argument("--claims", action="store_true", help="claim cost against queue length")
     parser.add_argument("--queued", default="1000,10000,100000")
+    parser.add_argument(
+        "--full-queue",
+        action="store_true",
+        help="--claims with the queued workflows in a full queue",
+    )
     parser.add_argument("--stores", default="sqlite,postgres,redis")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
