@@ -50,15 +50,19 @@ UNLIMITED = 2**31 - 1  # the concurrency of a queue that was never set
 # The claimable condition of a row ``w`` (one ``?``: now): the SQL stores' claim statements
 # and their "anything ready?" read include it.
 SLOT = (
-    "(w.queue = '' OR w.owner <> '' OR (w.deadline > 0 AND w.deadline <= ?) OR "
-    "(SELECT count(*) FROM {p}_workflows h WHERE h.queue = w.queue AND h.owner <> ''"
-    " AND h.status = 'running') < coalesce((SELECT q.concurrency FROM {p}_queues q"
-    f" WHERE q.name = w.queue), {UNLIMITED}))"
+    "(w.queue = '' OR w.owner <> '' OR (w.deadline > 0 AND w.deadline <= ?) OR w.queue NOT IN"
+    # the full queues: one uncorrelated subquery, computed once per statement, not per row
+    " (SELECT q.name FROM {p}_queues q WHERE (SELECT count(*) FROM {p}_workflows h"
+    " WHERE h.queue = q.name AND h.owner <> '' AND h.status = 'running') >= q.concurrency))"
 )
 
 SQL_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS {p}_queue ON {p}_workflows (queue)"
     " WHERE queue <> '' AND status = 'running'",
+    # `SLOT` and "slots" count a queue's claimed rows: through this index they read those (no
+    # more than the limit), not every row of the queue.
+    "CREATE INDEX IF NOT EXISTS {p}_queue_held ON {p}_workflows (queue)"
+    " WHERE owner <> '' AND status = 'running'",
     "CREATE TABLE IF NOT EXISTS {p}_queues (name TEXT PRIMARY KEY, concurrency {int} NOT NULL)",
 ]
 

@@ -56,7 +56,10 @@ _SCHEMA = [
     queue TEXT NOT NULL DEFAULT '',
     deadline {real} NOT NULL DEFAULT 0
 )""",
-    "CREATE INDEX IF NOT EXISTS {p}_due ON {p}_workflows (due) WHERE status = 'running'",
+    # Covering what a claim checks of each ready row it passes (`_queues.SLOT`): read from
+    # the index alone.
+    "CREATE INDEX IF NOT EXISTS {p}_due ON {p}_workflows (due, queue, owner, deadline)"
+    " WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS {p}_owner ON {p}_workflows (owner) WHERE owner <> ''",
     """CREATE TABLE IF NOT EXISTS {p}_states (
     k {counter},
