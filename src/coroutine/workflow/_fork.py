@@ -48,5 +48,5 @@ def fork(store: Store, row: Row, step: int) -> str:
     # and made without importing the workflow's code (the CLI's `fork` may not have it).
     deadline = now + (row.deadline - row.created) if row.deadline else 0.0
     fork = Row(new, row.entry, row.args, "running", step, queue=row.queue, deadline=deadline)
-    store.create_at(fork, state, steps, now)
+    store.create(fork, state, now, steps)
     return new

@@ -33,6 +33,7 @@ import redis  # type: ignore[import-untyped,unused-ignore]
 from . import _queues, _schedule
 from ._errors import StoreDamagedError
 from ._records import Row
+from ._redis_waits import FENCED as _FENCED
 from ._redis_waits import RedisWaits
 from ._store import Claim, Commit, Store, StoreURL, chain
 
@@ -47,11 +48,15 @@ _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'entry', ARGV[2], 'args', ARGV[3], 'status', 'running',
-  'step', '0', 'error', '', 'owner', '', 'fence', '0', 'due', ARGV[5], 'created', ARGV[5],
+  'step', ARGV[9], 'error', '', 'owner', '', 'fence', '0', 'due', ARGV[5], 'created', ARGV[5],
   'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n, 'queue', ARGV[7],
   'deadline', ARGV[8])
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[6])
 redis.call('RPUSH', KEYS[2], ARGV[4])
+if ARGV[10] ~= '' then  -- a fork: its first state's steps (`_redis_waits.history`)
+  redis.call('HSET', KEYS[1], 'forked', '1')
+  redis.call('RPUSH', KEYS[6], ARGV[10])
+end
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[5], n, ARGV[1])
 return 1
@@ -102,10 +107,6 @@ return {id, f[4], f[5], f[2], fence, f[7], f[9] or '', f[10] or '0'}
 """
 )
 
-_FENCED = """
-local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'fence')
-if f[1] ~= 'running' or f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 0 end
-"""
 
 _COMMIT = (
     _FENCED
@@ -255,11 +256,14 @@ class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store)
     def _k(self, kind: str, id: str) -> str:
         return f"{self._p}:{kind}:{id}"
 
-    def create(self, row: Row, state: bytes, now: float) -> Row | None:
-        keys = [self._k("wf", row.id), self._k("st", row.id), self._ready, f"{self._p}:n"]
+    def create(self, row: Row, state: bytes, now: float, steps: str | None = None) -> Row | None:
+        keys = [self._k("wf", row.id), self._k("st", row.id), self._ready, f"{self._p}:n",
+                self._all, self._k("sp", row.id)]  # fmt: skip
+        forked = "" if steps is None else steps or "\n"  # (an empty list entry is none)
         args: builtins.list[Any] = [row.id, row.entry, row.args, state, repr(now),
-                                    chain(b"", state), row.queue, repr(row.deadline)]  # fmt: skip
-        if self._create([*keys, self._all], args):
+                                    chain(b"", state), row.queue, repr(row.deadline),
+                                    str(row.step), forked]  # fmt: skip
+        if self._create(keys, args):
             return None
         return self.get(row.id)
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
-from ._records import Row
-from ._store import Claim, chain
+from ._store import Claim
 
 __all__ = ["RedisWaits"]
 
-_FENCED = """
+# A fenced script's first lines: the row is still claimed by this claim (`_redis` too).
+FENCED = """
 local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'fence')
 if f[1] ~= 'running' or f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 0 end
 """
@@ -40,7 +40,7 @@ redis.call('HSET', KEYS[3], 'floor', tostring(i))
 """
 
 _SUSPEND = (
-    _FENCED
+    FENCED
     + """
 local due = ARGV[4]
 if ARGV[6] == '1' then
@@ -61,7 +61,7 @@ return 1
 )
 
 _TAKE = (
-    _FENCED
+    FENCED
     + _FIRST
     + """
 local v = redis.call('LINDEX', KEYS[2], i)
@@ -101,26 +101,12 @@ return out
 """
 
 _SET_EVENT = (
-    _FENCED
+    FENCED
     + """
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 )
-
-_CREATE_AT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local n = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], 'entry', ARGV[2], 'args', ARGV[3], 'status', 'running',
-  'step', ARGV[7], 'error', '', 'owner', '', 'fence', '0', 'due', ARGV[5], 'created', ARGV[5],
-  'updated', ARGV[5], 'last_error', '', 'chain', ARGV[6], 'n', n, 'forked', '1',
-  'queue', ARGV[9], 'deadline', ARGV[10])
-redis.call('RPUSH', KEYS[2], ARGV[4])
-if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[6], ARGV[8]) end
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
-redis.call('ZADD', KEYS[5], n, ARGV[1])
-return 1
-"""
 
 
 def _s(b: Any) -> str:
@@ -203,10 +189,3 @@ class RedisWaits:
             steps.insert(0, "")
         steps += [""] * (len(states) - len(steps))
         return list(zip(states, steps, strict=True))
-
-    def create_at(self, row: Row, state: bytes, steps: str, now: float) -> None:
-        keys = [self._k("wf", row.id), self._k("st", row.id), self._ready, f"{self._p}:n",
-                self._all, self._k("sp", row.id)]  # fmt: skip
-        args = [row.id, row.entry, row.args, state, repr(now), chain(b"", state),
-                str(row.step), steps or "\n", row.queue, repr(row.deadline)]  # fmt: skip
-        self._script("_w_create", _CREATE_AT)(keys, args)

@@ -28,6 +28,7 @@ from . import _queues, _schedule
 from ._dialects import Dialect
 from ._errors import StoreDamagedError, WorkflowError
 from ._records import Row
+from ._sql_waits import FENCE as _FENCE
 from ._sql_waits import WAITS_SCHEMA, WAITS_SQL, SQLWaits
 from ._store import Claim, Commit, Store, StoreURL, chain
 
@@ -86,17 +87,15 @@ _SCHEMA = [
 
 _ROW = "id, entry, args, status, step, error, created, updated, last_error, owner, queue, deadline"
 _CLAIMED = "RETURNING id, entry, args, step, owner, fence, chain, queue, deadline"
-_FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
-
 _SQL = {
     "schema": "SELECT v FROM {p}_meta WHERE k = 'schema'",
     "count": "SELECT coalesce(max(k), 0) FROM {p}_states",
     "ready": "SELECT 1 FROM {p}_workflows w WHERE status = 'running' AND due <= ? AND {slot}"
     " LIMIT 1",
     "create": "INSERT INTO {p}_workflows (id, entry, args, status, step, due, created, updated,"
-    " chain, queue, deadline) VALUES (?, ?, ?, 'running', 0, ?, ?, ?, ?, ?, ?)"
+    " chain, queue, deadline) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO NOTHING",
-    "create_state": "INSERT INTO {p}_states (wf, seq, blob) VALUES (?, 0, ?)",
+    "create_state": "INSERT INTO {p}_states (wf, seq, blob, steps) VALUES (?, 0, ?, ?)",
     "discard": "DELETE FROM {p}_workflows WHERE id = ? AND step = 0 AND owner = ''"
     " AND status = 'running'",
     # Its states stay, emptied, as tombstones: a state's key is never reused (`_sqlite_file`).
@@ -258,13 +257,14 @@ class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
                 raise damage from exc
             raise
 
-    def create(self, row: Row, state: bytes, now: float) -> Row | None:
+    def create(self, row: Row, state: bytes, now: float, steps: str | None = None) -> Row | None:
         with self._write() as tx:
-            args = (row.id, row.entry, row.args, now, now, now, chain(b"", state), row.queue,
-                    row.deadline)  # fmt: skip
+            args = (row.id, row.entry, row.args, row.step, now, now, now, chain(b"", state),
+                    row.queue, row.deadline)  # fmt: skip
             if tx.db.execute(self._q["create"], args).rowcount != 1:
                 return self.get(row.id)
-            tx.stored = tx.db.execute(self._q["create_state"], (row.id, state))
+            first = (row.id, state, steps or "")
+            tx.stored = tx.db.execute(self._q["create_state"], first)
         return None
 
     def discard(self, id: str) -> bool:

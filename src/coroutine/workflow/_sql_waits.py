@@ -15,8 +15,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._records import Row
-from ._store import Claim, chain
+from ._store import Claim
 
 if TYPE_CHECKING:
 
@@ -50,12 +49,13 @@ WAITS_SCHEMA = [
 )""",
 ]
 
-_FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
+# A fenced statement's condition: the row is still claimed by this claim (`_sql` too).
+FENCE = "id = ? AND owner = ? AND fence = ? AND status = 'running'"
 _WAITING = "EXISTS (SELECT 1 FROM {p}_waits WHERE wf = ? AND what = ?)"
 
 WAITS_SQL = {
-    "fenced": "UPDATE {p}_workflows SET fence = fence WHERE " + _FENCE,
-    "suspend": "UPDATE {p}_workflows SET owner = '', due = ?, last_error = '' WHERE " + _FENCE,
+    "fenced": "UPDATE {p}_workflows SET fence = fence WHERE " + FENCE,
+    "suspend": "UPDATE {p}_workflows SET owner = '', due = ?, last_error = '' WHERE " + FENCE,
     "wait_for": "INSERT INTO {p}_waits (wf, what) VALUES (?, ?)"
     " ON CONFLICT (wf) DO UPDATE SET what = excluded.what",
     "due_now": "UPDATE {p}_workflows SET due = ? WHERE id = ?",
@@ -77,9 +77,6 @@ WAITS_SQL = {
     " ON CONFLICT (wf, k) DO UPDATE SET value = excluded.value",
     "get_event": "SELECT value FROM {p}_events WHERE wf = ? AND k = ?",
     "history": "SELECT blob, steps FROM {p}_states WHERE wf = ? ORDER BY seq",
-    "create_at": "INSERT INTO {p}_workflows (id, entry, args, status, step, due, created,"
-    " updated, chain, queue, deadline) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-    "create_state_at": "INSERT INTO {p}_states (wf, seq, blob, steps) VALUES (?, 0, ?, ?)",
 }
 
 
@@ -162,10 +159,3 @@ class SQLWaits:
     def history(self, id: str) -> builtins.list[tuple[bytes, str]]:
         self.load_state(id)  # checks the chain
         return [(self._d.blob(b), str(s)) for b, s in self._read("history", (id,))]
-
-    def create_at(self, row: Row, state: bytes, steps: str, now: float) -> None:
-        with self._write() as tx:
-            args = (row.id, row.entry, row.args, row.step, now, now, now, chain(b"", state),
-                    row.queue, row.deadline)  # fmt: skip
-            tx.db.execute(self._q["create_at"], args)
-            tx.stored = tx.db.execute(self._q["create_state_at"], (row.id, state, steps))

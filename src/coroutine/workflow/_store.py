@@ -104,9 +104,11 @@ class Store(abc.ABC):
         short lease); raise if the store cannot be reached."""
 
     @abc.abstractmethod
-    def create(self, row: Row, state: bytes, now: float) -> Row | None:
-        """Insert a new running workflow with its initial state; None, or the row that
-        already has that id (then nothing is written)."""
+    def create(self, row: Row, state: bytes, now: float, steps: str | None = None) -> Row | None:
+        """Insert a new running workflow (at step ``row.step``, in ``row.queue``, with
+        ``row.deadline``) and its first state; None, or the row that already has that id
+        (then nothing is written). `steps`: a fork's (`Engine.fork`), the steps its first
+        state holds already."""
 
     @abc.abstractmethod
     def discard(self, id: str) -> bool:
@@ -250,8 +252,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def history(self, id: str) -> builtins.list[tuple[bytes, str]]:
         """Each stored state of workflow `id` (checked) with the steps its commit answered."""
-
-    @abc.abstractmethod
-    def create_at(self, row: Row, state: bytes, steps: str, now: float) -> None:
-        """Insert a new running workflow at step ``row.step``, in ``row.queue``, with
-        ``row.deadline`` (`Engine.fork`)."""
