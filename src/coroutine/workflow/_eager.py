@@ -29,8 +29,6 @@ runs steps ``s, s+1, ...`` in a row, exactly as `Engine.run`'s own loop does
 
 from __future__ import annotations
 
-import time
-
 from ._runner import Runner
 from ._store import Claim
 
@@ -54,19 +52,4 @@ def run_eagerly(
     Raises:
         StoreDamagedError: the store is damaged (this worker should stop).
     """
-    end = time.monotonic() + seconds
-    held = runner.keeper.hold(claim)
-    try:
-        current: Claim | None = claim
-        done = 0
-        while current is not None:
-            done += 1
-            last = done >= steps or time.monotonic() >= end
-            current = runner.step(current, keep=not last, held=held)
-            if spawned is not None:
-                spawned.extend(runner.spawned)
-            if last:
-                break
-        return current
-    finally:
-        runner.keeper.drop(held)
+    return runner.run_claimed(claim, steps, seconds, spawned)[1]

@@ -263,7 +263,7 @@ class Engine:
             self.reap_if_due()
             claim = self.store.claim(self.owner, time.time(), self.lease)
             if claim is not None:
-                steps += self.runner.run_claimed(claim, self.batch)
+                steps += self.runner.run_claimed(claim, self.batch)[0]
             elif until_idle:
                 return steps
             else:

@@ -36,6 +36,7 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -289,18 +290,33 @@ class Runner:
         self._cache.clear()
         self._parked.clear()
 
-    def run_claimed(self, claim: Claim, batch: int) -> int:
-        """Run up to `batch` steps of one workflow while holding its claim; steps run."""
+    def run_claimed(
+        self,
+        claim: Claim,
+        batch: int,
+        seconds: float = math.inf,
+        spawned: list[str] | None = None,
+    ) -> tuple[int, Claim | None]:
+        """Run up to `batch` steps of one workflow while holding its claim, none begun after
+        `seconds`: (steps run, its claim at the next step, released; None if it finished,
+        failed, waits, or the claim was lost). The ids of the child workflows the steps
+        started are added to `spawned` (`spawned` itself holds only the last step's)."""
+        end = time.monotonic() + seconds
         held = self.keeper.hold(claim)
         steps = 0
         try:
             current: Claim | None = claim
-            while current is not None and steps < batch:
+            while current is not None:
                 steps += 1
-                current = self.step(current, keep=steps < batch, held=held)
+                last = steps >= batch or time.monotonic() >= end
+                current = self.step(current, keep=not last, held=held)
+                if spawned is not None:
+                    spawned.extend(self.spawned)
+                if last:
+                    break
         finally:
             self.keeper.drop(held)
-        return steps
+        return steps, current
 
 
 def _log_steps(claim: Claim, status: Status, steps: str, error: str) -> None:
