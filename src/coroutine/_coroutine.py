@@ -357,11 +357,25 @@ def _unwind_survivors() -> None:
     are reported on stderr like other exceptions ignored at exit.
     """
     me = get_ident()
-    for obj in gc.get_objects():
-        if type(obj) is not Coroutine or obj._g is None:
-            continue
-        ctx = obj._ctx
-        if ctx._state is SUSPENDED and ctx._thread == me:
+    alive = [
+        obj
+        for obj in gc.get_objects()
+        if type(obj) is Coroutine and obj._g is not None and obj._ctx._thread == me
+    ]
+    # Outer before inner, as generators are finalized (an outer's finally may still drive
+    # the inner it holds): the worker of a suspended inner has its driver's as parent. Not
+    # the heap's order, which a collection during the program reshuffles.
+    workers = {id(obj._g) for obj in alive}
+
+    def depth(obj: Coroutine[Any, Any, Any]) -> int:
+        n, g = 0, obj._g and obj._g.parent
+        while g is not None:
+            n += id(g) in workers
+            g = g.parent
+        return n
+
+    for obj in sorted(alive, key=depth):
+        if obj._g is not None and obj._ctx._state is SUSPENDED:
             try:
                 obj.close()
             except BaseException as exc:  # reported, as __del__ would report it

@@ -19,6 +19,7 @@ inside another body.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from typing import Any
@@ -81,12 +82,15 @@ def thread_main() -> None:
 
 g = New[int, Any](lambda: body("global"))
 g.Next()
+nested = New[int, Any](outer)
+# The outer now older than the inner its body makes: the heap lists the inner first, and the
+# exit hook must still unwind the outer first.
+gc.collect()
+nested.Next()
 cycle: list[Any] = [New[int, Any](lambda: body("cycle"))]
 cycle[0].Next()
 cycle.append(cycle)
 del cycle
-nested = New[int, Any](outer)
-nested.Next()
 raising = New[int, Any](raising_body)
 raising.Next()
 zombie = New[int, Any](zombie_body)
