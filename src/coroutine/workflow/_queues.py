@@ -25,6 +25,16 @@ Each backend makes the check atomic in its own way:
 * Redis: the claim script counts the queue's claimed rows (the ids kept in ``P:qheld:Q``,
   checked against their rows) before claiming; scripts run one at a time.
 
+*Parking.* A claim walks the ready rows in ``due`` order and passes over those of full
+queues; with thousands waiting it would read them all at every claim. So the SQL stores
+park them: before a claim (`QueueSQL.tidy`, in the claim's transaction) the ready, free
+rows of each full queue without a time limit get ``PARK`` added to their ``due``, which
+takes them out of the range a claim reads and keeps their order; as many of a queue's
+parked rows as it has free slots, the oldest first, get it taken off again, as do parked
+rows past their deadline. A parked row is only ever a ready one, so nothing but its
+position in the walk changes: the claim's own check (`SLOT`) still decides. An idle
+worker's read of "anything to claim?" counts a queue with a free slot and a parked row.
+
 A queue that was never given a limit has none. A time limit (``@workflow(timeout=s)``) is
 stored as the row's deadline when the workflow starts; the runner fails the workflow with
 `WorkflowTimeoutError` when it claims a step after the deadline (`timed_out`).
@@ -46,6 +56,11 @@ if TYPE_CHECKING:
 __all__ = ["SLOT", "SQL", "SQL_SCHEMA", "QueueRedis", "QueueSQL", "check_queue", "timed_out"]
 
 UNLIMITED = 2**31 - 1  # the concurrency of a queue that was never set
+# Added to a parked row's due (see Parking): beyond every time a row is due at (a sleep of
+# thirty thousand years excepted), below `_waits.FOREVER` (1e13), and small enough that a
+# float keeps a tenth of a millisecond of the original.
+PARK = 1e12
+_PARKED = f"due >= {PARK!r} AND due < {2 * PARK!r}"
 
 # The claimable condition of a row ``w`` (one ``?``: now): the SQL stores' claim statements
 # and their "anything ready?" read include it.
@@ -57,8 +72,11 @@ SLOT = (
 )
 
 SQL_SCHEMA = [
-    "CREATE INDEX IF NOT EXISTS {p}_queue ON {p}_workflows (queue)"
+    # A queue's rows in due order: its ready rows to park, its parked rows to unpark.
+    "CREATE INDEX IF NOT EXISTS {p}_queue ON {p}_workflows (queue, due)"
     " WHERE queue <> '' AND status = 'running'",
+    "CREATE INDEX IF NOT EXISTS {p}_deadline ON {p}_workflows (deadline)"
+    " WHERE deadline > 0 AND status = 'running'",
     # `SLOT` and "slots" count a queue's claimed rows: through this index they read those (no
     # more than the limit), not every row of the queue.
     "CREATE INDEX IF NOT EXISTS {p}_queue_held ON {p}_workflows (queue)"
@@ -73,6 +91,28 @@ SQL = {
     "slots": "SELECT (SELECT count(*) FROM {p}_workflows WHERE queue = ? AND owner <> ''"
     " AND status = 'running'), coalesce((SELECT concurrency FROM {p}_queues WHERE name = ?),"
     f" {UNLIMITED})",
+    # Parking (`QueueSQL.tidy`): each limited queue and its free slots; park a full queue's
+    # ready rows; unpark a queue's oldest parked rows, and those past their deadline.
+    "free_slots": "SELECT q.name, q.concurrency - (SELECT count(*) FROM {p}_workflows h"
+    " WHERE h.queue = q.name AND h.owner <> '' AND h.status = 'running') FROM {p}_queues q"
+    " ORDER BY q.name",
+    "park": f"UPDATE {{p}}_workflows SET due = due + {PARK!r} WHERE queue = ? AND due <= ?"
+    " AND status = 'running' AND owner = '' AND deadline = 0",
+    # (The condition again outside the subquery: PostgreSQL re-checks only that one on a row
+    # another claimer changed meanwhile, and must not move a row just unparked and claimed.)
+    "unpark": f"UPDATE {{p}}_workflows SET due = due - {PARK!r} WHERE {_PARKED} AND n IN"
+    f" (SELECT n FROM {{p}}_workflows WHERE queue = ? AND status = 'running' AND {_PARKED}"
+    " ORDER BY due LIMIT ?)",
+    "unpark_late": f"UPDATE {{p}}_workflows SET due = due - {PARK!r} WHERE deadline > 0"
+    f" AND deadline <= ? AND status = 'running' AND {_PARKED}",
+    # Anything a claim could take, parked rows included (an idle worker's read).
+    "claimable": "SELECT 1 FROM {p}_workflows WHERE status = 'running' AND due <= ?"
+    f" UNION ALL SELECT 1 FROM {{p}}_queues q WHERE EXISTS (SELECT 1 FROM {{p}}_workflows w"
+    f" WHERE w.queue = q.name AND w.status = 'running' AND {_PARKED.replace('due', 'w.due')})"
+    " AND (SELECT count(*) FROM {p}_workflows h WHERE h.queue = q.name AND h.owner <> ''"
+    " AND h.status = 'running') < q.concurrency"
+    " UNION ALL SELECT 1 FROM {p}_workflows WHERE deadline > 0 AND deadline <= ?"
+    f" AND status = 'running' AND {_PARKED} LIMIT 1",
     "slot_retry": "UPDATE {p}_workflows SET due = ? WHERE id = ? AND step = ?"
     " AND status = 'running' AND owner = '' AND due <= ? AND queue <> ''",
 }
@@ -117,6 +157,18 @@ class QueueSQL:
     def queues(self) -> dict[str, int]:
         """Every queue given a limit, with it."""
         return {str(n): int(c) for n, c in self._read("queues")}
+
+    def tidy(self, db: Any, now: float, park: bool = True) -> None:
+        """Inside a claim's transaction: park the ready rows of full queues (unless not
+        `park`), unpark as many of a queue's as it has free slots, and those past their
+        deadline (see Parking)."""
+        for name, free in db.execute(self._q["free_slots"]).fetchall():
+            if int(free) <= 0:
+                if park:
+                    db.execute(self._q["park"], (name, now))
+            else:
+                db.execute(self._q["unpark"], (name, int(free)))
+        db.execute(self._q["unpark_late"], (now,))
 
     def slot_retry(self, id: str, step: int, now: float, until: float) -> bool:
         """As `Store.slot_retry` (a claim of it that failed was, most likely, refused for

@@ -90,8 +90,6 @@ _CLAIMED = "RETURNING id, entry, args, step, owner, fence, chain, queue, deadlin
 _SQL = {
     "schema": "SELECT v FROM {p}_meta WHERE k = 'schema'",
     "count": "SELECT coalesce(max(k), 0) FROM {p}_states",
-    "ready": "SELECT 1 FROM {p}_workflows w WHERE status = 'running' AND due <= ? AND {slot}"
-    " LIMIT 1",
     "create": "INSERT INTO {p}_workflows (id, entry, args, status, step, due, created, updated,"
     " chain, queue, deadline) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO NOTHING",
@@ -279,12 +277,14 @@ class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
     ) -> Claim | None:
         args: tuple[Any, ...]
         if id is None:
-            if not self._read("ready", (now, now)):
+            if not self._read("claimable", (now, now)):
                 return None  # nothing ready: a read, so idle workers take no write lock
             sql, args = self._q["claim_next"], (owner, now + lease, now, now)
         else:
             sql, args = self._q["claim_id"], (owner, now + lease, id, step, now, now)
-        with self._write(single=True) as tx:
+        with self._write(single=id is not None) as tx:
+            if id is None:
+                self.tidy(tx.db, now)  # full queues' waiting rows out of the walk (`_queues`)
             r = tx.db.execute(sql, args).fetchone()
         if r is None:
             return None
@@ -354,6 +354,9 @@ class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
 
     def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int, str]]:
         with self._write() as tx:
+            # Rows parked by plain workers' claims come back here too (Celery's claims are
+            # by id: they park nothing, and a parked row's message would be dropped).
+            self.tidy(tx.db, now, park=False)
             rows = tx.db.execute(self._q["stale_held"], (now, now)).fetchall()
             rows += tx.db.execute(self._q["stale_free"], (now, now - older_than)).fetchall()
         return [(i, int(s), e) for i, s, e in rows]
