@@ -30,10 +30,12 @@ queues; with thousands waiting it would read them all at every claim. So the SQL
 park them: before a claim (`QueueSQL.tidy`, in the claim's transaction) the ready, free
 rows of each full queue without a time limit get ``PARK`` added to their ``due``, which
 takes them out of the range a claim reads and keeps their order; as many of a queue's
-parked rows as it has free slots, the oldest first, get it taken off again, as do parked
-rows past their deadline. A parked row is only ever a ready one, so nothing but its
-position in the walk changes: the claim's own check (`SLOT`) still decides. An idle
-worker's read of "anything to claim?" counts a queue with a free slot and a parked row.
+parked rows as it has free slots, the oldest first, get it taken off again. (A row with a
+time limit is not parked: it must be claimable at its deadline, full queue or not.) A
+parked row is only ever a ready one, so nothing but its position in the walk changes: the
+claim's own check (`SLOT`) still decides. An idle worker's read of "anything to claim?"
+counts a queue with a free slot and a parked row. The Redis store does not park: its claim
+script reads every waiting row of a full queue (the docs give the cost).
 
 A queue that was never given a limit has none. A time limit (``@workflow(timeout=s)``) is
 stored as the row's deadline when the workflow starts; the runner fails the workflow with
@@ -75,8 +77,6 @@ SQL_SCHEMA = [
     # A queue's rows in due order: its ready rows to park, its parked rows to unpark.
     "CREATE INDEX IF NOT EXISTS {p}_queue ON {p}_workflows (queue, due)"
     " WHERE queue <> '' AND status = 'running'",
-    "CREATE INDEX IF NOT EXISTS {p}_deadline ON {p}_workflows (deadline)"
-    " WHERE deadline > 0 AND status = 'running'",
     # `SLOT` and "slots" count a queue's claimed rows: through this index they read those (no
     # more than the limit), not every row of the queue.
     "CREATE INDEX IF NOT EXISTS {p}_queue_held ON {p}_workflows (queue)"
@@ -92,7 +92,7 @@ SQL = {
     " AND status = 'running'), coalesce((SELECT concurrency FROM {p}_queues WHERE name = ?),"
     f" {UNLIMITED})",
     # Parking (`QueueSQL.tidy`): each limited queue and its free slots; park a full queue's
-    # ready rows; unpark a queue's oldest parked rows, and those past their deadline.
+    # ready rows; unpark a queue's oldest parked rows.
     "free_slots": "SELECT q.name, q.concurrency - (SELECT count(*) FROM {p}_workflows h"
     " WHERE h.queue = q.name AND h.owner <> '' AND h.status = 'running') FROM {p}_queues q"
     " ORDER BY q.name",
@@ -103,16 +103,12 @@ SQL = {
     "unpark": f"UPDATE {{p}}_workflows SET due = due - {PARK!r} WHERE {_PARKED} AND n IN"
     f" (SELECT n FROM {{p}}_workflows WHERE queue = ? AND status = 'running' AND {_PARKED}"
     " ORDER BY due LIMIT ?)",
-    "unpark_late": f"UPDATE {{p}}_workflows SET due = due - {PARK!r} WHERE deadline > 0"
-    f" AND deadline <= ? AND status = 'running' AND {_PARKED}",
     # Anything a claim could take, parked rows included (an idle worker's read).
     "claimable": "SELECT 1 FROM {p}_workflows WHERE status = 'running' AND due <= ?"
     f" UNION ALL SELECT 1 FROM {{p}}_queues q WHERE EXISTS (SELECT 1 FROM {{p}}_workflows w"
     f" WHERE w.queue = q.name AND w.status = 'running' AND {_PARKED.replace('due', 'w.due')})"
     " AND (SELECT count(*) FROM {p}_workflows h WHERE h.queue = q.name AND h.owner <> ''"
-    " AND h.status = 'running') < q.concurrency"
-    " UNION ALL SELECT 1 FROM {p}_workflows WHERE deadline > 0 AND deadline <= ?"
-    f" AND status = 'running' AND {_PARKED} LIMIT 1",
+    " AND h.status = 'running') < q.concurrency LIMIT 1",
     "slot_retry": "UPDATE {p}_workflows SET due = ? WHERE id = ? AND step = ?"
     " AND status = 'running' AND owner = '' AND due <= ? AND queue <> ''",
 }
@@ -160,15 +156,13 @@ class QueueSQL:
 
     def tidy(self, db: Any, now: float, park: bool = True) -> None:
         """Inside a claim's transaction: park the ready rows of full queues (unless not
-        `park`), unpark as many of a queue's as it has free slots, and those past their
-        deadline (see Parking)."""
+        `park`), and unpark as many of a queue's as it has free slots (see Parking)."""
         for name, free in db.execute(self._q["free_slots"]).fetchall():
             if int(free) <= 0:
                 if park:
                     db.execute(self._q["park"], (name, now))
             else:
                 db.execute(self._q["unpark"], (name, int(free)))
-        db.execute(self._q["unpark_late"], (now,))
 
     def slot_retry(self, id: str, step: int, now: float, until: float) -> bool:
         """As `Store.slot_retry` (a claim of it that failed was, most likely, refused for

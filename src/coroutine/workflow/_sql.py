@@ -277,7 +277,7 @@ class SQLStore(SQLWaits, _queues.QueueSQL, _schedule.ScheduleSQL, Store):
     ) -> Claim | None:
         args: tuple[Any, ...]
         if id is None:
-            if not self._read("claimable", (now, now)):
+            if not self._read("claimable", (now,)):
                 return None  # nothing ready: a read, so idle workers take no write lock
             sql, args = self._q["claim_next"], (owner, now + lease, now, now)
         else:
