@@ -159,7 +159,7 @@ class AwaitReturnsNonIterator:
         return 42
 
 
-def test_await_refuses_an_await_method_that_returns_no_iterator(impl: Impl) -> None:
+def test_await_refuses_an_await_method_that_returns_no_iterator(impl: Impl, loop: Loop) -> None:
     def body() -> None:
         impl.await_(AwaitReturnsNonIterator())
 
@@ -167,7 +167,7 @@ def test_await_refuses_an_await_method_that_returns_no_iterator(impl: Impl) -> N
         await impl.run_sync(body)
 
     with pytest.raises(TypeError, match=r"__await__\(\) of .* returned 42 of type int"):
-        anyio.run(main)
+        loop.run(main)
 
 
 class Custom:
@@ -185,20 +185,60 @@ def legacy() -> Generator[Any, None, str]:
     return "legacy"
 
 
-def test_await_takes_every_kind_of_awaitable(impl: Impl) -> None:
+def asyncio_awaitables() -> dict[str, Any]:
+    """asyncio's own: a future and a task."""
     import asyncio
 
-    def body(loop: asyncio.AbstractEventLoop) -> list[Any]:
-        future = loop.create_future()
-        loop.call_soon(future.set_result, "future")
-        task = loop.create_task(answer("task"))
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    loop.call_soon(future.set_result, "future")
+    return {"future": future, "task": loop.create_task(answer("task"))}
+
+
+def trio_awaitables(nursery: Any) -> dict[str, Any]:
+    """trio's own: its trap (`wait_task_rescheduled`, what every trio wait comes down to),
+    rescheduled by another task, and an event that another task sets."""
+    import outcome  # trio's own dependency
+    import trio
+
+    waiting: list[Any] = []
+    event = trio.Event()
+
+    async def trap() -> Any:
+        waiting.append(trio.lowlevel.current_task())
+        return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+
+    async def wake() -> None:
+        while not waiting:
+            await trio.lowlevel.checkpoint()
+        trio.lowlevel.reschedule(waiting[0], outcome.Value("trap"))
+        await trio.lowlevel.checkpoint()
+        event.set()
+
+    async def event_set() -> str:
+        await event.wait()
+        return "event"
+
+    nursery.start_soon(wake)
+    return {"trap": trap(), "event": event_set()}
+
+
+def test_await_takes_every_kind_of_awaitable(impl: Impl, loop: Loop) -> None:
+    def body(native: dict[str, Any]) -> list[Any]:
         nested = impl.run_sync(lambda: impl.await_(answer("nested run_sync")))
-        return [impl.await_(aw) for aw in (future, task, Custom(), legacy(), nested)]
+        return [impl.await_(aw) for aw in (*native.values(), Custom(), legacy(), nested)]
 
-    async def main() -> list[Any]:
-        return await impl.run_sync(body, asyncio.get_running_loop())
+    async def main() -> tuple[list[str], list[Any]]:
+        if loop.name == "asyncio":
+            native = asyncio_awaitables()
+            return list(native), await impl.run_sync(body, native)
+        async with anyio.create_task_group() as tg:
+            native = trio_awaitables(tg)
+            got = await impl.run_sync(body, native)
+        return list(native), got
 
-    assert asyncio.run(main()) == ["future", "task", "custom", "legacy", "nested run_sync"]
+    kinds, got = loop.run(main)
+    assert got == [*kinds, "custom", "legacy", "nested run_sync"]
 
 
 # -- outside a body ---------------------------------------------------------------------------
@@ -222,7 +262,7 @@ def test_await_from_async_code_is_outside_run_sync(impl: Impl, loop: Loop) -> No
     loop.run(main)
 
 
-def test_await_in_a_thread_started_by_the_body_is_outside_run_sync(impl: Impl) -> None:
+def test_await_in_a_thread_started_by_the_body_is_outside_run_sync(impl: Impl, loop: Loop) -> None:
     errors: list[BaseException] = []
 
     def in_thread() -> None:
@@ -240,7 +280,7 @@ def test_await_in_a_thread_started_by_the_body_is_outside_run_sync(impl: Impl) -
     async def main() -> str:
         return await impl.run_sync(body)
 
-    assert anyio.run(main) == "the body itself still can"
+    assert loop.run(main) == "the body itself still can"
     assert len(errors) == 1 and isinstance(errors[0], NotInCoroutineError)
 
 
@@ -323,7 +363,9 @@ def test_await_three_coroutines_deep_suspends_the_whole_chain(impl: Impl, loop: 
     assert [c.status for c in chain] == ["done", "done", "done"]
 
 
-def test_a_nested_coroutine_created_outside_the_body_awaits_through_it(impl: Impl) -> None:
+def test_a_nested_coroutine_created_outside_the_body_awaits_through_it(
+    impl: Impl, loop: Loop
+) -> None:
     """The bridge is found by the greenlets that are running, not by where a coroutine was
     made: one created before run_sync and driven by the body reaches it too."""
 
@@ -335,7 +377,7 @@ def test_a_nested_coroutine_created_outside_the_body_awaits_through_it(impl: Imp
     async def main() -> list[str]:
         return await impl.run_sync(list, made)  # type: ignore[no-any-return]
 
-    assert anyio.run(main) == ["from outside"]
+    assert loop.run(main) == ["from outside"]
 
 
 # -- context variables ------------------------------------------------------------------------
@@ -433,11 +475,11 @@ def test_the_compiled_await_has_the_references_docstring() -> None:
 
 @pytest.mark.parametrize("raised", [LookupError("at once"), StopIteration("at once")])
 def test_a_body_that_raises_before_any_await_raises_out_of_run_sync(
-    impl: Impl, raised: Exception
+    impl: Impl, loop: Loop, raised: Exception
 ) -> None:
     def body() -> None:
         raise raised
 
     expected = RuntimeError if isinstance(raised, StopIteration) else LookupError
     with pytest.raises(expected):
-        anyio.run(lambda: impl.run_sync(body))
+        loop.run(lambda: impl.run_sync(body))

@@ -76,7 +76,12 @@ def test_a_body_may_catch_the_cancellation_and_clean_up_with_awaits_shielded(
     assert events == ["cleaned up"]
 
 
-def _points_body(impl: Impl, log: list[str], awaits: int) -> Any:
+def _points_body(
+    impl: Impl, log: list[str], awaits: int, unwound_by: list[str] | None = None
+) -> Any:
+    """A body awaiting `awaits` times, logging each step; what unwinds it goes to
+    `unwound_by` (so a body unwound by something else than the cancellation is seen)."""
+
     def body() -> str:
         log.append("started")
         try:
@@ -85,6 +90,10 @@ def _points_body(impl: Impl, log: list[str], awaits: int) -> Any:
                 impl.await_(answer(i))
                 log.append(f"after {i}")
             return "returned"
+        except BaseException as exc:
+            if unwound_by is not None:
+                unwound_by.append(type(exc).__name__)
+            raise
         finally:
             log.append("finally")
 
@@ -100,7 +109,8 @@ def test_cancellation_at_every_point_of_a_body_unwinds_it_once(
     body runs its finally exactly once (or never started), and the cancellation ends the
     scope unless the body had returned."""
     log: list[str] = []
-    body = _points_body(impl, log, awaits=3)
+    unwound_by: list[str] = []
+    body = _points_body(impl, log, awaits=3, unwound_by=unwound_by)
     outcome: list[str] = []
 
     async def cancel_after(scope: anyio.CancelScope) -> None:
@@ -123,6 +133,8 @@ def test_cancellation_at_every_point_of_a_body_unwinds_it_once(
     else:
         assert outcome == ["cancelled"]
         assert not log or (log[-1] == "finally" and log[-2].startswith("before"))
+    # Unwound by the cancellation itself, raised at its await_ (not later, by GeneratorExit).
+    assert unwound_by == ([loop.cancelled.__name__] if outcome == ["cancelled"] and log else [])
 
 
 @pytest.mark.parametrize("where", ["before", "between", "after"])
@@ -172,7 +184,8 @@ def test_task_cancel_at_every_step_leaves_the_task_cancelled(impl: Impl, steps: 
     import asyncio
 
     log: list[str] = []
-    body = _points_body(impl, log, awaits=3)
+    unwound_by: list[str] = []
+    body = _points_body(impl, log, awaits=3, unwound_by=unwound_by)
 
     async def main() -> bool:
         task = asyncio.ensure_future(impl.run_sync(body))
@@ -194,6 +207,7 @@ def test_task_cancel_at_every_step_leaves_the_task_cancelled(impl: Impl, steps: 
         assert log[-2:] == [f"before {steps - 1}", "finally"]  # at its await number `steps`
     else:
         assert steps > 3 and log[-2:] == ["after 2", "finally"]
+    assert unwound_by == (["CancelledError"] if cancelled and log else [])
 
 
 def test_a_timeout_cancels_the_body_with_asyncio_wait_for(impl: Impl) -> None:
@@ -239,3 +253,110 @@ def test_a_trio_cancel_scope_cancels_the_body(impl: Impl) -> None:
 
     trio.run(main)
     assert log == ["cancelled at the await", "finally"]
+
+
+@pytest.mark.parametrize("where", ["before", "between", "after"])
+def test_a_body_cancelling_its_own_trio_scope_is_unwound_at_its_next_await(
+    impl: Impl, where: str
+) -> None:
+    """trio: the cancel lands at the body's next await (every trio wait is a checkpoint), or,
+    if it returns first, at the task's next checkpoint inside the scope, after run_sync."""
+    import trio
+
+    log: list[str] = []
+    scopes: list[trio.CancelScope] = []
+
+    def body() -> None:
+        try:
+            if where == "before":
+                scopes[0].cancel()
+            impl.await_(answer(1))
+            log.append("after first")
+            if where == "between":
+                scopes[0].cancel()
+            impl.await_(answer(2))
+            log.append("after second")
+            if where == "after":
+                scopes[0].cancel()
+        except BaseException as exc:
+            log.append(type(exc).__name__)
+            raise
+        finally:
+            log.append("finally")
+
+    async def main() -> bool:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            await impl.run_sync(body)
+            log.append("run_sync returned")
+            await trio.lowlevel.checkpoint()
+            log.append("not reached")
+        return scope.cancelled_caught
+
+    assert trio.run(main)
+    expected = {
+        "before": ["Cancelled", "finally"],
+        "between": ["after first", "Cancelled", "finally"],
+        "after": ["after first", "after second", "finally", "run_sync returned"],
+    }
+    assert log == expected[where]
+
+
+@pytest.mark.parametrize("steps", range(6))
+def test_a_trio_nursery_cancelled_at_every_step_unwinds_the_body_once(
+    impl: Impl, steps: int
+) -> None:
+    """trio: the nursery running run_sync in a task of its own is cancelled after `steps`
+    checkpoints of its parent. Cancelled before the task's first step, the body still starts
+    (trio cancels only at checkpoints) and is unwound at its first await; later, at an
+    await; once it returned, there is nothing to cancel. (Which await, for a given `steps`,
+    is trio's choice: it runs ready tasks in a random order.)"""
+    import trio
+
+    log: list[str] = []
+    unwound_by: list[str] = []
+    body = _points_body(impl, log, awaits=3, unwound_by=unwound_by)
+    returned: list[str] = []
+
+    async def task() -> None:
+        returned.append(await impl.run_sync(body))
+
+    async def main() -> bool:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(task)
+            for _ in range(steps):
+                await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+        return nursery.cancel_scope.cancelled_caught
+
+    cancelled = trio.run(main)
+    assert log.count("finally") == 1
+    if steps == 0:
+        assert cancelled and log == ["started", "before 0", "finally"]
+    elif returned:
+        assert returned == ["returned"] and log[-2:] == ["after 2", "finally"]
+    else:
+        assert cancelled and log[-2].startswith("before") and log[-1] == "finally"
+    assert unwound_by == ([] if returned else ["Cancelled"])
+
+
+def test_a_timeout_cancels_the_body_with_trio_fail_after(impl: Impl) -> None:
+    import trio
+
+    log: list[str] = []
+
+    def body() -> None:
+        try:
+            impl.await_(trio.sleep(10))
+        except BaseException as exc:
+            log.append(type(exc).__name__)
+            raise
+        finally:
+            log.append("finally")
+
+    async def main() -> None:
+        with pytest.raises(trio.TooSlowError), trio.fail_after(0.01):
+            await impl.run_sync(body)
+
+    trio.run(main)
+    assert log == ["Cancelled", "finally"]

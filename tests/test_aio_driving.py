@@ -1,7 +1,7 @@
 """The run_sync coroutine driven by hand: close, throw and send go to the awaitable in flight
 first (PEP 380), then to the body; collection unwinds an abandoned body; another thread is
 refused; another greenlet's step becomes the body's parent (rule A2); a foreign switch to the
-driver is reported. Both implementations."""
+driver is reported (on asyncio and trio). Both implementations."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ import types
 from collections.abc import Generator
 from typing import Any
 
-import anyio
 import greenlet
 import pytest
-from aio_support import Impl, Suspend, answer, impl_fixture, no_body_outlives_its_test  # noqa: F401
+from aio_support import (  # noqa: F401
+    Impl,
+    Loop,
+    Suspend,
+    answer,
+    impl_fixture,
+    loop_fixture,
+    no_body_outlives_its_test,
+)
 
 from coroutine import New
 
@@ -158,7 +165,9 @@ def test_driving_the_body_from_another_thread_is_refused(impl: Impl) -> None:
     greenlet.greenlet(lambda: None).switch()
 
 
-def test_a_foreign_switch_to_the_driver_abandons_the_body_with_an_error(impl: Impl) -> None:
+def test_a_foreign_switch_to_the_driver_abandons_the_body_with_an_error(
+    impl: Impl, loop: Loop
+) -> None:
     """Code in the body that switches to a greenlet ending in the task's greenlet lands in
     the driver without await_: the driver says so, and the body unwinds when collected."""
     import gc
@@ -179,7 +188,7 @@ def test_a_foreign_switch_to_the_driver_abandons_the_body_with_an_error(impl: Im
         await impl.run_sync(body, getcurrent())
 
     with pytest.raises(CoroutineError, match=r"switched to the run_sync driver without await_"):
-        anyio.run(main)
+        loop.run(main)
     gc.collect()
     assert log == ["finally"]
 

@@ -1,5 +1,6 @@
 """SPEC §3 and §4.10: `RunAsync` is `Run` inside a `run_sync` body (it shares the bridge's
-driver), returns the body's result, and refuses what is not a coroutine at the call."""
+driver), returns the body's result, and refuses what is not a coroutine at the call; on
+asyncio and trio."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_run_async_returns_the_body_result_on_both_loops(loop: Loop) -> None:
     assert loop.run(main) == 3
 
 
-def test_run_async_of_a_body_stopped_by_the_callback_raises_stopped_error() -> None:
+def test_run_async_of_a_body_stopped_by_the_callback_raises_stopped_error(loop: Loop) -> None:
     log: list[str] = []
 
     def body() -> int:
@@ -66,7 +67,7 @@ def test_run_async_of_a_body_stopped_by_the_callback_raises_stopped_error() -> N
         return 0
 
     with pytest.raises(StoppedError, match=r"was stopped before it returned"):
-        asyncio.run(RunAsync(coro, stop))  # type: ignore[arg-type]
+        loop.run(lambda: RunAsync(coro, stop))  # type: ignore[arg-type]
     assert log == ["unwound"] and coro.Done()
 
 
@@ -85,7 +86,7 @@ def test_a_run_async_body_may_also_await_directly_and_from_nested_coroutines(loo
     assert loop.run(main) == 321
 
 
-def test_run_async_drives_the_coroutine_inside_a_bridge_body() -> None:
+def test_run_async_drives_the_coroutine_inside_a_bridge_body(loop: Loop) -> None:
     """The coroutine's driver is the bridge's body: not the event loop's greenlet."""
     seen: list[Any] = []
 
@@ -94,7 +95,7 @@ def test_run_async_drives_the_coroutine_inside_a_bridge_body() -> None:
         Yield[int, int](1)
 
     coro = New[int, int](body)
-    asyncio.run(RunAsync(coro, later))  # type: ignore[arg-type]
+    loop.run(lambda: RunAsync(coro, later))  # type: ignore[arg-type]
     assert seen == [coro]
 
 
@@ -125,7 +126,7 @@ def test_run_async_cancellation_stops_and_unwinds_the_body(loop: Loop) -> None:
     assert coro.Done()
 
 
-def test_run_async_checks_an_awaited_answer_against_s() -> None:
+def test_run_async_checks_an_awaited_answer_against_s(loop: Loop) -> None:
     def body() -> None:
         Yield[str, str]("x")
 
@@ -133,4 +134,4 @@ def test_run_async_checks_an_awaited_answer_against_s() -> None:
         return 42
 
     with pytest.raises(YieldTypeError, match=r"cannot send 42"):
-        asyncio.run(RunAsync(NewWithReturn[str, str](body), wrong))
+        loop.run(lambda: RunAsync(NewWithReturn[str, str](body), wrong))
