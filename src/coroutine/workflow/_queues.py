@@ -26,16 +26,16 @@ Each backend makes the check atomic in its own way:
   checked against their rows) before claiming; scripts run one at a time.
 
 *Parking.* A claim walks the ready rows in ``due`` order and passes over those of full
-queues; with thousands waiting it would read them all at every claim. So the SQL stores
-park them: before a claim (`QueueSQL.tidy`, in the claim's transaction) the ready, free
+queues; with thousands waiting it would read them all at every claim. So the stores park
+them: before a claim (SQL: `QueueSQL.tidy`, in the claim's transaction) the ready, free
 rows of each full queue without a time limit get ``PARK`` added to their ``due``, which
 takes them out of the range a claim reads and keeps their order; as many of a queue's
 parked rows as it has free slots, the oldest first, get it taken off again. (A row with a
 time limit is not parked: it must be claimable at its deadline, full queue or not.) A
 parked row is only ever a ready one, so nothing but its position in the walk changes: the
 claim's own check (`SLOT`) still decides. An idle worker's read of "anything to claim?"
-counts a queue with a free slot and a parked row. The Redis store does not park: its claim
-script reads every waiting row of a full queue (the docs give the cost).
+counts a queue with a free slot and a parked row. On Redis the claim script parks the rows
+its walk passes over and unparks first (`REDIS_PARKING`); the supervisor's pass unparks.
 
 A queue that was never given a limit has none. A time limit (``@workflow(timeout=s)``) is
 stored as the row's deadline when the workflow starts; the runner fails the workflow with
@@ -222,9 +222,48 @@ return 1
 """
 
 
+# Parking on Redis (see Parking; `_redis._CLAIM` parks, it and `_redis._STALE` unpark): a
+# parked row's score and ``due`` have PARK added, and the sorted set ``P:qpark:Q`` holds it
+# under its own due. held_in(q, wfp, heldp): the claimed rows of queue q, from the set
+# ``P:qheld:Q`` (pruned of rows no longer claimed as it goes); wfp is the rows' key prefix.
+# unpark(ready, limits, wfp, heldp, parkp): each limited queue takes back as many of its
+# parked rows as it has free slots, the oldest first (a row claimed, cancelled or gone
+# meanwhile is dropped from the set).
+REDIS_PARKING = f"""
+local PARK = {PARK!r}
+local function held_in(q, wfp, heldp)
+  local held = 0
+  for _, h in ipairs(redis.call('SMEMBERS', heldp .. q)) do
+    local g = redis.call('HMGET', wfp .. h, 'owner', 'status')
+    if g[1] and g[1] ~= '' and g[2] == 'running' then held = held + 1
+    else redis.call('SREM', heldp .. q, h) end
+  end
+  return held
+end
+local function unpark(ready, limits, wfp, heldp, parkp)
+  local lims = redis.call('HGETALL', limits)
+  for i = 1, #lims, 2 do
+    local pk = parkp .. lims[i]
+    if redis.call('ZCARD', pk) > 0 then
+      local free = tonumber(lims[i + 1]) - held_in(lims[i], wfp, heldp)
+      while free > 0 do
+        local top = redis.call('ZPOPMIN', pk)
+        if #top == 0 then break end
+        local g = redis.call('HMGET', wfp .. top[1], 'status', 'owner', 'due')
+        if g[1] == 'running' and g[2] == '' and tonumber(g[3]) >= PARK then
+          redis.call('HSET', wfp .. top[1], 'due', top[2])
+          redis.call('ZADD', ready, top[2], top[1])
+          free = free - 1
+        end
+      end
+    end
+  end
+end
+"""
+
 # The Redis claim script's slot check (`_redis._CLAIM`): free_slot(queue, owner, deadline).
 # KEYS[2] is the hash of limits, ARGV[3] now, ARGV[6] the rows' key prefix, ARGV[8] the
-# prefix of the sets of claimed ids per queue (pruned of rows no longer claimed as it goes).
+# prefix of the sets of claimed ids per queue. Needs REDIS_PARKING before it.
 REDIS_FREE_SLOT = """
 local full = {}
 local function free_slot(q, owner, deadline)
@@ -233,15 +272,7 @@ local function free_slot(q, owner, deadline)
   end
   if full[q] == nil then
     local limit = tonumber(redis.call('HGET', KEYS[2], q) or '')
-    local held = 0
-    if limit ~= nil then
-      for _, h in ipairs(redis.call('SMEMBERS', ARGV[8] .. q)) do
-        local g = redis.call('HMGET', ARGV[6] .. h, 'owner', 'status')
-        if g[1] and g[1] ~= '' and g[2] == 'running' then held = held + 1
-        else redis.call('SREM', ARGV[8] .. q, h) end
-      end
-    end
-    full[q] = limit ~= nil and held >= limit
+    full[q] = limit ~= nil and held_in(q, ARGV[6], ARGV[8]) >= limit
   end
   return not full[q]
 end

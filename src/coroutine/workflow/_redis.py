@@ -72,22 +72,35 @@ return 1
 """
 
 _CLAIM = (
-    _queues.REDIS_FREE_SLOT
+    _queues.REDIS_PARKING
+    + _queues.REDIS_FREE_SLOT
     + """
 local function claimable(id)
   local g = redis.call('HMGET', ARGV[6] .. id, 'queue', 'owner', 'deadline')
-  return free_slot(g[1] or '', g[2] or '', tonumber(g[3] or '0'))
+  return free_slot(g[1] or '', g[2] or '', tonumber(g[3] or '0')), g
 end
 local id = ARGV[1]
 if id == '' then
+  unpark(KEYS[1], KEYS[2], ARGV[6], ARGV[8], ARGV[9])
   local off = 0
   while id == '' do  -- the first ready row not waiting for a queue slot (`_queues`)
-    local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', off, 100)
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'WITHSCORES', 'LIMIT',
+                           off, 100)
     if #ids == 0 then return false end
-    for _, c in ipairs(ids) do
-      if claimable(c) then id = c break end
+    local parked = 0
+    for i = 1, #ids, 2 do
+      local c = ids[i]
+      local ok, g = claimable(c)
+      if ok then id = c break end
+      if g[2] == '' and tonumber(g[3] or '0') == 0 then  -- free, no time limit: park it
+        local due = tonumber(ids[i + 1])
+        redis.call('HSET', ARGV[6] .. c, 'due', due + PARK)
+        redis.call('ZADD', KEYS[1], due + PARK, c)
+        redis.call('ZADD', ARGV[9] .. g[1], due, c)
+        parked = parked + 1
+      end
     end
-    off = off + 100
+    off = off + #ids / 2 - parked  -- (parked rows left the range: the next page is nearer)
   end
 elseif not claimable(id) then return false end
 local wf = ARGV[6] .. id
@@ -169,7 +182,12 @@ if f[2] ~= '' then redis.call('SREM', ARGV[4] .. f[2], ARGV[3]) end
 return 1
 """
 
-_STALE = """
+_STALE = (
+    _queues.REDIS_PARKING
+    + """
+-- Rows parked by plain workers' claims come back here too (Celery's claims are by id: they
+-- park nothing, and a parked row's message would be dropped).
+unpark(KEYS[1], KEYS[2], ARGV[3], ARGV[5], ARGV[6])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
 local out = {}
 for _, id in ipairs(ids) do
@@ -186,6 +204,7 @@ for _, id in ipairs(ids) do
 end
 return out
 """
+)
 
 _ALIVE = """
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
@@ -275,8 +294,8 @@ class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store)
         self, owner: str, now: float, lease: float, id: str | None = None, step: int = -1
     ) -> Claim | None:
         args = [id or "", str(step), repr(now), repr(now + lease), owner, f"{self._p}:wf:"]
-        queues = [f"{self._p}:queues", f"{self._p}:qheld:"]  # `_queues`
-        got = self._claim([self._ready, queues[0]], [*args, f"{self._p}:held:", queues[1]])
+        queues = [f"{self._p}:queues", f"{self._p}:qheld:", f"{self._p}:qpark:"]  # `_queues`
+        got = self._claim([self._ready, queues[0]], [*args, f"{self._p}:held:", *queues[1:]])
         if not got:
             return None
         return Claim(_s(got[0]), _s(got[1]), _s(got[2]), int(got[3]), owner, int(got[4]),
@@ -345,8 +364,9 @@ class RedisStore(RedisWaits, _queues.QueueRedis, _schedule.ScheduleRedis, Store)
         ]
 
     def stale(self, now: float, older_than: float) -> builtins.list[tuple[str, int, str]]:
-        args = [repr(now), repr(now - older_than), f"{self._p}:wf:", f"{self._p}:held:"]
-        got = self._stale([self._ready], args)
+        args = [repr(now), repr(now - older_than), f"{self._p}:wf:", f"{self._p}:held:",
+                f"{self._p}:qheld:", f"{self._p}:qpark:"]  # fmt: skip
+        got = self._stale([self._ready, f"{self._p}:queues"], args)
         return [(_s(got[i]), int(got[i + 1]), _s(got[i + 2])) for i in range(0, len(got), 3)]
 
     def count_running(self) -> int:
