@@ -152,7 +152,10 @@ def _wire(ext: ModuleType) -> None:
             "Context": _context.Context,
             "Signature": Signature,
             "Signal": _context._Signal,
-            "worker_main": _worker._worker_main,
+            "run_body": _worker.run_body,
+            "as_reported": _worker._as_reported,
+            "CoroutineExit": _errors.CoroutineExit,
+            "worker_main": _worker_main(ext),
             "trimmed": _errors.trimmed,
             "throw": PURE_METHODS["throw"],
             "close": PURE_METHODS["close"],
@@ -181,6 +184,23 @@ def _wire(ext: ModuleType) -> None:
     _new.NewWithReturn.__class_getitem__ = ext.Subscript(  # type: ignore[method-assign]
         _subscript(True, "NewWithReturn")
     )
+
+
+def _worker_main(ext: ModuleType) -> Callable[[_worker.Task], None]:
+    """What a worker made by the compiled `acquire` runs: `_worker._worker_main`'s loop and
+    `run_body`, compiled (`_speedups.worker_main`), under this one Python frame for the
+    worker's whole life. The frame is needed: greenlet takes a suspended greenlet with no
+    Python frame for one running in another thread, and refuses to set its ``gr_context``
+    (which `start` and `release` do to a parked worker). It is also how `_worker.is_parked`
+    knows a parked worker: its top frame is this function's, as a pure one's is
+    `_worker_main`'s."""
+    loop = ext.worker_main
+
+    def worker_main(task: _worker.Task) -> None:
+        return loop(task)  # type: ignore[no-any-return]
+
+    _worker.PARKING.add(worker_main.__code__)
+    return worker_main
 
 
 def _subscript(with_return: bool, name: str) -> Callable[[Any], Any]:

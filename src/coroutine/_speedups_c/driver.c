@@ -1,5 +1,6 @@
 /* The driver's side of the switch protocol: _driver.start, resume and ended (rule E1), and
- * _worker.acquire and release (a per-thread pool of parked worker greenlets). */
+ * _worker.acquire and release (a per-thread pool of parked worker greenlets); and what a
+ * worker runs, _worker._worker_main and run_body (rule B3). */
 
 #include "speedups.h"
 
@@ -348,3 +349,124 @@ failed:
     Py_DECREF(ctx);
     return -1;
 }
+
+/* -- the worker: _worker._worker_main and run_body, compiled --------------------------------- */
+
+/* A Python bool's truth without a call; anything else as Python tests it (-1: raised). */
+static inline int
+truth(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
+}
+
+/* _worker.run_body(ctx, fn, with_return) (rule B3): the driver to park with (a new
+ * reference), None if the body was abandoned, or NULL with what escapes the worker. */
+static PyObject *
+run_body(PyObject *ctx, PyObject *fn, PyObject *with_return)
+{
+    set_slot(ctx, c_vars, Py_None); /* started: from here on, a lost worker means it ended */
+    PyObject *token = PyContextVar_Set(CURRENT, ctx);
+    PyObject *result = NULL;
+    if (token != NULL) {
+        Py_DECREF(token);
+        result = PyObject_CallNoArgs(fn);
+    }
+    if (result == NULL) { /* except BaseException as exc: */
+        PyObject *exc = fetch_exc();
+        if (SLOT(ctx, c_state) == DONE) { /* abandoned: it yielded while stopped, or collected */
+            if (PyErr_GivenExceptionMatches(exc, exc_coroutine_exit)) {
+                Py_DECREF(exc);
+                Py_RETURN_NONE;
+            }
+            restore_exc(exc); /* raise: greenlet reports it as unraisable */
+            return NULL;
+        }
+        PyObject *args[2] = {ctx, exc};
+        PyObject *reported = call_handling(exc, py_as_reported, args, 2);
+        Py_DECREF(exc);
+        if (reported == NULL) /* (raised in the except block: chained to exc) */
+            return NULL;
+        set_slot(ctx, c_exc, reported);
+        Py_DECREF(reported);
+        set_slot(ctx, c_exit, Py_None);
+        set_slot(ctx, c_state, DONE);
+        return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
+    }
+    PyObject *driver = NULL;
+    if (SLOT(ctx, c_state) == DONE) {
+        driver = Py_NewRef(Py_None);
+        goto out;
+    }
+    int keep = truth(with_return);
+    if (keep > 0) {
+        PyObject *stopping = get_slot(ctx, c_stopping, "_stopping");
+        keep = stopping == NULL ? -1 : truth(stopping);
+        keep = keep < 0 ? -1 : !keep;
+    }
+    if (keep < 0)
+        goto out;
+    if (keep)
+        set_slot(ctx, c_result, result);
+    set_slot(ctx, c_exit, Py_None);
+    set_slot(ctx, c_state, DONE);
+    driver = Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
+out:
+    Py_DECREF(result); /* (as the Python frame's locals go when it returns) */
+    return driver;
+}
+
+/* run_body(*task): compiled for the task the driver makes, (Context, body, with_return); any
+ * other shape goes to the Python function, which raises as Python would. */
+static PyObject *
+run_task(PyObject *task)
+{
+    if (PyTuple_CheckExact(task) && PyTuple_GET_SIZE(task) == 3
+        && Py_IS_TYPE(PyTuple_GET_ITEM(task, 0), CtxType))
+        return run_body(PyTuple_GET_ITEM(task, 0), PyTuple_GET_ITEM(task, 1),
+                        PyTuple_GET_ITEM(task, 2));
+    PyObject *seq = PySequence_Tuple(task);
+    if (seq == NULL)
+        return NULL;
+    PyObject *r = PyObject_Call(py_run_body, seq, NULL);
+    Py_DECREF(seq);
+    return r;
+}
+
+/* _worker._worker_main(task): a worker's life, run bodies until abandoned or dropped. Called
+ * by `_accel.worker_main`, what `acquire_worker` makes a worker run, with the first task
+ * (start_body's first switch hands it over: start_worker). That one Python frame stays under
+ * every body the worker runs, and is the worker's top frame while it is parked: greenlet
+ * takes a suspended greenlet without a Python frame for one running in another thread, and
+ * refuses to set its gr_context (`_accel.worker_main`, `_worker.is_parked`). */
+static PyObject *
+worker_main(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "coroutine: a worker is started with its first task");
+        return NULL;
+    }
+    PyObject *task = Py_NewRef(args[0]); /* (greenlet's own reference is taken out) */
+    for (;;) {
+        PyObject *driver = run_task(task);
+        Py_DECREF(task); /* a parked worker must not keep the finished body's task alive */
+        if (driver == NULL || driver == Py_None)
+            return driver; /* raised (to the driver, rule D2), or abandoned: this worker dies */
+        /* While parked, this call still references `driver`, as the Python frame does. */
+        if (is_greenlet(driver))
+            task = switch_to(driver, PARKED);
+        else
+            task = PyObject_CallMethodOneArg(driver, s_switch, PARKED);
+        Py_DECREF(driver);
+        if (task == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_GreenletExit))
+                return NULL;
+            PyErr_Clear(); /* dropped from the pool, or by an interrupted hand-off */
+            Py_RETURN_NONE;
+        }
+    }
+}
+
+PyMethodDef worker_main_def = {
+    "worker_main", (PyCFunction)(void (*)(void))worker_main, METH_FASTCALL,
+    "worker_main($module, task, /)\n--\n\n_worker._worker_main, compiled: what a worker "
+    "made by the compiled acquire runs."};

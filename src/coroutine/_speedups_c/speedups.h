@@ -20,9 +20,12 @@
  *   B2  `_recv`, `_sent`, then SUSPENDED written last; a failed switch restores RUNNING and
  *       `_recv` if the state is still SUSPENDED.
  *   E1  `ended` mirrors the Python one; the worker goes back to the pool in C.
+ *   B3  `run_body` (driver.c) writes `_exc`/`_result`, then DONE, then returns the driver,
+ *       to which `worker_main` parks, as `_worker.run_body` and `_worker_main` do.
  *
  * The only functions here that switch greenlets are `resume_body`, `start_body` and
- * `YieldSite_call` (tests/test_switch_protocol.py greps these files for PyGreenlet_Switch).
+ * `YieldSite_call`, and `worker_main` to park (tests/test_switch_protocol.py greps these
+ * files for PyGreenlet_Switch).
  *
  * Memory invariant (as in `_context`): the yield site holds, across its switch, only the
  * context, the driver greenlet and the values; never the Coroutine object or the worker.
@@ -32,7 +35,7 @@
  *   speedups.h   this header: the objects bound by setup(), slot access, the switch helper
  *   compat.c     exceptions: fetch/restore and the handled exception across CPython 3.10-3.13,
  *                and the library's frames taken out of one leaving it (`_errors.trimmed`)
- *   driver.c     the driver's side: start, resume, ended; the worker pool
+ *   driver.c     the driver's side: start, resume, ended; the worker pool; the worker's loop
  *   methods.c    Coroutine's Next/Recv/Send/__next__/send/__del__
  *   run.c        Run's loop, resume and creation (module functions)
  *   yieldsite.c  the yield site: the compiled function behind one `Yield[R, S]`
@@ -78,7 +81,11 @@ extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 extern PyObject *py_run_refused; /* _run.refused: the TypeError for Run's arguments */
 extern PyObject *py_run_stopped; /* _run.stopped: the StoppedError for a stopped body */
-extern PyObject *py_worker_main; /* _worker._worker_main, what a new worker runs */
+extern PyObject *py_run_body;    /* _worker.run_body, for a task of another shape */
+extern PyObject *py_as_reported; /* _worker._as_reported: what the driver raises for a body */
+extern PyObject *exc_coroutine_exit; /* _errors.CoroutineExit */
+extern PyObject *py_worker_main; /* _accel.worker_main: what a new worker runs */
+extern PyMethodDef worker_main_def; /* _speedups.worker_main: _worker._worker_main, compiled */
 extern PyObject *py_trimmed;     /* _errors.trimmed: the library's frames out of a traceback */
 extern PyObject *py_throw, *py_close, *py_exit; /* Coroutine's throw, close, __exit__ as written */
 extern PyObject *create_flags;   /* _new's dictionary, for its DURABLE flag */
@@ -86,7 +93,7 @@ extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
 extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
 extern PyObject *s_DURABLE;
-extern PyObject *s_Next, *s_next, *s_send, *empty_tuple;
+extern PyObject *s_Next, *s_next, *s_send, *s_switch, *empty_tuple;
 
 /* slot offsets: c_ Context's, k_ Coroutine's, g_ Signature's */
 extern Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc,
