@@ -422,3 +422,31 @@ def test_new_is_subscripted_through_one_factory_per_type_pair_and_kind() -> None
             NewWithReturn[int]
     if not PURE:
         assert type(vars(New)["__class_getitem__"]).__name__ == "Subscript"
+
+
+def test_creation_sees_a_change_of_its_remembered_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The compiled creation remembers `_new.DURABLE` and this thread's pool while their
+    # dictionaries are unchanged (their version tags, speedups.h's memo_lookup): a change
+    # in between is seen by the next creation, a replaced pool by the next release.
+    from coroutine import _new, _worker
+
+    for _ in range(2):
+        c = New[int, Any](lambda: None)
+        assert c._ctx._durable is None
+        c.Next()
+    monkeypatch.setattr(_new, "DURABLE", True)
+    assert New[int, Any](lambda: None)._ctx._durable is not None
+    monkeypatch.setattr(_new, "DURABLE", False)
+    assert New[int, Any](lambda: None)._ctx._durable is None
+    old = _worker._local.pool
+    assert old
+    fresh: list[object] = []
+    _worker._local.pool = fresh
+    New[int, Any](lambda: None).Next()  # a new worker: the fresh pool is empty
+    assert len(fresh) == 1 and fresh[0] not in old
+    w = fresh[0]
+    New[int, Any](lambda: None).Next()  # taken from the fresh pool and put back
+    assert fresh == [w]
+    del _worker._local.pool
+    New[int, Any](lambda: None).Next()
+    assert _worker._local.pool not in (old, fresh) and len(_worker._local.pool) == 1

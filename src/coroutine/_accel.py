@@ -197,7 +197,11 @@ def _worker_main(ext: ModuleType) -> Callable[[_worker.Task], None]:
     loop = ext.worker_main
 
     def worker_main(task: _worker.Task) -> None:
-        return loop(task)  # type: ignore[no-any-return]
+        # Handed over in a list the loop empties: this frame lives as long as the worker,
+        # and neither a local nor a call's argument on its stack may keep the first task.
+        box = [task]
+        del task
+        return loop(box)  # type: ignore[no-any-return]
 
     _worker.PARKING.add(worker_main.__code__)
     return worker_main

@@ -57,6 +57,8 @@ local_dict(void)
     return ldict;
 }
 
+static dict_memo pool_memo; /* the last thread's pool, in its local's dictionary */
+
 /* _worker.release(g): back to this thread's pool, or dropped; a `_worker_once` worker is dead
  * already, and never pooled. */
 static int
@@ -69,7 +71,7 @@ release_worker(PyObject *g)
     PyObject *ldict = local_dict();
     if (ldict == NULL)
         return -1;
-    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    PyObject *pool = memo_lookup(&pool_memo, ldict, s_pool); /* borrowed */
     if (pool == NULL) {
         if (PyErr_Occurred())
             return -1;
@@ -93,7 +95,7 @@ acquire_worker(void)
     PyObject *ldict = local_dict();
     if (ldict == NULL)
         return NULL;
-    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    PyObject *pool = memo_lookup(&pool_memo, ldict, s_pool); /* borrowed */
     if (pool == NULL && PyErr_Occurred())
         return NULL;
     if (pool != NULL && PyList_CheckExact(pool) && PyList_GET_SIZE(pool) > 0) {
@@ -433,7 +435,7 @@ run_task(PyObject *task)
 }
 
 /* _worker._worker_main(task): a worker's life, run bodies until abandoned or dropped. Called
- * by `_accel.worker_main`, what `acquire_worker` makes a worker run, with the first task
+ * by `_accel.worker_main`, what `acquire_worker` makes a worker run, with [the first task]
  * (start_body's first switch hands it over: start_worker). That one Python frame stays under
  * every body the worker runs, and is the worker's top frame while it is parked: greenlet
  * takes a suspended greenlet without a Python frame for one running in another thread, and
@@ -441,11 +443,15 @@ run_task(PyObject *task)
 static PyObject *
 worker_main(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "coroutine: a worker is started with its first task");
+    if (nargs != 1 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 1) {
+        PyErr_SetString(PyExc_TypeError, "coroutine: a worker starts with [its first task]");
         return NULL;
     }
-    PyObject *task = Py_NewRef(args[0]); /* (greenlet's own reference is taken out) */
+    /* Taken out of the list: the caller's frame, which stays under every body this worker
+     * runs, keeps nothing of it (greenlet's own reference is taken out by start_worker). */
+    PyObject *task = PyList_GET_ITEM(args[0], 0);
+    PyList_SET_ITEM(args[0], 0, NULL);
+    Py_SET_SIZE(args[0], 0);
     for (;;) {
         PyObject *driver = run_task(task);
         Py_DECREF(task); /* a parked worker must not keep the finished body's task alive */
@@ -468,5 +474,5 @@ worker_main(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 
 PyMethodDef worker_main_def = {
     "worker_main", (PyCFunction)(void (*)(void))worker_main, METH_FASTCALL,
-    "worker_main($module, task, /)\n--\n\n_worker._worker_main, compiled: what a worker "
-    "made by the compiled acquire runs."};
+    "worker_main($module, box, /)\n--\n\n_worker._worker_main(box.pop()), compiled: what a "
+    "worker made by the compiled acquire runs."};

@@ -119,7 +119,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
         || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)
-        || !PyDict_Check(create_flags) || !PyDict_Check(docs)) {
+        || !PyDict_CheckExact(create_flags) || !PyDict_Check(docs)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }

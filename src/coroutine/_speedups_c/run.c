@@ -167,7 +167,8 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
     }
     /* _new.DURABLE, read in the module's dict (no attribute protocol; if it is not there,
      * the Python function reads it as Python does) */
-    PyObject *flag = PyDict_GetItemWithError(create_flags, s_DURABLE);
+    static dict_memo durable_memo;
+    PyObject *flag = memo_lookup(&durable_memo, create_flags, s_DURABLE);
     int durable = flag == NULL ? -1 : PyObject_IsTrue(flag);
     if (durable != 0) {
         PyErr_Clear(); /* (if it raised, the Python function raises it again) */

@@ -171,6 +171,58 @@ get_slot(PyObject *obj, Py_ssize_t off, const char *name)
     return v;
 }
 
+/* -- dictionary lookups remembered while the dictionary is unchanged ------------------------ */
+
+/* d[key] for a dictionary read at every creation (`_new`'s DURABLE, the thread's pool), kept
+ * with the dictionary's version tag (PEP 509): any change to the dictionary changes the tag,
+ * and the next lookup is made again. CPython 3.12 deprecates the tag but keeps it up to date
+ * (its dict watchers use it); from 3.14 on, every lookup is made. */
+typedef struct {
+    PyObject *dict;  /* not a reference: only compared (tags are unique to a dictionary) */
+    PyObject *value; /* borrowed from dict, which holds it while the tag is unchanged */
+    uint64_t tag;
+} dict_memo;
+
+#if PY_VERSION_HEX < 0x030E0000
+#define DICT_MEMO 1
+static inline uint64_t
+dict_tag(PyObject *d)
+{
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    return ((PyDictObject *)d)->ma_version_tag;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+#else
+#define DICT_MEMO 0
+#endif
+
+/* d[key], borrowed; NULL if absent (no error) or with an error set. `d` is an exact dict.
+ * A tag comes from a global counter, new at each change of any dictionary and at each
+ * dictionary's creation: so an equal tag at the same address is the same, unchanged
+ * dictionary (no reference to it is needed). */
+static inline PyObject *
+memo_lookup(dict_memo *m, PyObject *d, PyObject *key)
+{
+#if DICT_MEMO
+    if (m->dict == d && m->tag == dict_tag(d) && m->value != NULL)
+        return m->value;
+#endif
+    PyObject *v = PyDict_GetItemWithError(d, key); /* (runs no code: key is a str) */
+#if DICT_MEMO
+    m->dict = d;
+    m->tag = dict_tag(d);
+    m->value = v;
+#else
+    (void)m;
+#endif
+    return v;
+}
+
 /* -- greenlet helpers ---------------------------------------------------------------------- */
 
 /* PyGreenlet_Check, with the subclass of the workers (and greenlet itself) answered first. */
