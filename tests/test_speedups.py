@@ -450,3 +450,55 @@ def test_creation_sees_a_change_of_its_remembered_lookups(monkeypatch: pytest.Mo
     del _worker._local.pool
     New[int, Any](lambda: None).Next()
     assert _worker._local.pool not in (old, fresh) and len(_worker._local.pool) == 1
+
+
+class _Held:
+    pass
+
+
+def _give(x: object) -> object:
+    return x
+
+
+def test_a_dropped_coroutine_releases_what_it_held() -> None:
+    # Coroutine's and Context's deallocation (compiled: methods.c's slots_dealloc, in place
+    # of CPython's generic one): every slot released, weak references to both cleared, the
+    # finalizer run for a body left suspended.
+    import functools
+    import gc
+    import weakref
+
+    entry, result = _Held(), _Held()
+    c = NewWithReturn[int, Any](functools.partial(_give, result))
+    c.Next()
+    d = New[int, Any](functools.partial(_give, entry))
+    refs = [weakref.ref(x) for x in (entry, result, c, c._ctx, d, d._ctx)]
+    del entry, result, c, d
+    assert [r() for r in refs] == [None] * 6  # by reference counting alone
+    unwound: list[str] = []
+
+    def suspended() -> None:
+        try:
+            Yield[int, Any](1)
+        finally:
+            unwound.append("finally")
+
+    s = New[int, Any](suspended)
+    s.Next()
+    ref = weakref.ref(s)
+    del s
+    gc.collect()
+    assert unwound == ["finally"] and ref() is None
+
+
+def test_a_long_chain_of_coroutines_is_freed_without_exhausting_the_stack() -> None:
+    # Each holds the previous one as its result, and nothing else does (the entry is a
+    # list's pop): freeing the last frees the chain one by one, deferred by CPython's
+    # trashcan rather than nested on the C stack (no tuple, which has its own, in between).
+    head: object = None
+    for _ in range(300_000):
+        c = NewWithReturn[int, Any]([head].pop)
+        c.Next()
+        head = c
+    del c
+    del head

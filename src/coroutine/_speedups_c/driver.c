@@ -291,6 +291,23 @@ start_worker(PyObject *g, PyObject *task)
     return out;
 }
 
+/* id(g), as an int kept for the last address asked: an id is the address, so the int is
+ * right for whatever greenlet lives there (a pooled worker runs body after body). */
+static PyObject *
+worker_id(PyObject *g)
+{
+    static PyObject *last_id;
+    static void *last_address;
+    if (last_id == NULL || last_address != (void *)g) {
+        PyObject *id = PyLong_FromVoidPtr(g);
+        if (id == NULL)
+            return NULL;
+        Py_XSETREF(last_id, id);
+        last_address = (void *)g;
+    }
+    return Py_NewRef(last_id);
+}
+
 /* _driver.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
 int
 start_body(PyObject *coro, PyObject *ctx)
@@ -323,7 +340,7 @@ start_body(PyObject *coro, PyObject *ctx)
     if (vars == NULL || set_gr_context(g, vars) < 0)
         goto failed;
     set_slot(coro, k_g, g);
-    PyObject *gid = PyLong_FromVoidPtr(g);
+    PyObject *gid = worker_id(g);
     if (gid == NULL)
         goto failed;
     set_slot(ctx, c_gid, gid);

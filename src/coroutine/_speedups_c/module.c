@@ -162,6 +162,8 @@ mod_setup(PyObject *mod, PyObject *ns)
     /* Setting __del__ made tp_finalize the generic slot, which looks __del__ up by name at
      * every finalization; this one calls Coro_del's code directly (methods.c). */
     CoroType->tp_finalize = Coro_finalize;
+    install_dealloc(CoroType, 0); /* (methods.c) */
+    install_dealloc(CtxType, 1);
     /* The types stay alive: the module keeps a reference to each (never released). */
     ready = 1;
     Py_RETURN_NONE;
