@@ -327,10 +327,10 @@ def _outcome(make: Any, body: Any, ops: list[str], pure_worker: bool) -> list[ob
 def test_the_compiled_worker_loop_runs_a_body_as_the_python_one(
     make: Any, body: Any, ops: list[str]
 ) -> None:
-    # `_speedups.worker_main` is `_worker._worker_main` and `run_body` copied into C: every
-    # way a body ends, driven through a pooled Python worker and through a compiled one, shows
-    # the same results, errors, tracebacks, states and pooling; only the worker's own frame
-    # differs.
+    # `_accel.worker_main` is `_worker._worker_main` with `run_body`'s steps and the parking
+    # switch copied into C (`_speedups.worker_*`): every way a body ends, driven through a
+    # pooled Python worker and through a compiled one, shows the same results, errors,
+    # tracebacks, states and pooling; only the worker's own frame differs.
     pure = _outcome(make, body, ops, pure_worker=True)
     compiled = _outcome(make, body, ops, pure_worker=False)
     assert "pure" in pure and "compiled" not in pure

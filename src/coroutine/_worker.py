@@ -21,11 +21,11 @@ dictionary, which would cost every suspended coroutine a dict (about 200 bytes, 
 what a coroutine adds to its greenlet). `release` keeps only a worker still alive, and only
 a `_worker_main` one is alive after its body ended.
 
-Compiled. With the extension, a worker made by the compiled `acquire` runs this module's
-`_worker_main` loop and `run_body` in C (`_speedups.worker_main`, under one Python frame for
-the worker's life: `_accel.worker_main`), and calls the Python `_as_reported` for a body that
-raised; tests/test_speedups.py holds both loops to the same outcomes for every way a body
-ends. Workers of both kinds share the pool.
+Compiled. With the extension, a worker made by the compiled `acquire` runs `_accel`'s
+`worker_main`: this module's `_worker_main` loop, still a Python frame that calls the body,
+with `run_body`'s steps and the parking switch compiled (`_speedups.worker_*`); it calls the
+Python `_as_reported` for a body that raised. tests/test_speedups.py holds both loops to the
+same outcomes for every way a body ends. Workers of both kinds share the pool.
 
 A worker holds no reference to the `Coroutine` object (see `_context`'s memory invariant):
 its task is the body's `Context`, the entry function, and whether to keep the result.
@@ -87,11 +87,11 @@ def acquire() -> greenlet:
 def is_parked(worker: greenlet) -> bool:
     """Whether `worker` waits for a body (rather than holding an abandoned one): it is
     suspended in `_worker_main` itself, at its switch to the driver (a body's innermost frame
-    is the body's, or the yield's), or in the compiled loop under `PARKING`'s other frame. A
+    is the body's, or the yield's), or in `_accel`'s compiled loop, `PARKING`'s other code. A
     `_worker_once` worker never parks: its body ended, it is dead. Read only off the hot path
     (rule E1's recovery), of a worker whose body ended or is suspended in `end_from_body`: a
-    body with no Python frame of its own (a partial of a compiled yield) could suspend in a
-    compiled worker with its frame on top, but only at a yield, never once ended."""
+    body with no Python frame of its own (a partial of a compiled yield) could suspend with
+    the worker's loop on top, but only at a yield, never once ended."""
     frame = worker.gr_frame
     return frame is not None and frame.f_code in PARKING
 
@@ -145,7 +145,7 @@ def _worker_main(task: Task | None = None) -> None:
 
 PARKING: set[CodeType] = {_worker_main.__code__}
 """The code of every function a parked worker is suspended in: `_worker_main`'s, and with
-the extension that of the frame its compiled loop runs under (`_accel`)."""
+the extension that of `_accel`'s worker loop, whose steps are compiled."""
 
 
 def _worker_once(task: Task) -> Any:

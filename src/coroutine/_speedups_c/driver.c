@@ -1,6 +1,6 @@
 /* The driver's side of the switch protocol: _driver.start, resume and ended (rule E1), and
  * _worker.acquire and release (a per-thread pool of parked worker greenlets); and what a
- * worker runs, _worker._worker_main and run_body (rule B3). */
+ * worker runs, _worker.run_body and _worker_main's parking switch (rule B3). */
 
 #include "speedups.h"
 
@@ -369,7 +369,18 @@ failed:
     return -1;
 }
 
-/* -- the worker: _worker._worker_main and run_body, compiled --------------------------------- */
+/* -- the worker: _worker.run_body and _worker_main's switch, compiled ---------------------- */
+
+/* A worker made by the compiled acquire runs `_accel.worker_main`: `_worker._worker_main`'s
+ * loop in Python, the body called from it (so the body's frames run in that loop's
+ * evaluation, with no second C evaluation frame on the worker's stack: 200 bytes per
+ * suspended coroutine), and these four steps of `run_body` and the parking switch in C:
+ *
+ *     fn = worker_begin(task)
+ *     try: driver = worker_done(task, fn())
+ *     except BaseException as exc: driver = worker_failed(task, exc)
+ *     ...  task = worker_park(driver)  (which begins the next task)
+ */
 
 /* A Python bool's truth without a call; anything else as Python tests it (-1: raised). */
 static inline int
@@ -378,118 +389,125 @@ truth(PyObject *v)
     return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
 }
 
-/* _worker.run_body(ctx, fn, with_return) (rule B3): the driver to park with (a new
- * reference), None if the body was abandoned, or NULL with what escapes the worker. */
+/* The Context of a task the driver made, (Context, body, with_return), borrowed; else NULL
+ * with TypeError (Python's `run_body(*task)` would refuse it too, out of the worker). */
 static PyObject *
-run_body(PyObject *ctx, PyObject *fn, PyObject *with_return)
+task_ctx(PyObject *task)
 {
+    if (PyTuple_CheckExact(task) && PyTuple_GET_SIZE(task) == 3
+        && Py_IS_TYPE(PyTuple_GET_ITEM(task, 0), CtxType))
+        return PyTuple_GET_ITEM(task, 0);
+    PyErr_Format(PyExc_TypeError, "coroutine: a worker was handed %R, not a task", task);
+    return NULL;
+}
+
+/* run_body's start: the body to call. (Outside the loop's try, unlike run_body's: a failure
+ * here, MemoryError at worst, escapes the worker to its driver, which finds the coroutine
+ * RUNNING and rolls it back, rule D3, where run_body would report it as the body's.) */
+static int
+begin(PyObject *task)
+{
+    PyObject *ctx = task_ctx(task);
+    if (ctx == NULL)
+        return -1;
     set_slot(ctx, c_vars, Py_None); /* started: from here on, a lost worker means it ended */
     PyObject *token = PyContextVar_Set(CURRENT, ctx);
-    PyObject *result = NULL;
-    if (token != NULL) {
-        Py_DECREF(token);
-        result = PyObject_CallNoArgs(fn);
+    if (token == NULL)
+        return -1;
+    Py_DECREF(token);
+    return 0;
+}
+
+static PyObject *
+worker_begin(PyObject *mod, PyObject *task)
+{
+    return begin(task) < 0 ? NULL : Py_NewRef(PyTuple_GET_ITEM(task, 1));
+}
+
+/* run_body's except branch (called inside the worker's except block: `exc` is the handled
+ * exception): the driver to park with, None if abandoned; or raises `exc` again. */
+static PyObject *
+worker_failed(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "worker_failed(task, exc)");
+    PyObject *ctx = PyTuple_CheckExact(args[0]) && PyTuple_GET_SIZE(args[0]) == 3
+                            && Py_IS_TYPE(PyTuple_GET_ITEM(args[0], 0), CtxType)
+                        ? PyTuple_GET_ITEM(args[0], 0)
+                        : NULL;
+    PyObject *exc = args[1];
+    if (ctx == NULL || SLOT(ctx, c_state) == DONE) {
+        /* abandoned (it yielded while stopped, or was collected); or no task at all */
+        if (ctx != NULL && PyErr_GivenExceptionMatches(exc, exc_coroutine_exit))
+            Py_RETURN_NONE;
+        restore_exc(Py_NewRef(exc)); /* raise: greenlet reports it as unraisable */
+        return NULL;
     }
-    if (result == NULL) { /* except BaseException as exc: */
-        PyObject *exc = fetch_exc();
-        if (SLOT(ctx, c_state) == DONE) { /* abandoned: it yielded while stopped, or collected */
-            if (PyErr_GivenExceptionMatches(exc, exc_coroutine_exit)) {
-                Py_DECREF(exc);
-                Py_RETURN_NONE;
-            }
-            restore_exc(exc); /* raise: greenlet reports it as unraisable */
-            return NULL;
-        }
-        PyObject *args[2] = {ctx, exc};
-        PyObject *reported = call_handling(exc, py_as_reported, args, 2);
-        Py_DECREF(exc);
-        if (reported == NULL) /* (raised in the except block: chained to exc) */
-            return NULL;
-        set_slot(ctx, c_exc, reported);
-        Py_DECREF(reported);
-        set_slot(ctx, c_exit, Py_None);
-        set_slot(ctx, c_state, DONE);
-        return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
-    }
-    PyObject *driver = NULL;
-    if (SLOT(ctx, c_state) == DONE) {
-        driver = Py_NewRef(Py_None);
-        goto out;
-    }
-    int keep = truth(with_return);
+    PyObject *a[2] = {ctx, exc};
+    PyObject *reported = PyObject_Vectorcall(py_as_reported, a, 2, NULL);
+    if (reported == NULL)
+        return NULL;
+    set_slot(ctx, c_exc, reported);
+    Py_DECREF(reported);
+    set_slot(ctx, c_exit, Py_None);
+    set_slot(ctx, c_state, DONE);
+    return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
+}
+
+/* run_body's end after the body returned `result`: the driver to park with, or None. */
+static PyObject *
+worker_done(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "worker_done(task, result)");
+    PyObject *ctx = task_ctx(args[0]);
+    if (ctx == NULL)
+        return NULL;
+    if (SLOT(ctx, c_state) == DONE)
+        Py_RETURN_NONE;
+    int keep = truth(PyTuple_GET_ITEM(args[0], 2));
     if (keep > 0) {
         PyObject *stopping = get_slot(ctx, c_stopping, "_stopping");
         keep = stopping == NULL ? -1 : truth(stopping);
         keep = keep < 0 ? -1 : !keep;
     }
     if (keep < 0)
-        goto out;
+        return NULL;
     if (keep)
-        set_slot(ctx, c_result, result);
+        set_slot(ctx, c_result, args[1]);
     set_slot(ctx, c_exit, Py_None);
     set_slot(ctx, c_state, DONE);
-    driver = Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
-out:
-    Py_DECREF(result); /* (as the Python frame's locals go when it returns) */
-    return driver;
+    return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
 }
 
-/* run_body(*task): compiled for the task the driver makes, (Context, body, with_return); any
- * other shape goes to the Python function, which raises as Python would. */
+/* _worker_main's `driver.switch(PARKED)`: the next task, begun (`worker_begin`), or None if
+ * there is no driver (the body was abandoned) or the worker is dropped (GreenletExit: from
+ * the pool, or by an interrupted hand-off). */
 static PyObject *
-run_task(PyObject *task)
+worker_park(PyObject *mod, PyObject *driver)
 {
-    if (PyTuple_CheckExact(task) && PyTuple_GET_SIZE(task) == 3
-        && Py_IS_TYPE(PyTuple_GET_ITEM(task, 0), CtxType))
-        return run_body(PyTuple_GET_ITEM(task, 0), PyTuple_GET_ITEM(task, 1),
-                        PyTuple_GET_ITEM(task, 2));
-    PyObject *seq = PySequence_Tuple(task);
-    if (seq == NULL)
-        return NULL;
-    PyObject *r = PyObject_Call(py_run_body, seq, NULL);
-    Py_DECREF(seq);
-    return r;
+    if (driver == Py_None) /* the body was abandoned: its worker dies */
+        Py_RETURN_NONE;
+    PyObject *task = is_greenlet(driver) ? switch_to(driver, PARKED)
+                                         : PyObject_CallMethodOneArg(driver, s_switch, PARKED);
+    if (task == NULL && PyErr_ExceptionMatches(PyExc_GreenletExit)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (task != NULL && begin(task) < 0)
+        Py_CLEAR(task);
+    return task;
 }
 
-/* _worker._worker_main(task): a worker's life, run bodies until abandoned or dropped. Called
- * by `_accel.worker_main`, what `acquire_worker` makes a worker run, with [the first task]
- * (start_body's first switch hands it over: start_worker). That one Python frame stays under
- * every body the worker runs, and is the worker's top frame while it is parked: greenlet
- * takes a suspended greenlet without a Python frame for one running in another thread, and
- * refuses to set its gr_context (`_accel.worker_main`, `_worker.is_parked`). */
-static PyObject *
-worker_main(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 1 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 1) {
-        PyErr_SetString(PyExc_TypeError, "coroutine: a worker starts with [its first task]");
-        return NULL;
-    }
-    /* Taken out of the list: the caller's frame, which stays under every body this worker
-     * runs, keeps nothing of it (greenlet's own reference is taken out by start_worker). */
-    PyObject *task = PyList_GET_ITEM(args[0], 0);
-    PyList_SET_ITEM(args[0], 0, NULL);
-    Py_SET_SIZE(args[0], 0);
-    for (;;) {
-        PyObject *driver = run_task(task);
-        Py_DECREF(task); /* a parked worker must not keep the finished body's task alive */
-        if (driver == NULL || driver == Py_None)
-            return driver; /* raised (to the driver, rule D2), or abandoned: this worker dies */
-        /* While parked, this call still references `driver`, as the Python frame does. */
-        if (is_greenlet(driver))
-            task = switch_to(driver, PARKED);
-        else
-            task = PyObject_CallMethodOneArg(driver, s_switch, PARKED);
-        Py_DECREF(driver);
-        if (task == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_GreenletExit))
-                return NULL;
-            PyErr_Clear(); /* dropped from the pool, or by an interrupted hand-off */
-            Py_RETURN_NONE;
-        }
-    }
-}
-
-PyMethodDef worker_main_def = {
-    "worker_main", (PyCFunction)(void (*)(void))worker_main, METH_FASTCALL,
-    "worker_main($module, box, /)\n--\n\n_worker._worker_main(box.pop()), compiled: what a "
-    "worker made by the compiled acquire runs."};
+PyMethodDef worker_methods[] = {
+    {"worker_begin", (PyCFunction)worker_begin, METH_O,
+     "worker_begin($module, task, /)\n--\n\n_worker.run_body's start: the body to call."},
+    {"worker_failed", (PyCFunction)(void (*)(void))worker_failed, METH_FASTCALL,
+     "worker_failed($module, task, exc, /)\n--\n\n_worker.run_body's except branch."},
+    {"worker_done", (PyCFunction)(void (*)(void))worker_done, METH_FASTCALL,
+     "worker_done($module, task, result, /)\n--\n\n_worker.run_body's end."},
+    {"worker_park", (PyCFunction)worker_park, METH_O,
+     "worker_park($module, driver, /)\n--\n\n_worker._worker_main's parking switch, then "
+     "worker_begin of the task it brings."},
+    {NULL, NULL, 0, NULL},
+};

@@ -232,9 +232,7 @@ PyInit__speedups(void)
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
-    PyObject *fn = PyCFunction_New(&worker_main_def, m);
-    if (fn == NULL || PyModule_AddObject(m, "worker_main", fn) < 0) {
-        Py_XDECREF(fn);
+    if (PyModule_AddFunctions(m, worker_methods) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -20,11 +20,12 @@
  *   B2  `_recv`, `_sent`, then SUSPENDED written last; a failed switch restores RUNNING and
  *       `_recv` if the state is still SUSPENDED.
  *   E1  `ended` mirrors the Python one; the worker goes back to the pool in C.
- *   B3  `run_body` (driver.c) writes `_exc`/`_result`, then DONE, then returns the driver,
- *       to which `worker_main` parks, as `_worker.run_body` and `_worker_main` do.
+ *   B3  `worker_failed` and `worker_done` (driver.c) write `_exc`/`_result`, then DONE,
+ *       then return the driver, to which `worker_park` switches, as `_worker.run_body` and
+ *       `_worker_main` do.
  *
  * The only functions here that switch greenlets are `resume_body`, `start_body` and
- * `YieldSite_call`, and `worker_main` to park (tests/test_switch_protocol.py greps these
+ * `YieldSite_call`, and `worker_park` to park (tests/test_switch_protocol.py greps these
  * files for PyGreenlet_Switch).
  *
  * Memory invariant (as in `_context`): the yield site holds, across its switch, only the
@@ -85,7 +86,7 @@ extern PyObject *py_run_body;    /* _worker.run_body, for a task of another shap
 extern PyObject *py_as_reported; /* _worker._as_reported: what the driver raises for a body */
 extern PyObject *exc_coroutine_exit; /* _errors.CoroutineExit */
 extern PyObject *py_worker_main; /* _accel.worker_main: what a new worker runs */
-extern PyMethodDef worker_main_def; /* _speedups.worker_main: _worker._worker_main, compiled */
+extern PyMethodDef worker_methods[]; /* driver.c: run_body's steps and the parking switch */
 extern PyObject *py_trimmed;     /* _errors.trimmed: the library's frames out of a traceback */
 extern PyObject *py_throw, *py_close, *py_exit; /* Coroutine's throw, close, __exit__ as written */
 extern PyObject *create_flags;   /* _new's dictionary, for its DURABLE flag */
