@@ -218,25 +218,127 @@ def test_only_run_body_sets_the_current_coroutine_variable() -> None:
     assert setters == ["_worker.py:run_body"]
 
 
-def test_a_worker_failing_before_the_body_starts_leaves_it_created(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The worker's first Python call raises: the exception escapes the worker into the
-    # driver's switch (rule D2), and recover (called from C when accelerated) rolls back (D3).
+def test_a_worker_failing_before_the_body_starts_leaves_it_created() -> None:
+    # The worker woken for the body raises before the body starts: the exception escapes
+    # the worker into the driver's switch (rule D2), and recover (called from C when
+    # accelerated) rolls back (D3). A parked worker of the pool that breaks on waking stands
+    # for the first instruction of either worker loop (the compiled one has no Python line to
+    # break, and both pop the same pool).
+    import greenlet
+
     from coroutine import _worker
 
-    def broken(*_: object) -> None:
+    def broken() -> None:
+        greenlet.getcurrent().parent.switch(_worker.PARKED)  # type: ignore[union-attr]
         raise LookupError("worker broke")
 
+    w = greenlet.greenlet(broken)
+    w.switch()  # parked
     c = NewWithReturn[int, int](_counter)
-    with monkeypatch.context() as m:
-        m.setattr(_worker, "run_body", broken)
-        with pytest.raises(LookupError, match="worker broke"):
-            c.Next()
-        assert c.status == "created" and c._g is None
+    _worker.release(w)
+    assert _worker._local.pool[-1] is w
+    with pytest.raises(LookupError, match="worker broke"):
+        c.Next()
+    assert c.status == "created" and c._g is None and w.dead
     assert c.Next() and c.Recv() == 1
     c.close()
     assert c.status == "done"
+
+
+def _returns() -> int:
+    return 5
+
+
+def _raises() -> None:
+    raise KeyError("body")
+
+
+def _yields_then_returns() -> int:
+    Yield[int, Any](1)
+    return 6
+
+
+def _catches_the_stop() -> int:
+    try:
+        Yield[int, Any](1)
+    except coroutine.CoroutineExit:
+        return 9  # a stopped body's result is not kept
+    return 0
+
+
+def _yields_while_stopping() -> None:
+    try:
+        Yield[int, Any](1)
+    finally:
+        Yield[int, Any](2)  # abandoned: the stop raises ResumeError, the body stays suspended
+
+
+def _outcome(make: Any, body: Any, ops: list[str], pure_worker: bool) -> list[object]:
+    """What driving a coroutine shows, run by a compiled or a Python `_worker_main` worker."""
+    import greenlet
+
+    from coroutine import _worker
+
+    pool = _worker._local.__dict__.setdefault("pool", [])
+    pool.clear()
+    if pure_worker:
+        w = greenlet.greenlet(_worker._worker_main)
+        w.switch()  # parked, as the Python acquire leaves a new one
+        _worker.release(w)
+    seen: list[object] = []
+
+    def run() -> Any:
+        frame = sys._getframe()
+        while frame.f_back is not None:
+            frame = frame.f_back
+        seen.append(frame.f_code.co_name)  # the worker's own frame, under the body's
+        seen.append("pure" if frame.f_code is _worker._worker_main.__code__ else "compiled")
+        return body()
+
+    c = make(run)
+    for op in ops:
+        try:
+            seen.append(getattr(c, op)())
+        except BaseException as exc:
+            seen.append((type(exc).__name__, str(exc), type(exc.__cause__).__name__))
+            seen.append(exc.__suppress_context__)
+            seen.append([f.name for f in traceback.extract_tb(exc.__traceback__)])
+        seen.append(c.status)
+    seen.append(c.Result() if hasattr(c, "Result") and c.status == "done" else None)
+    seen.append(len(pool))  # the worker parked back in the pool (or not)
+    pool.clear()
+    return seen
+
+
+@accelerated_only
+@pytest.mark.parametrize(
+    ("make", "body", "ops"),
+    [
+        (NewWithReturn[int, Any], _returns, ["Next"]),
+        (New[int, Any], _returns, ["Next"]),
+        (New[int, Any], _raises, ["Next"]),
+        (New[int, Any], lambda: _stops(), ["Next"]),
+        (NewWithReturn[int, Any], _yields_then_returns, ["Next", "Next"]),
+        (NewWithReturn[int, Any], _yields_then_returns, ["Next", "close"]),
+        (NewWithReturn[int, Any], _catches_the_stop, ["Next", "close"]),
+        (New[int, Any], _yields_while_stopping, ["Next", "close"]),
+    ],
+)
+def test_the_compiled_worker_loop_runs_a_body_as_the_python_one(
+    make: Any, body: Any, ops: list[str]
+) -> None:
+    # `_accel.worker_main` is `_worker._worker_main` with `run_body`'s steps and the parking
+    # switch copied into C (`_speedups.worker_*`): every way a body ends, driven through a
+    # pooled Python worker and through a compiled one, shows the same results, errors,
+    # tracebacks, states and pooling; only the worker's own frame differs.
+    pure = _outcome(make, body, ops, pure_worker=True)
+    compiled = _outcome(make, body, ops, pure_worker=False)
+    assert "pure" in pure and "compiled" not in pure
+    assert "compiled" in compiled and "pure" not in compiled
+    norm = {"_worker_main": "worker", "worker_main": "worker", "pure": "-", "compiled": "-"}
+    assert [norm.get(x, x) if isinstance(x, str) else x for x in pure] == [
+        norm.get(x, x) if isinstance(x, str) else x for x in compiled
+    ]
 
 
 @accelerated_only
@@ -320,3 +422,83 @@ def test_new_is_subscripted_through_one_factory_per_type_pair_and_kind() -> None
             NewWithReturn[int]
     if not PURE:
         assert type(vars(New)["__class_getitem__"]).__name__ == "Subscript"
+
+
+def test_creation_sees_a_change_of_its_remembered_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The compiled creation remembers `_new.DURABLE` and this thread's pool while their
+    # dictionaries are unchanged (their version tags, speedups.h's memo_lookup): a change
+    # in between is seen by the next creation, a replaced pool by the next release.
+    from coroutine import _new, _worker
+
+    for _ in range(2):
+        c = New[int, Any](lambda: None)
+        assert c._ctx._durable is None
+        c.Next()
+    monkeypatch.setattr(_new, "DURABLE", True)
+    assert New[int, Any](lambda: None)._ctx._durable is not None
+    monkeypatch.setattr(_new, "DURABLE", False)
+    assert New[int, Any](lambda: None)._ctx._durable is None
+    old = _worker._local.pool
+    assert old
+    fresh: list[object] = []
+    _worker._local.pool = fresh
+    New[int, Any](lambda: None).Next()  # a new worker: the fresh pool is empty
+    assert len(fresh) == 1 and fresh[0] not in old
+    w = fresh[0]
+    New[int, Any](lambda: None).Next()  # taken from the fresh pool and put back
+    assert fresh == [w]
+    del _worker._local.pool
+    New[int, Any](lambda: None).Next()
+    assert _worker._local.pool not in (old, fresh) and len(_worker._local.pool) == 1
+
+
+class _Held:
+    pass
+
+
+def _give(x: object) -> object:
+    return x
+
+
+def test_a_dropped_coroutine_releases_what_it_held() -> None:
+    # Coroutine's and Context's deallocation (compiled: methods.c's slots_dealloc, in place
+    # of CPython's generic one): every slot released, weak references to both cleared, the
+    # finalizer run for a body left suspended.
+    import functools
+    import gc
+    import weakref
+
+    entry, result = _Held(), _Held()
+    c = NewWithReturn[int, Any](functools.partial(_give, result))
+    c.Next()
+    d = New[int, Any](functools.partial(_give, entry))
+    refs = [weakref.ref(x) for x in (entry, result, c, c._ctx, d, d._ctx)]
+    del entry, result, c, d
+    assert [r() for r in refs] == [None] * 6  # by reference counting alone
+    unwound: list[str] = []
+
+    def suspended() -> None:
+        try:
+            Yield[int, Any](1)
+        finally:
+            unwound.append("finally")
+
+    s = New[int, Any](suspended)
+    s.Next()
+    ref = weakref.ref(s)
+    del s
+    gc.collect()
+    assert unwound == ["finally"] and ref() is None
+
+
+def test_a_long_chain_of_coroutines_is_freed_without_exhausting_the_stack() -> None:
+    # Each holds the previous one as its result, and nothing else does (the entry is a
+    # list's pop): freeing the last frees the chain one by one, deferred by CPython's
+    # trashcan rather than nested on the C stack (no tuple, which has its own, in between).
+    head: object = None
+    for _ in range(300_000):
+        c = NewWithReturn[int, Any]([head].pop)
+        c.Next()
+        head = c
+    del c
+    del head

@@ -83,7 +83,8 @@ def _c_functions(source: str) -> dict[str, str]:
 
 def test_only_the_compiled_protocol_switches_greenlets_in_c() -> None:
     # The C accelerator's honest account: greenlet's C API is called to switch in one helper
-    # (switch_to), which only the compiled resume, start and yield site call; PyGreenlet_Throw
+    # (switch_to), which only the compiled resume, start, yield site and worker (parking,
+    # as `_worker._worker_main` does) call; PyGreenlet_Throw
     # is never used. The same files are compiled or not: this reads the sources either way.
     sources = sorted((SRC / "_speedups_c").glob("*.[ch]"))
     functions: dict[str, str] = {}
@@ -98,12 +99,12 @@ def test_only_the_compiled_protocol_switches_greenlets_in_c() -> None:
     aio = {"aio_start"}, {"aio_resume", "aio_await"}  # coroutine.aio's driver (aio.h)
     assert (direct, callers, throwing) == (
         {"switch_to", "start_worker"} | aio[0],  # start_worker: a new worker's first switch
-        {"resume_body", "start_body", "YieldSite_call"} | aio[1],
+        {"resume_body", "start_body", "YieldSite_call", "worker_park"} | aio[1],
         set(),
     )
     header = (SRC / "_speedups_c" / "speedups.h").read_text().split("*/", 1)[0]
-    assert "`resume_body`, `start_body` and\n * `YieldSite_call`" in header
-    for rule in ("D1", "D2", "D3", "B1", "B2", "E1"):
+    assert "`resume_body`, `start_body` and\n * `YieldSite_call`, and `worker_park`" in header
+    for rule in ("D1", "D2", "D3", "B1", "B2", "B3", "E1"):
         assert f" *   {rule} " in header
 
 

@@ -152,7 +152,10 @@ def _wire(ext: ModuleType) -> None:
             "Context": _context.Context,
             "Signature": Signature,
             "Signal": _context._Signal,
-            "worker_main": _worker._worker_main,
+            "run_body": _worker.run_body,
+            "as_reported": _worker._as_reported,
+            "CoroutineExit": _errors.CoroutineExit,
+            "worker_main": _worker_main(ext),
             "trimmed": _errors.trimmed,
             "throw": PURE_METHODS["throw"],
             "close": PURE_METHODS["close"],
@@ -181,6 +184,45 @@ def _wire(ext: ModuleType) -> None:
     _new.NewWithReturn.__class_getitem__ = ext.Subscript(  # type: ignore[method-assign]
         _subscript(True, "NewWithReturn")
     )
+
+
+def _worker_main(ext: ModuleType) -> Callable[[_worker.Task], None]:
+    """What a worker made by the compiled `acquire` runs: `_worker._worker_main`'s loop, with
+    `run_body`'s steps and the parking switch compiled (`_speedups.worker_*`, driver.c).
+
+    The loop stays a Python frame, and the body is called from it: so the body's frames run
+    in the same C evaluation as the loop, as under the pure `_worker_main` (a body called
+    from C would put a second evaluation frame on every worker's stack, about 200 bytes per
+    suspended coroutine); and a parked worker has a Python frame on top (greenlet takes a
+    suspended greenlet without one for a greenlet running in another thread, and refuses to
+    set its ``gr_context``, as `start` and `release` do). `_worker.is_parked` knows this
+    frame, which lives as long as the worker: like `_worker_main`'s, it keeps nothing of a
+    finished body (the first task comes as the argument: `start_worker` in driver.c takes it
+    out of what greenlet keeps).
+    """
+    begin, failed, done, park = (
+        ext.worker_begin,
+        ext.worker_failed,
+        ext.worker_done,
+        ext.worker_park,
+    )
+
+    def worker_main(task: _worker.Task) -> None:
+        fn = begin(task)  # ctx._vars = None; CURRENT.set(ctx); the body
+        while True:
+            try:
+                driver = done(task, fn())  # run_body's end (it raises nothing)
+            except BaseException as exc:
+                driver = failed(task, exc)  # run_body's except branch (or raise)
+            del task, fn  # a parked worker keeps nothing of the finished body
+            task = park(driver)  # driver.switch(PARKED), then begin: the next task
+            del driver
+            if task is None:
+                return  # abandoned (no driver: this worker dies), or dropped
+            fn = task[1]
+
+    _worker.PARKING.add(worker_main.__code__)
+    return worker_main
 
 
 def _subscript(with_return: bool, name: str) -> Callable[[Any], Any]:

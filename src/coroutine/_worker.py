@@ -21,6 +21,12 @@ dictionary, which would cost every suspended coroutine a dict (about 200 bytes, 
 what a coroutine adds to its greenlet). `release` keeps only a worker still alive, and only
 a `_worker_main` one is alive after its body ended.
 
+Compiled. With the extension, a worker made by the compiled `acquire` runs `_accel`'s
+`worker_main`: this module's `_worker_main` loop, still a Python frame that calls the body,
+with `run_body`'s steps and the parking switch compiled (`_speedups.worker_*`); it calls the
+Python `_as_reported` for a body that raised. tests/test_speedups.py holds both loops to the
+same outcomes for every way a body ends. Workers of both kinds share the pool.
+
 A worker holds no reference to the `Coroutine` object (see `_context`'s memory invariant):
 its task is the body's `Context`, the entry function, and whether to keep the result.
 """
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
@@ -80,10 +87,13 @@ def acquire() -> greenlet:
 def is_parked(worker: greenlet) -> bool:
     """Whether `worker` waits for a body (rather than holding an abandoned one): it is
     suspended in `_worker_main` itself, at its switch to the driver (a body's innermost frame
-    is the body's, or the yield's). A `_worker_once` worker never parks: its body ended, it is
-    dead. Read only off the hot path (rule E1's recovery)."""
+    is the body's, or the yield's), or in `_accel`'s compiled loop, `PARKING`'s other code. A
+    `_worker_once` worker never parks: its body ended, it is dead. Read only off the hot path
+    (rule E1's recovery), of a worker whose body ended or is suspended in `end_from_body`: a
+    body with no Python frame of its own (a partial of a compiled yield) could suspend with
+    the worker's loop on top, but only at a yield, never once ended."""
     frame = worker.gr_frame
-    return frame is not None and frame.f_code is _worker_main.__code__
+    return frame is not None and frame.f_code in PARKING
 
 
 def release(worker: greenlet) -> None:
@@ -131,6 +141,11 @@ def _worker_main(task: Task | None = None) -> None:
         except GreenletExit:
             return  # dropped from the pool, or by an interrupted hand-off: die quietly
         del driver
+
+
+PARKING: set[CodeType] = {_worker_main.__code__}
+"""The code of every function a parked worker is suspended in: `_worker_main`'s, and with
+the extension that of `_accel`'s worker loop, whose steps are compiled."""
 
 
 def _worker_once(task: Task) -> Any:

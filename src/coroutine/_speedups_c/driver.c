@@ -1,5 +1,6 @@
 /* The driver's side of the switch protocol: _driver.start, resume and ended (rule E1), and
- * _worker.acquire and release (a per-thread pool of parked worker greenlets). */
+ * _worker.acquire and release (a per-thread pool of parked worker greenlets); and what a
+ * worker runs, _worker.run_body and _worker_main's parking switch (rule B3). */
 
 #include "speedups.h"
 
@@ -56,6 +57,8 @@ local_dict(void)
     return ldict;
 }
 
+static dict_memo pool_memo; /* the last thread's pool, in its local's dictionary */
+
 /* _worker.release(g): back to this thread's pool, or dropped; a `_worker_once` worker is dead
  * already, and never pooled. */
 static int
@@ -68,7 +71,7 @@ release_worker(PyObject *g)
     PyObject *ldict = local_dict();
     if (ldict == NULL)
         return -1;
-    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    PyObject *pool = memo_lookup(&pool_memo, ldict, s_pool); /* borrowed */
     if (pool == NULL) {
         if (PyErr_Occurred())
             return -1;
@@ -92,7 +95,7 @@ acquire_worker(void)
     PyObject *ldict = local_dict();
     if (ldict == NULL)
         return NULL;
-    PyObject *pool = PyDict_GetItemWithError(ldict, s_pool); /* borrowed */
+    PyObject *pool = memo_lookup(&pool_memo, ldict, s_pool); /* borrowed */
     if (pool == NULL && PyErr_Occurred())
         return NULL;
     if (pool != NULL && PyList_CheckExact(pool) && PyList_GET_SIZE(pool) > 0) {
@@ -288,6 +291,23 @@ start_worker(PyObject *g, PyObject *task)
     return out;
 }
 
+/* id(g), as an int kept for the last address asked: an id is the address, so the int is
+ * right for whatever greenlet lives there (a pooled worker runs body after body). */
+static PyObject *
+worker_id(PyObject *g)
+{
+    static PyObject *last_id;
+    static void *last_address;
+    if (last_id == NULL || last_address != (void *)g) {
+        PyObject *id = PyLong_FromVoidPtr(g);
+        if (id == NULL)
+            return NULL;
+        Py_XSETREF(last_id, id);
+        last_address = (void *)g;
+    }
+    return Py_NewRef(last_id);
+}
+
 /* _driver.start, for the created coroutine `coro` (its task: (ctx, _body, _with_return)). */
 int
 start_body(PyObject *coro, PyObject *ctx)
@@ -320,7 +340,7 @@ start_body(PyObject *coro, PyObject *ctx)
     if (vars == NULL || set_gr_context(g, vars) < 0)
         goto failed;
     set_slot(coro, k_g, g);
-    PyObject *gid = PyLong_FromVoidPtr(g);
+    PyObject *gid = worker_id(g);
     if (gid == NULL)
         goto failed;
     set_slot(ctx, c_gid, gid);
@@ -348,3 +368,146 @@ failed:
     Py_DECREF(ctx);
     return -1;
 }
+
+/* -- the worker: _worker.run_body and _worker_main's switch, compiled ---------------------- */
+
+/* A worker made by the compiled acquire runs `_accel.worker_main`: `_worker._worker_main`'s
+ * loop in Python, the body called from it (so the body's frames run in that loop's
+ * evaluation, with no second C evaluation frame on the worker's stack: 200 bytes per
+ * suspended coroutine), and these four steps of `run_body` and the parking switch in C:
+ *
+ *     fn = worker_begin(task)
+ *     try: driver = worker_done(task, fn())
+ *     except BaseException as exc: driver = worker_failed(task, exc)
+ *     ...  task = worker_park(driver)  (which begins the next task)
+ */
+
+/* A Python bool's truth without a call; anything else as Python tests it (-1: raised). */
+static inline int
+truth(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
+}
+
+/* The Context of a task the driver made, (Context, body, with_return), borrowed; else NULL
+ * with TypeError (Python's `run_body(*task)` would refuse it too, out of the worker). */
+static PyObject *
+task_ctx(PyObject *task)
+{
+    if (PyTuple_CheckExact(task) && PyTuple_GET_SIZE(task) == 3
+        && Py_IS_TYPE(PyTuple_GET_ITEM(task, 0), CtxType))
+        return PyTuple_GET_ITEM(task, 0);
+    PyErr_Format(PyExc_TypeError, "coroutine: a worker was handed %R, not a task", task);
+    return NULL;
+}
+
+/* run_body's start: the body to call. (Outside the loop's try, unlike run_body's: a failure
+ * here, MemoryError at worst, escapes the worker to its driver, which finds the coroutine
+ * RUNNING and rolls it back, rule D3, where run_body would report it as the body's.) */
+static int
+begin(PyObject *task)
+{
+    PyObject *ctx = task_ctx(task);
+    if (ctx == NULL)
+        return -1;
+    set_slot(ctx, c_vars, Py_None); /* started: from here on, a lost worker means it ended */
+    PyObject *token = PyContextVar_Set(CURRENT, ctx);
+    if (token == NULL)
+        return -1;
+    Py_DECREF(token);
+    return 0;
+}
+
+static PyObject *
+worker_begin(PyObject *mod, PyObject *task)
+{
+    return begin(task) < 0 ? NULL : Py_NewRef(PyTuple_GET_ITEM(task, 1));
+}
+
+/* run_body's except branch (called inside the worker's except block: `exc` is the handled
+ * exception): the driver to park with, None if abandoned; or raises `exc` again. */
+static PyObject *
+worker_failed(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "worker_failed(task, exc)");
+    PyObject *ctx = PyTuple_CheckExact(args[0]) && PyTuple_GET_SIZE(args[0]) == 3
+                            && Py_IS_TYPE(PyTuple_GET_ITEM(args[0], 0), CtxType)
+                        ? PyTuple_GET_ITEM(args[0], 0)
+                        : NULL;
+    PyObject *exc = args[1];
+    if (ctx == NULL || SLOT(ctx, c_state) == DONE) {
+        /* abandoned (it yielded while stopped, or was collected); or no task at all */
+        if (ctx != NULL && PyErr_GivenExceptionMatches(exc, exc_coroutine_exit))
+            Py_RETURN_NONE;
+        restore_exc(Py_NewRef(exc)); /* raise: greenlet reports it as unraisable */
+        return NULL;
+    }
+    PyObject *a[2] = {ctx, exc};
+    PyObject *reported = PyObject_Vectorcall(py_as_reported, a, 2, NULL);
+    if (reported == NULL)
+        return NULL;
+    set_slot(ctx, c_exc, reported);
+    Py_DECREF(reported);
+    set_slot(ctx, c_exit, Py_None);
+    set_slot(ctx, c_state, DONE);
+    return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
+}
+
+/* run_body's end after the body returned `result`: the driver to park with, or None. */
+static PyObject *
+worker_done(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "worker_done(task, result)");
+    PyObject *ctx = task_ctx(args[0]);
+    if (ctx == NULL)
+        return NULL;
+    if (SLOT(ctx, c_state) == DONE)
+        Py_RETURN_NONE;
+    int keep = truth(PyTuple_GET_ITEM(args[0], 2));
+    if (keep > 0) {
+        PyObject *stopping = get_slot(ctx, c_stopping, "_stopping");
+        keep = stopping == NULL ? -1 : truth(stopping);
+        keep = keep < 0 ? -1 : !keep;
+    }
+    if (keep < 0)
+        return NULL;
+    if (keep)
+        set_slot(ctx, c_result, args[1]);
+    set_slot(ctx, c_exit, Py_None);
+    set_slot(ctx, c_state, DONE);
+    return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
+}
+
+/* _worker_main's `driver.switch(PARKED)`: the next task, begun (`worker_begin`), or None if
+ * there is no driver (the body was abandoned) or the worker is dropped (GreenletExit: from
+ * the pool, or by an interrupted hand-off). */
+static PyObject *
+worker_park(PyObject *mod, PyObject *driver)
+{
+    if (driver == Py_None) /* the body was abandoned: its worker dies */
+        Py_RETURN_NONE;
+    PyObject *task = is_greenlet(driver) ? switch_to(driver, PARKED)
+                                         : PyObject_CallMethodOneArg(driver, s_switch, PARKED);
+    if (task == NULL && PyErr_ExceptionMatches(PyExc_GreenletExit)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (task != NULL && begin(task) < 0)
+        Py_CLEAR(task);
+    return task;
+}
+
+PyMethodDef worker_methods[] = {
+    {"worker_begin", (PyCFunction)worker_begin, METH_O,
+     "worker_begin($module, task, /)\n--\n\n_worker.run_body's start: the body to call."},
+    {"worker_failed", (PyCFunction)(void (*)(void))worker_failed, METH_FASTCALL,
+     "worker_failed($module, task, exc, /)\n--\n\n_worker.run_body's except branch."},
+    {"worker_done", (PyCFunction)(void (*)(void))worker_done, METH_FASTCALL,
+     "worker_done($module, task, result, /)\n--\n\n_worker.run_body's end."},
+    {"worker_park", (PyCFunction)worker_park, METH_O,
+     "worker_park($module, driver, /)\n--\n\n_worker._worker_main's parking switch, then "
+     "worker_begin of the task it brings."},
+    {NULL, NULL, 0, NULL},
+};

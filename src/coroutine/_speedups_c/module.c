@@ -15,14 +15,14 @@ PyTypeObject *SignalType, *CoroType, *CtxType;
 PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 PyObject *py_run_refused, *py_run_stopped;
-PyObject *py_worker_main;
+PyObject *py_run_body, *py_as_reported, *exc_coroutine_exit, *py_worker_main;
 PyObject *py_trimmed, *py_throw, *py_close, *py_exit;
 PyObject *create_flags;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
 PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
 PyObject *s_DURABLE;
-PyObject *s_Next, *s_next, *s_send, *empty_tuple;
+PyObject *s_Next, *s_next, *s_send, *s_switch, *empty_tuple;
 Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc, c_gid,
     c_vars, c_result, c_thread, c_coro, c_exit;
 Py_ssize_t k_ctx, k_g, k_fn, k_body, k_with_return;
@@ -111,13 +111,15 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)
         || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap)
-        || take(ns, "worker_main", &py_worker_main) || take(ns, "trimmed", &py_trimmed)
+        || take(ns, "run_body", &py_run_body) || take(ns, "as_reported", &py_as_reported)
+        || take(ns, "CoroutineExit", &exc_coroutine_exit) || take(ns, "trimmed", &py_trimmed)
+        || take(ns, "worker_main", &py_worker_main)
         || take(ns, "throw", &py_throw) || take(ns, "close", &py_close)
         || take(ns, "exit", &py_exit) || take(ns, "docs", &docs))
         goto fail;
     if (!PyType_Check(coro_t) || !PyType_Check(ctx_t) || !PyType_Check(sig_t)
         || !PyType_Check(signal_t) || !PyContextVar_CheckExact(CURRENT)
-        || !PyDict_Check(create_flags) || !PyDict_Check(docs)) {
+        || !PyDict_CheckExact(create_flags) || !PyDict_Check(docs)) {
         PyErr_SetString(PyExc_TypeError, "coroutine._speedups.setup: bad namespace");
         goto fail;
     }
@@ -160,6 +162,8 @@ mod_setup(PyObject *mod, PyObject *ns)
     /* Setting __del__ made tp_finalize the generic slot, which looks __del__ up by name at
      * every finalization; this one calls Coro_del's code directly (methods.c). */
     CoroType->tp_finalize = Coro_finalize;
+    install_dealloc(CoroType, 0); /* (methods.c) */
+    install_dealloc(CtxType, 1);
     /* The types stay alive: the module keeps a reference to each (never released). */
     ready = 1;
     Py_RETURN_NONE;
@@ -222,11 +226,16 @@ PyInit__speedups(void)
     INTERN(s_Next, "Next");
     INTERN(s_next, "next");
     INTERN(s_send, "send");
+    INTERN(s_switch, "switch");
     if ((empty_tuple = PyTuple_New(0)) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
+    if (PyModule_AddFunctions(m, worker_methods) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObjectRef(m, "YieldSite", (PyObject *)&YieldSiteType) < 0
         || PyModule_AddObjectRef(m, "YieldTable", (PyObject *)&YieldTableType) < 0
         || PyModule_AddObjectRef(m, "Subscript", (PyObject *)&SubscriptType) < 0

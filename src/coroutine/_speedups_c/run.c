@@ -167,7 +167,8 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
     }
     /* _new.DURABLE, read in the module's dict (no attribute protocol; if it is not there,
      * the Python function reads it as Python does) */
-    PyObject *flag = PyDict_GetItemWithError(create_flags, s_DURABLE);
+    static dict_memo durable_memo;
+    PyObject *flag = memo_lookup(&durable_memo, create_flags, s_DURABLE);
     int durable = flag == NULL ? -1 : PyObject_IsTrue(flag);
     if (durable != 0) {
         PyErr_Clear(); /* (if it raised, the Python function raises it again) */
@@ -190,27 +191,30 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
             return NULL;
         Py_DECREF(r);
     }
-    PyObject *coro = PyBaseObject_Type.tp_new(CoroType, empty_tuple, NULL);
+    /* object.__new__(Coroutine): the class is not abstract and gets no arguments, so what
+     * object.__new__ does comes down to the allocation. The slots of the new objects are
+     * empty: each is written without an old value to release. */
+    PyObject *coro = CoroType->tp_alloc(CoroType, 0);
     if (coro == NULL)
         return NULL;
-    set_slot(coro, k_g, Py_None); /* first: __del__ reads it */
-    set_slot(coro, k_fn, fn);
-    set_slot(coro, k_body, fn);
-    set_slot(coro, k_with_return, with_return);
-    PyObject *ctx = PyBaseObject_Type.tp_new(CtxType, empty_tuple, NULL);
+    SLOT(coro, k_g) = Py_NewRef(Py_None); /* first: __del__ reads it */
+    SLOT(coro, k_fn) = Py_NewRef(fn);
+    SLOT(coro, k_body) = Py_NewRef(fn);
+    SLOT(coro, k_with_return) = Py_NewRef(with_return);
+    PyObject *ctx = CtxType->tp_alloc(CtxType, 0);
     if (ctx == NULL)
         goto fail;
-    set_slot(coro, k_ctx, ctx);
-    set_slot(ctx, c_sig, sig);
-    set_slot(ctx, c_state, CREATED);
-    set_slot(ctx, c_sent, NOTHING);
-    set_slot(ctx, c_recv, Py_None);
-    set_slot(ctx, c_result, Py_None);
-    set_slot(ctx, c_exc, Py_None);
-    set_slot(ctx, c_exit, Py_None);
-    set_slot(ctx, c_driver, Py_None);
-    set_slot(ctx, c_durable, Py_None);
-    set_slot(ctx, c_stopping, Py_False);
+    SLOT(coro, k_ctx) = Py_NewRef(ctx);
+    SLOT(ctx, c_sig) = Py_NewRef(sig);
+    SLOT(ctx, c_state) = Py_NewRef(CREATED);
+    SLOT(ctx, c_sent) = Py_NewRef(NOTHING);
+    SLOT(ctx, c_recv) = Py_NewRef(Py_None);
+    SLOT(ctx, c_result) = Py_NewRef(Py_None);
+    SLOT(ctx, c_exc) = Py_NewRef(Py_None);
+    SLOT(ctx, c_exit) = Py_NewRef(Py_None);
+    SLOT(ctx, c_driver) = Py_NewRef(Py_None);
+    SLOT(ctx, c_durable) = Py_NewRef(Py_None);
+    SLOT(ctx, c_stopping) = Py_NewRef(Py_False);
     PyObject *v = thread_ident();
     if (v == NULL)
         goto fail;

@@ -20,9 +20,13 @@
  *   B2  `_recv`, `_sent`, then SUSPENDED written last; a failed switch restores RUNNING and
  *       `_recv` if the state is still SUSPENDED.
  *   E1  `ended` mirrors the Python one; the worker goes back to the pool in C.
+ *   B3  `worker_failed` and `worker_done` (driver.c) write `_exc`/`_result`, then DONE,
+ *       then return the driver, to which `worker_park` switches, as `_worker.run_body` and
+ *       `_worker_main` do.
  *
  * The only functions here that switch greenlets are `resume_body`, `start_body` and
- * `YieldSite_call` (tests/test_switch_protocol.py greps these files for PyGreenlet_Switch).
+ * `YieldSite_call`, and `worker_park` to park (tests/test_switch_protocol.py greps these
+ * files for PyGreenlet_Switch).
  *
  * Memory invariant (as in `_context`): the yield site holds, across its switch, only the
  * context, the driver greenlet and the values; never the Coroutine object or the worker.
@@ -32,7 +36,7 @@
  *   speedups.h   this header: the objects bound by setup(), slot access, the switch helper
  *   compat.c     exceptions: fetch/restore and the handled exception across CPython 3.10-3.13,
  *                and the library's frames taken out of one leaving it (`_errors.trimmed`)
- *   driver.c     the driver's side: start, resume, ended; the worker pool
+ *   driver.c     the driver's side: start, resume, ended; the worker pool; the worker's loop
  *   methods.c    Coroutine's Next/Recv/Send/__next__/send/__del__
  *   run.c        Run's loop, resume and creation (module functions)
  *   yieldsite.c  the yield site: the compiled function behind one `Yield[R, S]`
@@ -78,7 +82,11 @@ extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 extern PyObject *py_run_refused; /* _run.refused: the TypeError for Run's arguments */
 extern PyObject *py_run_stopped; /* _run.stopped: the StoppedError for a stopped body */
-extern PyObject *py_worker_main; /* _worker._worker_main, what a new worker runs */
+extern PyObject *py_run_body;    /* _worker.run_body, for a task of another shape */
+extern PyObject *py_as_reported; /* _worker._as_reported: what the driver raises for a body */
+extern PyObject *exc_coroutine_exit; /* _errors.CoroutineExit */
+extern PyObject *py_worker_main; /* _accel.worker_main: what a new worker runs */
+extern PyMethodDef worker_methods[]; /* driver.c: run_body's steps and the parking switch */
 extern PyObject *py_trimmed;     /* _errors.trimmed: the library's frames out of a traceback */
 extern PyObject *py_throw, *py_close, *py_exit; /* Coroutine's throw, close, __exit__ as written */
 extern PyObject *create_flags;   /* _new's dictionary, for its DURABLE flag */
@@ -86,7 +94,7 @@ extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
 extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
 extern PyObject *s_DURABLE;
-extern PyObject *s_Next, *s_next, *s_send, *empty_tuple;
+extern PyObject *s_Next, *s_next, *s_send, *s_switch, *empty_tuple;
 
 /* slot offsets: c_ Context's, k_ Coroutine's, g_ Signature's */
 extern Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc,
@@ -101,6 +109,7 @@ extern PyMethodDef coro_methods[]; /* __del__ first */
 extern PyMethodDef module_methods[];
 extern PyObject *coro_del_descr;     /* Coroutine.__del__, the compiled one */
 void Coro_finalize(PyObject *self);
+int install_dealloc(PyTypeObject *type, int which); /* 1 if installed */
 extern PyTypeObject YieldSiteType, YieldTableType, SubscriptType;
 
 /* -- compat.c ------------------------------------------------------------------------------ */
@@ -161,6 +170,58 @@ get_slot(PyObject *obj, Py_ssize_t off, const char *name)
     if (v == NULL)
         PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%s'",
                      Py_TYPE(obj)->tp_name, name);
+    return v;
+}
+
+/* -- dictionary lookups remembered while the dictionary is unchanged ------------------------ */
+
+/* d[key] for a dictionary read at every creation (`_new`'s DURABLE, the thread's pool), kept
+ * with the dictionary's version tag (PEP 509): any change to the dictionary changes the tag,
+ * and the next lookup is made again. CPython 3.12 deprecates the tag but keeps it up to date
+ * (its dict watchers use it); from 3.14 on, every lookup is made. */
+typedef struct {
+    PyObject *dict;  /* not a reference: only compared (tags are unique to a dictionary) */
+    PyObject *value; /* borrowed from dict, which holds it while the tag is unchanged */
+    uint64_t tag;
+} dict_memo;
+
+#if PY_VERSION_HEX < 0x030E0000
+#define DICT_MEMO 1
+static inline uint64_t
+dict_tag(PyObject *d)
+{
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    return ((PyDictObject *)d)->ma_version_tag;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+#else
+#define DICT_MEMO 0
+#endif
+
+/* d[key], borrowed; NULL if absent (no error) or with an error set. `d` is an exact dict.
+ * A tag comes from a global counter, new at each change of any dictionary and at each
+ * dictionary's creation: so an equal tag at the same address is the same, unchanged
+ * dictionary (no reference to it is needed). */
+static inline PyObject *
+memo_lookup(dict_memo *m, PyObject *d, PyObject *key)
+{
+#if DICT_MEMO
+    if (m->dict == d && m->tag == dict_tag(d) && m->value != NULL)
+        return m->value;
+#endif
+    PyObject *v = PyDict_GetItemWithError(d, key); /* (runs no code: key is a str) */
+#if DICT_MEMO
+    m->dict = d;
+    m->tag = dict_tag(d);
+    m->value = v;
+#else
+    (void)m;
+#endif
     return v;
 }
 
