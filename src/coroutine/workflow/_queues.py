@@ -64,13 +64,18 @@ UNLIMITED = 2**31 - 1  # the concurrency of a queue that was never set
 PARK = 1e12
 _PARKED = f"due >= {PARK!r} AND due < {2 * PARK!r}"
 
+# How many rows of queue ``q`` are claimed (through the index ``P_queue_held``).
+_HELD = (
+    "(SELECT count(*) FROM {p}_workflows h WHERE h.queue = q.name AND h.owner <> ''"
+    " AND h.status = 'running')"
+)
+
 # The claimable condition of a row ``w`` (one ``?``: now): the SQL stores' claim statements
-# and their "anything ready?" read include it.
+# include it. The full queues are one uncorrelated subquery, computed once per statement,
+# not once per row.
 SLOT = (
     "(w.queue = '' OR w.owner <> '' OR (w.deadline > 0 AND w.deadline <= ?) OR w.queue NOT IN"
-    # the full queues: one uncorrelated subquery, computed once per statement, not per row
-    " (SELECT q.name FROM {p}_queues q WHERE (SELECT count(*) FROM {p}_workflows h"
-    " WHERE h.queue = q.name AND h.owner <> '' AND h.status = 'running') >= q.concurrency))"
+    f" (SELECT q.name FROM {{p}}_queues q WHERE {_HELD} >= q.concurrency))"
 )
 
 SQL_SCHEMA = [
@@ -93,9 +98,7 @@ SQL = {
     f" {UNLIMITED})",
     # Parking (`QueueSQL.tidy`): each limited queue and its free slots; park a full queue's
     # ready rows; unpark a queue's oldest parked rows.
-    "free_slots": "SELECT q.name, q.concurrency - (SELECT count(*) FROM {p}_workflows h"
-    " WHERE h.queue = q.name AND h.owner <> '' AND h.status = 'running') FROM {p}_queues q"
-    " ORDER BY q.name",
+    "free_slots": f"SELECT q.name, q.concurrency - {_HELD} FROM {{p}}_queues q ORDER BY q.name",
     "park": f"UPDATE {{p}}_workflows SET due = due + {PARK!r} WHERE queue = ? AND due <= ?"
     " AND status = 'running' AND owner = '' AND deadline = 0",
     # (The condition again outside the subquery: PostgreSQL re-checks only that one on a row
@@ -107,8 +110,7 @@ SQL = {
     "claimable": "SELECT 1 FROM {p}_workflows WHERE status = 'running' AND due <= ?"
     f" UNION ALL SELECT 1 FROM {{p}}_queues q WHERE EXISTS (SELECT 1 FROM {{p}}_workflows w"
     f" WHERE w.queue = q.name AND w.status = 'running' AND {_PARKED.replace('due', 'w.due')})"
-    " AND (SELECT count(*) FROM {p}_workflows h WHERE h.queue = q.name AND h.owner <> ''"
-    " AND h.status = 'running') < q.concurrency LIMIT 1",
+    f" AND {_HELD} < q.concurrency LIMIT 1",
     "slot_retry": "UPDATE {p}_workflows SET due = ? WHERE id = ? AND step = ?"
     " AND status = 'running' AND owner = '' AND due <= ? AND queue <> ''",
 }
@@ -193,6 +195,7 @@ class QueueRedis:
 
     _r: Any
     _p: str
+    _script: Callable[[str, str], Any]  # `_redis_waits.RedisWaits`'s: a cached script
 
     def set_queue(self, name: str, concurrency: int) -> None:
         """Record the queue's limit (replacing any earlier one)."""
@@ -206,7 +209,8 @@ class QueueRedis:
     def slot_retry(self, id: str, step: int, now: float, until: float) -> bool:
         """As `Store.slot_retry`."""
         keys = [f"{self._p}:wf:{id}", f"{self._p}:ready"]
-        return bool(self._r.eval(REDIS_SLOT_RETRY, 2, *keys, str(step), repr(now), repr(until), id))
+        retry = self._script("_q_retry", REDIS_SLOT_RETRY)  # registered once, then by its hash
+        return bool(retry(keys, [str(step), repr(now), repr(until), id]))
 
 
 # `QueueRedis.slot_retry`: ARGV step, now, until, id.
