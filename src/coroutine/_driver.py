@@ -40,7 +40,6 @@ def start(coro: Driven, task: Task) -> bool:
     # Interrupted here, the coroutine is still created: the next start takes another worker.
     if g.parent is not driver:  # D2 (a pooled worker's parent is often its last driver)
         g.parent = driver
-    g.gr_context = ctx._vars
     coro._g = g
     ctx._gid = id(g)
     ctx._driver = driver

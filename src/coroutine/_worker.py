@@ -99,7 +99,6 @@ def is_parked(worker: greenlet) -> bool:
 def release(worker: greenlet) -> None:
     """Return a parked worker to this thread's pool, or let it die if the pool is full; a
     `_worker_once` worker is dead already (see the module docstring)."""
-    worker.gr_context = None  # drop the finished body's contextvars
     if worker.dead:
         return
     pool: list[greenlet] | None = getattr(_local, "pool", None)
@@ -164,6 +163,11 @@ def _worker_once(task: Task) -> Any:
 def run_body(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -> Any:
     """Run one body to its end (B3); return the driver to park with, or None if abandoned."""
     try:
+        # The body runs in its own contextvars context, set here by the worker: for the
+        # running greenlet, greenlet's setter only swaps the thread state's context (the
+        # compiled `begin` does the same in a few instructions), where the driver setting
+        # it on a suspended worker goes through greenlet's checks, twice per body.
+        getcurrent().gr_context = ctx._vars
         ctx._vars = None  # started: from here on, a lost worker means a finished body
         CURRENT.set(ctx)
         result = fn()
@@ -173,11 +177,13 @@ def run_body(ctx: Context[Any, Any], fn: Callable[[], Any], with_return: bool) -
                 return None
             raise  # greenlet reports it as unraisable
         ctx._exc = _as_reported(ctx, exc)
+        getcurrent().gr_context = None  # a parked worker keeps nothing of the body
         ctx._exit = None
         ctx._state = DONE
         return ctx._driver
     if ctx._state is DONE:
         return None
+    getcurrent().gr_context = None
     if with_return and not ctx._stopping:
         ctx._result = result
     ctx._exit = None

@@ -4,14 +4,26 @@
 
 #include "speedups.h"
 
-/* g.gr_context = value. For a plain greenlet, greenlet's own setter, found once at import
- * (the attribute protocol costs a type lookup and a generic setattr per call). */
-static inline int
-set_gr_context(PyObject *g, PyObject *value)
+/* getcurrent().gr_context = vars, from the running worker (run_body's first and last
+ * contextvars writes). For the running greenlet, greenlet's setter swaps the thread state's
+ * context and bumps its version (which invalidates every ContextVar's cached lookup), as
+ * done here directly; anything but a contextvars.Context or None goes through greenlet's
+ * setter, which refuses it as the Python line does. */
+static int
+set_own_context(PyObject *vars)
 {
-    if (Py_TYPE(g) == &PyGreenlet_Type && gr_context.set != NULL)
-        return gr_context.set(g, value, gr_context.closure);
-    return PyObject_SetAttr(g, s_gr_context, value);
+    if (vars != Py_None && !PyContext_CheckExact(vars)) {
+        PyObject *g = (PyObject *)PyGreenlet_GetCurrent();
+        int r = g == NULL ? -1 : PyObject_SetAttr(g, s_gr_context, vars);
+        Py_XDECREF(g);
+        return r;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *old = ts->context;
+    ts->context = vars == Py_None ? NULL : Py_NewRef(vars);
+    ts->context_ver++;
+    Py_XDECREF(old);
+    return 0;
 }
 
 /* This thread's dictionary of `_worker._local` (the threading.local whose `pool` is the
@@ -64,8 +76,6 @@ static dict_memo pool_memo; /* the last thread's pool, in its local's dictionary
 static int
 release_worker(PyObject *g)
 {
-    if (set_gr_context(g, Py_None) < 0)
-        return -1;
     if (PyGreenlet_STARTED((PyGreenlet *)g) && !PyGreenlet_ACTIVE((PyGreenlet *)g))
         return 0; /* worker.dead */
     PyObject *ldict = local_dict();
@@ -336,9 +346,6 @@ start_body(PyObject *coro, PyObject *ctx)
     if (parent != (PyGreenlet *)driver /* else g.parent = driver changes nothing */
         && PyGreenlet_SetParent((PyGreenlet *)g, (PyGreenlet *)driver) < 0)
         goto failed;
-    PyObject *vars = get_slot(ctx, c_vars, "_vars");
-    if (vars == NULL || set_gr_context(g, vars) < 0)
-        goto failed;
     set_slot(coro, k_g, g);
     PyObject *gid = worker_id(g);
     if (gid == NULL)
@@ -410,6 +417,9 @@ begin(PyObject *task)
     PyObject *ctx = task_ctx(task);
     if (ctx == NULL)
         return -1;
+    PyObject *vars = get_slot(ctx, c_vars, "_vars");
+    if (vars == NULL || set_own_context(vars) < 0)
+        return -1;
     set_slot(ctx, c_vars, Py_None); /* started: from here on, a lost worker means it ended */
     PyObject *token = PyContextVar_Set(CURRENT, ctx);
     if (token == NULL)
@@ -449,6 +459,8 @@ worker_failed(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     set_slot(ctx, c_exc, reported);
     Py_DECREF(reported);
+    if (set_own_context(Py_None) < 0) /* a parked worker keeps nothing of the body */
+        return NULL;
     set_slot(ctx, c_exit, Py_None);
     set_slot(ctx, c_state, DONE);
     return Py_XNewRef(get_slot(ctx, c_driver, "_driver"));
@@ -465,6 +477,8 @@ worker_done(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (SLOT(ctx, c_state) == DONE)
         Py_RETURN_NONE;
+    if (set_own_context(Py_None) < 0)
+        return NULL;
     int keep = truth(PyTuple_GET_ITEM(args[0], 2));
     if (keep > 0) {
         PyObject *stopping = get_slot(ctx, c_stopping, "_stopping");
