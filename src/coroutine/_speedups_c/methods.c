@@ -230,6 +230,16 @@ done:
     Py_TRASHCAN_END
 }
 
+/* Whether the base `t` of a class adds nothing to free: no slot, no instance dictionary,
+ * no weak reference list. Then its own deallocation, if it has one (3.12's compiled Generic:
+ * untrack, free, release the class), can only do what slots_dealloc does after the slots. */
+static int
+adds_nothing(PyTypeObject *t)
+{
+    return t->tp_dictoffset == 0 && t->tp_weaklistoffset == 0 && t->tp_itemsize == 0
+           && t->tp_basicsize == PyBaseObject_Type.tp_basicsize;
+}
+
 /* Put slots_dealloc in place for Coroutine (which = 0) or Context (1), if the class has the
  * shape it handles: __slots__ and __weakref__ directly under `object` (through Generic,
  * which adds nothing). Otherwise the generic function stays. */
@@ -237,14 +247,21 @@ int
 install_dealloc(PyTypeObject *type, int which)
 {
     Py_ssize_t n = 0;
-    for (PyTypeObject *t = type; t != &PyBaseObject_Type; t = t->tp_base) {
-        if (t->tp_dealloc != type->tp_dealloc || (t != type && Py_SIZE(t) != 0)
-            || t->tp_dictoffset != 0)
+    if (type->tp_dictoffset != 0)
+        return 0;
+    for (PyTypeObject *t = type->tp_base; t != &PyBaseObject_Type; t = t->tp_base) {
+        if (!adds_nothing(t))
             return 0;
     }
-    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_weaklistoffset <= 0
+    /* (from 3.12, `__weakref__` in __slots__ makes a managed weak reference list: a
+     * negative tp_weaklistoffset, into the pre-header, read at the same self + offset) */
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_weaklistoffset == 0
         || type->tp_del != NULL)
         return 0;
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+        return 0;
+#endif
     PyMemberDef *mp = type->tp_members; /* (a class's own, for __slots__: Py_SIZE(type) of them) */
     for (Py_ssize_t i = 0; i < Py_SIZE(type); i++, mp++) {
         if (mp->type != T_OBJECT_EX || (mp->flags & READONLY))
