@@ -21,13 +21,14 @@ of the Python one:
     Coroutine.Next, Recv, Send, __next__, send,     compiled methods, installed by setup
       __del__, throw, close, __exit__               (the last three call the Python ones)
     _new.create                                     _speedups.create
+    _new._bind (functools.partial)                  _speedups.Factory
     _run.Run                                        _speedups.Run
     _yield.site_function                            a `_speedups.YieldSite` in front of the
                                                     Python yield function
     _yield.Yield                                    the table with `_speedups.YieldTable`'s
                                                     identity cache in front
-    New.__class_getitem__, and NewWithReturn's      a `_speedups.Subscript`: the same identity
-                                                    cache in front of `_new._factory`
+    _new._Subscripted.__getitem__ (New[R, S] and    a `_speedups.Subscript`: the same identity
+      NewWithReturn[R, S])                          cache in front of the Python method
 
 The compiled code calls back into the Python functions for everything rare (a refusal, a
 stop, a durable coroutine, an error to build). `PURE_METHODS`, `py_resume`, `py_create` and
@@ -166,6 +167,7 @@ def _wire(ext: ModuleType) -> None:
     for module in (_driver, _coroutine, _run):
         module.resume = ext.resume  # type: ignore[attr-defined]
     _new.create = ext.create
+    _new._bind = ext.Factory
     _run.Run = ext.Run
 
     def site_function(site: Signature) -> Callable[[Any], Any]:
@@ -180,10 +182,7 @@ def _wire(ext: ModuleType) -> None:
 
     _yield.site_function = site_function
     _yield.Yield = Table()
-    _new.New.__class_getitem__ = ext.Subscript(_subscript(False, "New"))  # type: ignore[method-assign]
-    _new.NewWithReturn.__class_getitem__ = ext.Subscript(  # type: ignore[method-assign]
-        _subscript(True, "NewWithReturn")
-    )
+    _new._Subscripted.__getitem__ = ext.Subscript(_new._Subscripted.__getitem__)  # type: ignore[method-assign]
 
 
 def _worker_main(ext: ModuleType) -> Callable[[_worker.Task], None]:
@@ -223,15 +222,6 @@ def _worker_main(ext: ModuleType) -> Callable[[_worker.Task], None]:
 
     _worker.PARKING.add(worker_main.__code__)
     return worker_main
-
-
-def _subscript(with_return: bool, name: str) -> Callable[[Any], Any]:
-    """What ``New[R, S]`` (or NewWithReturn's) looks up on a miss of the compiled cache."""
-
-    def subscript(item: Any) -> Any:
-        return _new._factory(item, with_return, name)
-
-    return subscript
 
 
 if speedups is not None:

@@ -111,6 +111,11 @@ def _check_entry(fn: Callable[[], Any], with_return: bool) -> None:
     )
 
 
+_bind: Callable[..., Callable[..., Coroutine[Any, Any, Any]]] = functools.partial
+"""How a factory binds `create` to its signature: ``functools.partial``; the accelerator puts
+its compiled equivalent in place (`_speedups.Factory`), which calls the compiled `create`
+without partial's second call."""
+
 _ANY = signature(Any, Any)
 _factories: dict[tuple[object, bool], Callable[..., Coroutine[Any, Any, Any]]] = {}
 
@@ -120,13 +125,23 @@ def _factory(item: Any, with_return: bool, name: str) -> Callable[..., Coroutine
         return _factories[item, with_return]
     except (KeyError, TypeError):
         pass
-    made = functools.partial(create, signature(*type_params(item, name)), with_return)
+    made = _bind(create, signature(*type_params(item, name)), with_return)
     with contextlib.suppress(TypeError):  # unhashable type forms are not cached
         _factories[item, with_return] = made
     return made
 
 
-class New(Coroutine[R, S, None]):
+class _Subscripted(type):
+    """The class of `New` and `NewWithReturn`: ``New[R, S]`` is answered by the class's
+    `__class_getitem__`. A metaclass's `__getitem__` is what a subscription of a class calls
+    first, with no attribute lookup on the class: so the accelerator's identity cache sits
+    here (`_accel`), in front of this function."""
+
+    def __getitem__(cls, item: Any) -> Any:
+        return cls.__class_getitem__(item)  # type: ignore[attr-defined]
+
+
+class New(Coroutine[R, S, None], metaclass=_Subscripted):
     """``New[R, S](fn)``: a coroutine that will run `fn()` as its body; nothing runs yet.
 
     `fn` may call ``Yield[R, S](v)`` anywhere down its call stack. Its return value is
@@ -159,7 +174,7 @@ class New(Coroutine[R, S, None]):
         return create(_ANY, False, fn, durable=durable, version=version)
 
 
-class NewWithReturn(Coroutine[R, S, T]):
+class NewWithReturn(Coroutine[R, S, T], metaclass=_Subscripted):
     """``NewWithReturn[R, S](fn)``: like `New`, and `Result()` is `fn`'s return value.
 
     Raises:

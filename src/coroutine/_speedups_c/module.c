@@ -214,7 +214,7 @@ PyInit__speedups(void)
         gr_context = *((PyGetSetDescrObject *)descr)->d_getset; /* (else: by name) */
     YieldTableType.tp_base = &PyDict_Type;
     if (PyType_Ready(&YieldSiteType) < 0 || PyType_Ready(&YieldTableType) < 0
-        || PyType_Ready(&SubscriptType) < 0)
+        || PyType_Ready(&SubscriptType) < 0 || PyType_Ready(&FactoryType) < 0)
         return NULL;
     INTERN(s_advance, "_advance");
     INTERN(s_close, "close");
@@ -239,6 +239,7 @@ PyInit__speedups(void)
     if (PyModule_AddObjectRef(m, "YieldSite", (PyObject *)&YieldSiteType) < 0
         || PyModule_AddObjectRef(m, "YieldTable", (PyObject *)&YieldTableType) < 0
         || PyModule_AddObjectRef(m, "Subscript", (PyObject *)&SubscriptType) < 0
+        || PyModule_AddObjectRef(m, "Factory", (PyObject *)&FactoryType) < 0
         || coroutine_aio_init(m) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -1,5 +1,6 @@
 /* The module functions the Python side calls: _driver.resume, _run.Run's loop, and
- * _new.create (the Coroutine and its Context built slot by slot). */
+ * _new.create (the Coroutine and its Context built slot by slot), with the factory that
+ * `New[R, S]` returns (`Factory`). */
 
 #include "speedups.h"
 
@@ -238,3 +239,116 @@ fail:
 slow:
     return PyObject_Vectorcall(py_create, args, nargsf, kwnames);
 }
+
+/* functools.partial(create, sig, with_return), compiled: what `New[R, S]` returns (`_new._bind`
+ * is this class with the extension). Called, it puts the two bound arguments in front of the
+ * caller's and calls the compiled `create` directly: no second call through the function
+ * object, and no argument array allocated for up to four arguments (partial copies them into
+ * one and calls again). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *func;
+    PyObject *args; /* (sig, with_return) */
+    vectorcallfunc vectorcall;
+} Factory;
+
+static PyObject *
+Factory_call(Factory *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *small[6], **stack = small;
+    if (self->args == NULL) /* (cleared by the collector, reached from a finalizer) */
+        return PyErr_Format(PyExc_RuntimeError, "a cleared coroutine factory was called");
+    if (total > 4 && (stack = PyMem_New(PyObject *, total + 2)) == NULL)
+        return PyErr_NoMemory();
+    stack[0] = PyTuple_GET_ITEM(self->args, 0);
+    stack[1] = PyTuple_GET_ITEM(self->args, 1);
+    if (total > 0)
+        memcpy(stack + 2, args, (size_t)total * sizeof(PyObject *));
+    PyObject *made;
+    if (PyCFunction_Check(self->func)
+        && PyCFunction_GET_FUNCTION(self->func) == (PyCFunction)(void (*)(void))mod_create)
+        made = mod_create(NULL, stack, (size_t)(nargs + 2), kwnames);
+    else
+        made = PyObject_Vectorcall(self->func, stack, (size_t)(nargs + 2), kwnames);
+    if (stack != small)
+        PyMem_Free(stack);
+    return made;
+}
+
+static PyObject *
+Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *func, *sig, *with_return;
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds) != 0)
+        || !PyArg_ParseTuple(args, "OOO:Factory", &func, &sig, &with_return))
+        return PyErr_Format(PyExc_TypeError, "Factory(func, sig, with_return)");
+    Factory *self = (Factory *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->func = Py_NewRef(func);
+    self->args = PyTuple_Pack(2, sig, with_return);
+    self->vectorcall = (vectorcallfunc)Factory_call;
+    if (self->args == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+Factory_traverse(Factory *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->func);
+    Py_VISIT(self->args);
+    return 0;
+}
+
+static int
+Factory_clear(Factory *self)
+{
+    Py_CLEAR(self->func);
+    Py_CLEAR(self->args);
+    return 0;
+}
+
+static void
+Factory_dealloc(Factory *self)
+{
+    PyObject_GC_UnTrack(self);
+    Factory_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Factory_repr(Factory *self)
+{
+    if (self->args == NULL)
+        return PyUnicode_FromString("coroutine._speedups.Factory(<cleared>)");
+    return PyUnicode_FromFormat("coroutine._speedups.Factory(%R, %R, %R)", self->func,
+                                PyTuple_GET_ITEM(self->args, 0), PyTuple_GET_ITEM(self->args, 1));
+}
+
+static PyMemberDef Factory_members[] = {
+    {"func", T_OBJECT, offsetof(Factory, func), READONLY, "the function called (create)"},
+    {"args", T_OBJECT, offsetof(Factory, args), READONLY, "the bound arguments, in front"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyTypeObject FactoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "coroutine._speedups.Factory",
+    .tp_basicsize = sizeof(Factory),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_vectorcall_offset = offsetof(Factory, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = Factory_new,
+    .tp_dealloc = (destructor)Factory_dealloc,
+    .tp_traverse = (traverseproc)Factory_traverse,
+    .tp_clear = (inquiry)Factory_clear,
+    .tp_repr = (reprfunc)Factory_repr,
+    .tp_members = Factory_members,
+    .tp_doc = "Factory(func, sig, with_return)\n--\n\n"
+              "functools.partial(func, sig, with_return), calling the compiled create "
+              "directly (what New[R, S] returns).",
+};

@@ -110,7 +110,7 @@ extern PyMethodDef module_methods[];
 extern PyObject *coro_del_descr;     /* Coroutine.__del__, the compiled one */
 void Coro_finalize(PyObject *self);
 int install_dealloc(PyTypeObject *type, int which); /* 1 if installed */
-extern PyTypeObject YieldSiteType, YieldTableType, SubscriptType;
+extern PyTypeObject YieldSiteType, YieldTableType, SubscriptType, FactoryType;
 
 /* -- compat.c ------------------------------------------------------------------------------ */
 

@@ -97,15 +97,17 @@ PyTypeObject YieldTableType = {
     .tp_doc = "A dict with an identity cache in front of its subscription (`Yield`).",
 };
 
-/* A class's `__class_getitem__`, compiled: `New[int, Any]` written at every creation looks
- * its factory up by the identity of `int` and `Any` (a type's subscription calls this
- * attribute with the item alone: it is not a descriptor, so it is not bound). Anything else,
- * and every first sight, goes to the Python function `fallback`, whose answers are cached
- * for good (`_new._factory` caches them too: the same object comes back either way). */
+/* The subscription of `New` and `NewWithReturn`, compiled: the `__getitem__` of their
+ * metaclass (`_new._Subscripted`), so `New[int, Any]` written at every creation reaches it
+ * straight from the subscription (no attribute lookup on the class, no bound method: it is
+ * a method descriptor) and finds the factory by the identity of the class, `int` and `Any`.
+ * Anything else, and every first sight, goes to the Python function `fallback(cls, item)`,
+ * whose answers are cached for good (`_new._factory` caches them too: the same object comes
+ * back either way). */
 typedef struct {
     PyObject_HEAD
     PyObject *fallback;
-    PyObject *keys[TABLE_CACHE][2];
+    PyObject *keys[TABLE_CACHE][3];
     PyObject *found[TABLE_CACHE];
     int next;
     vectorcallfunc vectorcall;
@@ -114,25 +116,34 @@ typedef struct {
 static PyObject *
 Subscript_call(Subscript *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL)
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL)
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames); /* its TypeError */
-    PyObject *item = args[0];
+    PyObject *cls = args[0], *item = args[1];
     int pair = PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2;
     if (pair) {
         PyObject *r = PyTuple_GET_ITEM(item, 0), *s = PyTuple_GET_ITEM(item, 1);
         for (int i = 0; i < TABLE_CACHE; i++)
-            if (self->keys[i][0] == r && self->keys[i][1] == s && self->found[i] != NULL)
+            if (self->keys[i][0] == cls && self->keys[i][1] == r && self->keys[i][2] == s
+                && self->found[i] != NULL)
                 return Py_NewRef(self->found[i]);
     }
     PyObject *made = PyObject_Vectorcall(self->fallback, args, nargsf, NULL);
     if (made != NULL && pair) {
         int i = self->next;
         self->next = (i + 1) % TABLE_CACHE;
-        Py_XSETREF(self->keys[i][0], Py_NewRef(PyTuple_GET_ITEM(item, 0)));
-        Py_XSETREF(self->keys[i][1], Py_NewRef(PyTuple_GET_ITEM(item, 1)));
+        Py_XSETREF(self->keys[i][0], Py_NewRef(cls));
+        Py_XSETREF(self->keys[i][1], Py_NewRef(PyTuple_GET_ITEM(item, 0)));
+        Py_XSETREF(self->keys[i][2], Py_NewRef(PyTuple_GET_ITEM(item, 1)));
         Py_XSETREF(self->found[i], Py_NewRef(made));
     }
     return made;
+}
+
+/* As a method: `New.__getitem__` is bound to the class, as a function would be. */
+static PyObject *
+Subscript_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    return obj == NULL || obj == Py_None ? Py_NewRef(self) : PyMethod_New(self, obj);
 }
 
 static int
@@ -142,6 +153,7 @@ Subscript_traverse(Subscript *self, visitproc visit, void *arg)
     for (int i = 0; i < TABLE_CACHE; i++) {
         Py_VISIT(self->keys[i][0]);
         Py_VISIT(self->keys[i][1]);
+        Py_VISIT(self->keys[i][2]);
         Py_VISIT(self->found[i]);
     }
     return 0;
@@ -154,6 +166,7 @@ Subscript_clear(Subscript *self)
     for (int i = 0; i < TABLE_CACHE; i++) {
         Py_CLEAR(self->keys[i][0]);
         Py_CLEAR(self->keys[i][1]);
+        Py_CLEAR(self->keys[i][2]);
         Py_CLEAR(self->found[i]);
     }
     return 0;
@@ -189,15 +202,17 @@ static PyMemberDef Subscript_members[] = {
 PyTypeObject SubscriptType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "coroutine._speedups.Subscript",
     .tp_basicsize = sizeof(Subscript),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC
+                | Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_vectorcall_offset = offsetof(Subscript, vectorcall),
     .tp_call = PyVectorcall_Call,
+    .tp_descr_get = Subscript_get,
     .tp_new = Subscript_new,
     .tp_dealloc = (destructor)Subscript_dealloc,
     .tp_traverse = (traverseproc)Subscript_traverse,
     .tp_clear = (inquiry)Subscript_clear,
     .tp_members = Subscript_members,
     .tp_doc = "Subscript(fallback)\n--\n\n"
-              "A class's __class_getitem__ with an identity cache in front of `fallback` "
-              "(New[R, S]).",
+              "A metaclass's __getitem__ with an identity cache in front of `fallback(cls, "
+              "item)` (New[R, S]).",
 };
