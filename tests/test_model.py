@@ -404,6 +404,19 @@ def check(block: Block, ops: list[tuple[Any, ...]], with_return: bool) -> None:
 @example(  # Run's callback closes the coroutine it is driving
     [("yield", 1, "any"), ("yield", 2, "any")], [("Run", (("close",),))], True
 )
+@example(  # Run's callback raises; the body catches it and yields: freed once dropped
+    [
+        (
+            "try",
+            0,
+            [("yield", 0, "any")],
+            [("BaseException", [("yield", 0, "any")])],
+            [("yield", 0, "any")],
+        )
+    ],
+    [("Run", (("bad",), ("raise", "Boom")))],
+    False,
+)
 def test_library_and_generator_reference_leave_identical_traces(
     block: Block, ops: list[tuple[Any, ...]], with_return: bool
 ) -> None:

@@ -81,7 +81,10 @@ def _loop(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
             except Exception as exc:
                 if ctx._state is not SUSPENDED:  # fn drove the coroutine itself
                     raise
-                going = resume(coro, NOTHING, exc, driver)
+                # Thrown in without this frame in its traceback, as the compiled loop
+                # throws it: a body that catches it and yields would otherwise keep this
+                # frame, and through it `coro`, alive from its worker's stack.
+                going = resume(coro, NOTHING, trimmed(exc), driver)
             else:
                 if ctx._state is SUSPENDED and not ctx._stopping:
                     going = resume(coro, sent, None, driver)
