@@ -4,8 +4,7 @@ The extension is optional: `_speedups_c/*.c` compiles the hot paths of `_driver`
 `_coroutine`, `_new` and `_run`, which stay the readable reference and the fallback. It is
 used unless ``COROUTINE_PURE=1`` is set at import, or it was not built (no compiler at install
 time: installation still succeeds). Either way the library behaves the same, tracebacks
-included (no library frame on either, but on 3.10 the pure entry point's own); only its speed
-differs.
+included (no library frame on either); only its speed differs.
 
 Decision (see docs/explanation/decisions.md): a missing extension is reported once, and only
 to those who ask: `coroutine.ACCELERATED` is False and `REASON` says why; with ``COROUTINE_DEBUG=1``

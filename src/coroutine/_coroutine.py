@@ -23,7 +23,7 @@ from greenlet import getcurrent, greenlet
 from . import _lifecycle
 from ._context import CREATED, DONE, NOTHING, RUNNING, SUSPENDED, Context
 from ._driver import resume, start
-from ._errors import CoroutineExit, ResumeError, YieldTypeError, not_copyable, trimmed
+from ._errors import CoroutineExit, ResumeError, YieldTypeError, not_copyable, trim_handled
 from ._signature import Signature
 from ._typecheck import describe
 
@@ -99,7 +99,7 @@ class Coroutine(Generic[R, S, T]):
                 return resume(self, ctx._sent, None, getcurrent())
             return self._advance("Next", NOTHING)
         except BaseException as exc:
-            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
             raise
 
     def Recv(self) -> R:
@@ -173,7 +173,7 @@ class Coroutine(Generic[R, S, T]):
             else:
                 going = self._advance("next", NOTHING)
         except BaseException as exc:
-            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
             raise
         if going:
             return ctx._recv  # type: ignore[no-any-return]
@@ -201,7 +201,7 @@ class Coroutine(Generic[R, S, T]):
             else:
                 going = self._advance("send", value)
         except BaseException as exc:
-            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
             raise
         if going:
             return ctx._recv  # type: ignore[no-any-return]
@@ -229,7 +229,7 @@ class Coroutine(Generic[R, S, T]):
         try:
             going = self._advance("throw", exc)
         except BaseException as error:
-            trimmed(error)  # see _errors.trimmed: a bare raise adds no frame
+            trim_handled(error)  # see _errors.trim_handled: a bare raise adds no frame
             raise
         finally:
             del exc  # else exc -> its traceback -> this frame -> exc: a cycle holding self
@@ -247,7 +247,7 @@ class Coroutine(Generic[R, S, T]):
         try:
             self._advance("close", NOTHING)
         except BaseException as exc:
-            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
             raise
 
     def __enter__(self) -> Coroutine[R, S, T]:
@@ -258,7 +258,7 @@ class Coroutine(Generic[R, S, T]):
         try:
             self._advance("close", NOTHING)
         except BaseException as exc:
-            trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+            trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
             raise
 
     def __repr__(self) -> str:

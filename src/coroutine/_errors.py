@@ -144,9 +144,8 @@ def trimmed(exc: BaseException) -> BaseException:
     Chained exceptions (``__context__``, ``__cause__``) keep theirs: they say what the
     library was doing when the first one happened.
 
-    A Python entry point calls it in an ``except`` block, then re-raises with a bare
-    ``raise``, which adds no traceback entry: so its own frame goes too (on Python 3.11+; 3.10
-    re-raises from the entry it caught, its own, which is then linked to the first kept).
+    A compiled entry point calls it on its way out (being C, it has no frame to show); a
+    Python one calls `trim_handled`, which takes out its own frame too.
     """
     first = tb = exc.__traceback__
     while tb is not None and _is_library(tb):
@@ -161,6 +160,59 @@ def trimmed(exc: BaseException) -> BaseException:
         kept = after
     if first is not head:
         exc.__traceback__ = head
-        if first is not None:
-            first.tb_next = head  # what a bare raise on 3.10 shows under the catching frame
     return exc
+
+
+def trim_handled(exc: BaseException) -> None:
+    """`trimmed(exc)`, in the ``except`` block of a Python entry point that then re-raises
+    `exc` with a bare ``raise``, which adds no traceback entry: so `exc` leaves with no frame
+    of the library, the entry point's own included.
+
+    Python 3.11+ re-raises `exc` with its ``__traceback__``. 3.10 re-raises with the handled
+    exception's traceback as stored when it was caught, whose first entry is the catching
+    frame's own: there the stored one is set to the trimmed one too (`_set_handled`). Without
+    ctypes, the catching frame's entry stays, linked to the first entry kept.
+    """
+    if sys.version_info >= (3, 11):
+        trimmed(exc)
+        return
+    caught = exc.__traceback__
+    head = trimmed(exc).__traceback__
+    if caught is not head and not _set_handled(exc, head) and caught is not None:
+        caught.tb_next = head
+
+
+_set_exc_info: Any = None  # at its first use (3.10 only): `_exc_info_setter()`
+
+
+def _set_handled(exc: BaseException, tb: TracebackType | None) -> bool:
+    """Whether the traceback stored for `exc`, the exception being handled, was set to `tb`;
+    False without ctypes."""
+    global _set_exc_info
+    if _set_exc_info is None:
+        _set_exc_info = _exc_info_setter()
+    if not _set_exc_info or sys.exc_info()[1] is not exc:
+        return False
+    _set_exc_info(type(exc), exc, tb)
+    return True
+
+
+def _exc_info_setter() -> Any:
+    """``set(type, value, tb)``, which sets the handled exception (what `sys.exc_info`
+    returns, and a bare ``raise`` re-raises) through the C API's ``PyErr_SetExcInfo``; False
+    if ctypes is missing. Imported at the first use, so that importing the library does not
+    import ctypes.
+
+    ``PyErr_SetExcInfo`` steals a reference to each argument: ``Py_NewRef`` makes them, as the
+    call unpacks its arguments, so no Python code runs between (an exception from a signal
+    handler cannot come between and leak them).
+    """
+    try:
+        import ctypes
+
+        api, ptr, obj = ctypes.pythonapi, ctypes.c_void_p, ctypes.py_object
+        new_ref = ctypes.PYFUNCTYPE(ptr, obj)(("Py_NewRef", api))
+        steal = ctypes.PYFUNCTYPE(None, ptr, ptr, ptr)(("PyErr_SetExcInfo", api))
+    except (ImportError, AttributeError):  # no ctypes, or no such function
+        return False
+    return lambda *exc_info: steal(*map(new_ref, exc_info))

@@ -14,7 +14,7 @@ from greenlet import getcurrent
 from ._context import NOTHING, SUSPENDED
 from ._coroutine import Coroutine, bad_send, not_a_coroutine, not_callable
 from ._driver import resume
-from ._errors import StoppedError, trimmed
+from ._errors import StoppedError, trim_handled
 
 __all__ = ["Run", "refused", "stopped"]
 
@@ -60,7 +60,7 @@ def Run(coro: Coroutine[R, S, T], fn: Callable[[R], S]) -> T:
     try:
         return _loop(coro, fn)
     except BaseException as exc:
-        trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+        trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
         raise
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import _bridge
 from ._accel import speedups
-from ._errors import trimmed
+from ._errors import trim_handled
 
 __all__ = ["await_", "run_sync"]
 
@@ -78,7 +78,7 @@ async def _awaiting(driver: Any) -> Any:
     try:
         return await driver
     except BaseException as exc:
-        trimmed(exc)  # see _errors.trimmed: a bare raise adds no frame
+        trim_handled(exc)  # see _errors.trim_handled: a bare raise adds no frame
         raise
 
 
