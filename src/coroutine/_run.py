@@ -14,7 +14,7 @@ from greenlet import getcurrent
 from ._context import NOTHING, SUSPENDED
 from ._coroutine import Coroutine, bad_send, not_a_coroutine, not_callable
 from ._driver import resume
-from ._errors import StoppedError, trim_handled
+from ._errors import StoppedError, trim_handled, trimmed
 
 __all__ = ["Run", "refused", "stopped"]
 
