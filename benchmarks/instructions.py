@@ -111,12 +111,24 @@ def run(n: int) -> None:
     Run(New[int, int](lambda: _counter(n)), _identity)
 
 
-def next_send_recv(n: int) -> None:
+def _next_send_recv(n: int) -> None:
     from coroutine import New
 
     c = New[int, int](lambda: _counter(n))
     while c.Next():
         c.Send(c.Recv())
+
+
+def next_send_recv(n: int) -> None:
+    """`while c.Next(): c.Send(c.Recv())`, in a function called often enough to be
+    specialized. On 3.11 a `while` loop's backward jump is conditional and counts nothing
+    towards specializing the code (`for` loops' do), so a function called once, as here,
+    never specializes its loop: its method loads and calls stay generic, about 730
+    instructions a round trip on 3.11 (6,316 against 5,585). Eight calls specialize it;
+    the ten warm-up calls cancel out of (I(2N) - I(N)) / N. 3.12+ specialize either way."""
+    for _ in range(10):
+        _next_send_recv(1)
+    _next_send_recv(n)
 
 
 def send(n: int) -> None:
