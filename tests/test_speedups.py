@@ -413,8 +413,9 @@ def test_every_function_and_method_of_the_extension_has_a_docstring_and_a_signat
 
 
 def test_new_is_subscripted_through_one_factory_per_type_pair_and_kind() -> None:
-    # The compiled __class_getitem__ answers from an identity cache; whatever answers, the
-    # same pair gives the same factory, and New's and NewWithReturn's stay apart.
+    # The compiled __getitem__ of their metaclass answers from an identity cache; whatever
+    # answers, the same pair gives the same factory, and New's and NewWithReturn's stay apart
+    # (a subclass of New too: the cache is keyed by the class).
     assert New[int, Any] is New[int, Any]
     assert NewWithReturn[int, Any] is NewWithReturn[int, Any]
     assert New[int, Any] is not NewWithReturn[int, Any]
@@ -423,8 +424,13 @@ def test_new_is_subscripted_through_one_factory_per_type_pair_and_kind() -> None
     for _ in range(2):  # a miss, then what the cache would answer
         with pytest.raises(TypeError, match=r"got NewWithReturn\[int\]"):
             NewWithReturn[int]
+    class Mine(New):  # type: ignore[type-arg]
+        __slots__ = ()
+
+    assert Mine[int, Any] is New[int, Any]  # __class_getitem__'s answer, New's factories
     if not PURE:
-        assert type(vars(New)["__class_getitem__"]).__name__ == "Subscript"
+        assert type(vars(type(New))["__getitem__"]).__name__ == "Subscript"
+        assert type(New[int, Any]).__name__ == "Factory"
 
 
 def test_creation_sees_a_change_of_its_remembered_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -505,3 +511,40 @@ def test_a_long_chain_of_coroutines_is_freed_without_exhausting_the_stack() -> N
         head = c
     del c
     del head
+
+
+# -- Coroutine and Context objects kept for reuse (methods.c, `new_instance`) ----------------
+
+
+def test_a_dropped_suspended_coroutine_is_unwound_each_time_its_memory_is_reused() -> None:
+    # A freed Coroutine is kept for the next creation (its finalizer ran, one that was
+    # finalized is not kept): each life that is dropped suspended is unwound.
+    unwound = []
+
+    def body(i: int) -> None:
+        try:
+            Yield[int, Any](i)
+        finally:
+            unwound.append(i)
+
+    for i in range(40):
+        c = New[int, Any](lambda i=i: body(i))
+        assert c.Next()
+        del c
+    assert unwound == list(range(40))
+
+
+def test_a_reused_coroutine_starts_with_no_weak_reference_and_fresh_slots() -> None:
+    import gc
+    import weakref
+
+    for _ in range(40):
+        c = New[int, Any](lambda: Yield[int, Any](1))
+        ctx = c.Context()
+        assert weakref.getweakrefcount(c) == 1  # its Context's, only
+        assert weakref.getweakrefcount(ctx) == 0 and c.status == "created"
+        assert gc.is_tracked(c) and gc.is_tracked(ctx)  # seen by the collector, as new
+        r, rc = weakref.ref(c), weakref.ref(ctx)
+        assert c.Next() and c.Recv() == 1
+        del c, ctx
+        assert r() is None and rc() is None

@@ -195,14 +195,14 @@ mod_create(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwname
     /* object.__new__(Coroutine): the class is not abstract and gets no arguments, so what
      * object.__new__ does comes down to the allocation. The slots of the new objects are
      * empty: each is written without an old value to release. */
-    PyObject *coro = CoroType->tp_alloc(CoroType, 0);
+    PyObject *coro = new_instance(CoroType);
     if (coro == NULL)
         return NULL;
     SLOT(coro, k_g) = Py_NewRef(Py_None); /* first: __del__ reads it */
     SLOT(coro, k_fn) = Py_NewRef(fn);
     SLOT(coro, k_body) = Py_NewRef(fn);
     SLOT(coro, k_with_return) = Py_NewRef(with_return);
-    PyObject *ctx = CtxType->tp_alloc(CtxType, 0);
+    PyObject *ctx = new_instance(CtxType);
     if (ctx == NULL)
         goto fail;
     SLOT(coro, k_ctx) = Py_NewRef(ctx);

@@ -110,6 +110,7 @@ extern PyMethodDef module_methods[];
 extern PyObject *coro_del_descr;     /* Coroutine.__del__, the compiled one */
 void Coro_finalize(PyObject *self);
 int install_dealloc(PyTypeObject *type, int which); /* 1 if installed */
+PyObject *new_instance(PyTypeObject *type);         /* tp_alloc, or a kept instance */
 extern PyTypeObject YieldSiteType, YieldTableType, SubscriptType, FactoryType;
 
 /* -- compat.c ------------------------------------------------------------------------------ */
