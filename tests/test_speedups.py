@@ -424,6 +424,7 @@ def test_new_is_subscripted_through_one_factory_per_type_pair_and_kind() -> None
     for _ in range(2):  # a miss, then what the cache would answer
         with pytest.raises(TypeError, match=r"got NewWithReturn\[int\]"):
             NewWithReturn[int]
+
     class Mine(New):  # type: ignore[type-arg]
         __slots__ = ()
 

@@ -193,9 +193,9 @@ def _worker_main(ext: ModuleType) -> Callable[[_worker.Task], None]:
     from C would put a second evaluation frame on every worker's stack, about 200 bytes per
     suspended coroutine); and a parked worker has a Python frame on top (greenlet takes a
     suspended greenlet without one for a greenlet running in another thread).
-    `_worker.is_parked` knows this frame, which lives as long as the worker: like `_worker_main`'s, it keeps nothing of a
-    finished body (the first task comes as the argument: `start_worker` in driver.c takes it
-    out of what greenlet keeps).
+    `_worker.is_parked` knows this frame, which lives as long as the worker: like
+    `_worker_main`'s, it keeps nothing of a finished body (the first task comes as the
+    argument: `start_worker` in driver.c takes it out of what greenlet keeps).
     """
     begin, failed, done, park = (
         ext.worker_begin,
