@@ -517,24 +517,6 @@ def test_a_long_chain_of_coroutines_is_freed_without_exhausting_the_stack() -> N
 # -- Coroutine and Context objects kept for reuse (methods.c, `new_instance`) ----------------
 
 
-def test_a_dropped_suspended_coroutine_is_unwound_each_time_its_memory_is_reused() -> None:
-    # A freed Coroutine is kept for the next creation (its finalizer ran, one that was
-    # finalized is not kept): each life that is dropped suspended is unwound.
-    unwound = []
-
-    def body(i: int) -> None:
-        try:
-            Yield[int, Any](i)
-        finally:
-            unwound.append(i)
-
-    for i in range(40):
-        c = New[int, Any](lambda i=i: body(i))
-        assert c.Next()
-        del c
-    assert unwound == list(range(40))
-
-
 def test_a_reused_coroutine_starts_with_no_weak_reference_and_fresh_slots() -> None:
     import gc
     import weakref
