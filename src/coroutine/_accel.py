@@ -152,7 +152,6 @@ def _wire(ext: ModuleType) -> None:
             "Context": _context.Context,
             "Signature": Signature,
             "Signal": _context._Signal,
-            "run_body": _worker.run_body,
             "as_reported": _worker._as_reported,
             "CoroutineExit": _errors.CoroutineExit,
             "worker_main": _worker_main(ext),

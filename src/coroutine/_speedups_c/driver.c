@@ -397,15 +397,25 @@ truth(PyObject *v)
 }
 
 /* The Context of a task the driver made, (Context, body, with_return), borrowed; else NULL
- * with TypeError (Python's `run_body(*task)` would refuse it too, out of the worker). */
+ * (no error set). */
+static inline PyObject *
+ctx_of(PyObject *task)
+{
+    return PyTuple_CheckExact(task) && PyTuple_GET_SIZE(task) == 3
+                   && Py_IS_TYPE(PyTuple_GET_ITEM(task, 0), CtxType)
+               ? PyTuple_GET_ITEM(task, 0)
+               : NULL;
+}
+
+/* ctx_of(task), or NULL with TypeError (Python's `run_body(*task)` would refuse it too, out
+ * of the worker). */
 static PyObject *
 task_ctx(PyObject *task)
 {
-    if (PyTuple_CheckExact(task) && PyTuple_GET_SIZE(task) == 3
-        && Py_IS_TYPE(PyTuple_GET_ITEM(task, 0), CtxType))
-        return PyTuple_GET_ITEM(task, 0);
-    PyErr_Format(PyExc_TypeError, "coroutine: a worker was handed %R, not a task", task);
-    return NULL;
+    PyObject *ctx = ctx_of(task);
+    if (ctx == NULL)
+        PyErr_Format(PyExc_TypeError, "coroutine: a worker was handed %R, not a task", task);
+    return ctx;
 }
 
 /* run_body's start: the body to call. (Outside the loop's try, unlike run_body's: a failure
@@ -441,10 +451,7 @@ worker_failed(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2)
         return PyErr_Format(PyExc_TypeError, "worker_failed(task, exc)");
-    PyObject *ctx = PyTuple_CheckExact(args[0]) && PyTuple_GET_SIZE(args[0]) == 3
-                            && Py_IS_TYPE(PyTuple_GET_ITEM(args[0], 0), CtxType)
-                        ? PyTuple_GET_ITEM(args[0], 0)
-                        : NULL;
+    PyObject *ctx = ctx_of(args[0]);
     PyObject *exc = args[1];
     if (ctx == NULL || SLOT(ctx, c_state) == DONE) {
         /* abandoned (it yielded while stopped, or was collected); or no task at all */

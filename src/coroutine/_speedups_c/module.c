@@ -15,14 +15,14 @@ PyTypeObject *SignalType, *CoroType, *CtxType;
 PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 PyObject *py_run_refused, *py_run_stopped;
-PyObject *py_run_body, *py_as_reported, *exc_coroutine_exit, *py_worker_main;
+PyObject *py_as_reported, *exc_coroutine_exit, *py_worker_main;
 PyObject *py_trimmed, *py_throw, *py_close, *py_exit;
 PyObject *create_flags;
 PyObject *worker_local;
 Py_ssize_t pool_cap;
 PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
 PyObject *s_DURABLE;
-PyObject *s_Next, *s_next, *s_send, *s_switch, *empty_tuple;
+PyObject *s_Next, *s_next, *s_send, *s_switch;
 Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc, c_gid,
     c_vars, c_result, c_thread, c_coro, c_exit;
 Py_ssize_t k_ctx, k_g, k_fn, k_body, k_with_return;
@@ -111,7 +111,7 @@ mod_setup(PyObject *mod, PyObject *ns)
         || take(ns, "local", &worker_local) || take(ns, "Coroutine", &coro_t)
         || take(ns, "Context", &ctx_t) || take(ns, "Signature", &sig_t)
         || take(ns, "Signal", &signal_t) || take(ns, "POOL_CAP", &cap)
-        || take(ns, "run_body", &py_run_body) || take(ns, "as_reported", &py_as_reported)
+        || take(ns, "as_reported", &py_as_reported)
         || take(ns, "CoroutineExit", &exc_coroutine_exit) || take(ns, "trimmed", &py_trimmed)
         || take(ns, "worker_main", &py_worker_main)
         || take(ns, "throw", &py_throw) || take(ns, "close", &py_close)
@@ -227,8 +227,6 @@ PyInit__speedups(void)
     INTERN(s_next, "next");
     INTERN(s_send, "send");
     INTERN(s_switch, "switch");
-    if ((empty_tuple = PyTuple_New(0)) == NULL)
-        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;

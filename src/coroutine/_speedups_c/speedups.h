@@ -82,7 +82,6 @@ extern PyObject *py_recover, *py_ended, *py_adopt, *py_signalled, *py_killed;
 extern PyObject *py_del, *py_create, *py_check_entry, *py_acquire, *py_bad_send, *py_resume;
 extern PyObject *py_run_refused; /* _run.refused: the TypeError for Run's arguments */
 extern PyObject *py_run_stopped; /* _run.stopped: the StoppedError for a stopped body */
-extern PyObject *py_run_body;    /* _worker.run_body, for a task of another shape */
 extern PyObject *py_as_reported; /* _worker._as_reported: what the driver raises for a body */
 extern PyObject *exc_coroutine_exit; /* _errors.CoroutineExit */
 extern PyObject *py_worker_main; /* _accel.worker_main: what a new worker runs */
@@ -94,7 +93,7 @@ extern PyObject *worker_local;   /* _worker._local (threading.local) */
 extern Py_ssize_t pool_cap;
 extern PyObject *s_advance, *s_close, *s_pool, *s_gr_context, *s_local_key, *s___dict__;
 extern PyObject *s_DURABLE;
-extern PyObject *s_Next, *s_next, *s_send, *s_switch, *empty_tuple;
+extern PyObject *s_Next, *s_next, *s_send, *s_switch;
 
 /* slot offsets: c_ Context's, k_ Coroutine's, g_ Signature's */
 extern Py_ssize_t c_state, c_sig, c_stopping, c_durable, c_sent, c_driver, c_recv, c_exc,
